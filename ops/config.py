@@ -1,0 +1,51 @@
+"""Where govbus finds its broker, its database and its local state, from the environment.
+
+Every setting has a default that runs the local stack; production sets
+GOVBUS_KAFKA_BOOTSTRAP and GOVBUS_DATABASE_URL and nothing local is started.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap: str | None
+    database_url: str | None
+    state_dir: Path
+    kafka_port: int
+    pg_port: int
+    topic_prefix: str
+
+    @property
+    def local_kafka(self) -> bool:
+        return self.kafka_bootstrap is None
+
+    @property
+    def local_postgres(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def bootstrap(self) -> str:
+        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def dsn(self) -> str:
+        return self.database_url or f"postgresql://postgres@127.0.0.1:{self.pg_port}/govbus"
+
+
+def settings() -> Settings:
+    env = os.environ
+    return Settings(
+        kafka_bootstrap=env.get("GOVBUS_KAFKA_BOOTSTRAP") or None,
+        database_url=env.get("GOVBUS_DATABASE_URL") or None,
+        state_dir=Path(env.get("GOVBUS_STATE_DIR") or REPO_ROOT / ".govbus" / "run"),
+        kafka_port=int(env.get("GOVBUS_KAFKA_PORT", "19092")),
+        pg_port=int(env.get("GOVBUS_PG_PORT", "15432")),
+        topic_prefix=env.get("GOVBUS_TOPIC_PREFIX", ""),
+    )

@@ -1,0 +1,150 @@
+"""Avro single-object encoding (C3 01 + CRC-64-AVRO fingerprint + body) over every schema
+version kept in schemas/.
+
+Schemas are parsed once. Encoding always uses the newest version of a record type;
+decoding looks the writer's version up by fingerprint and resolves it to the newest
+version of the same type, so data written years ago stays readable.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro.schema import fingerprint, to_parsing_canonical_form
+from fastavro.validation import ValidationError, validate
+
+from schemas.errors import (
+    BadMagic,
+    SchemaMismatch,
+    TruncatedMessage,
+    Undecodable,
+    UnknownSchema,
+    WrongSchema,
+)
+
+SCHEMA_DIR = Path(__file__).resolve().parent
+MAGIC = b"\xc3\x01"
+HEADER = len(MAGIC) + 8
+_FILE = re.compile(r"^(?P<name>[\w.]+)\.v(?P<version>\d+)\.avsc$")
+
+
+@dataclass(frozen=True)
+class SchemaVersion:
+    name: str  # full name, e.g. govbus.exchange.DataDelivery
+    version: int
+    schema: Any  # parsed by fastavro
+    fingerprint: bytes  # 8 bytes, little-endian, as on the wire
+    path: Path
+
+    @property
+    def fingerprint_hex(self) -> str:
+        return self.fingerprint.hex()
+
+
+@dataclass(frozen=True)
+class Decoded:
+    name: str
+    version: int
+    record: dict
+
+
+class Codec:
+    def __init__(self, directory: Path = SCHEMA_DIR):
+        self.versions: list[SchemaVersion] = []
+        for path in sorted(directory.glob("*.avsc")):
+            m = _FILE.match(path.name)
+            if not m:
+                raise ValueError(f"{path.name}: schema files are named <full name>.v<N>.avsc")
+            raw = json.loads(path.read_text())
+            full = f"{raw['namespace']}.{raw['name']}"
+            if full != m["name"]:
+                raise ValueError(f"{path.name} declares {full}; the file name must match")
+            parsed = parse_schema(raw, _write_hint=False)
+            fp = bytes.fromhex(fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))
+            self.versions.append(SchemaVersion(full, int(m["version"]), parsed, fp, path))
+        self.by_fingerprint = {v.fingerprint: v for v in self.versions}
+        if len(self.by_fingerprint) != len(self.versions):
+            raise ValueError("two schema files have the same canonical form")
+        self.latest: dict[str, SchemaVersion] = {}
+        for v in sorted(self.versions, key=lambda v: v.version):
+            self.latest[v.name] = v
+        self._headers = {name: MAGIC + v.fingerprint for name, v in self.latest.items()}
+
+    def encode(self, name: str, record: dict) -> bytes:
+        """Frame `record` with the newest version of `name`; SchemaMismatch says which field is wrong."""
+        try:
+            schema = self.latest[name]
+        except KeyError:
+            raise UnknownSchema(f"no schema named {name!r} in schemas/") from None
+        buf = io.BytesIO()
+        buf.write(self._headers[name])
+        try:
+            schemaless_writer(buf, schema.schema, record)
+        except Exception as exc:  # fastavro raises several types; explain with the validator
+            raise SchemaMismatch(self._explain(schema, record, exc)) from exc
+        return buf.getvalue()
+
+    @staticmethod
+    def _explain(schema: SchemaVersion, record: Any, exc: Exception) -> str:
+        try:
+            validate(record, schema.schema, raise_errors=True)
+        except ValidationError as verr:
+            fields = "; ".join(str(e) for e in verr.errors)
+            return f"record does not match {schema.name} v{schema.version}: {fields}"
+        except Exception:
+            pass
+        return f"record does not match {schema.name} v{schema.version}: {exc}"
+
+    def writer_of(self, data: bytes) -> SchemaVersion:
+        if len(data) < HEADER:
+            raise TruncatedMessage(
+                f"message is {len(data)} bytes, shorter than the {HEADER}-byte Avro single-object header"
+            )
+        if data[:2] != MAGIC:
+            raise BadMagic(
+                f"message starts with {data[:2].hex(' ')}, not the Avro single-object marker c3 01; "
+                "encode events with the govbus codec or any Avro library's single-object encoder"
+            )
+        fp = bytes(data[2:HEADER])
+        try:
+            return self.by_fingerprint[fp]
+        except KeyError:
+            raise UnknownSchema(
+                f"schema fingerprint {fp.hex()} is not one of the {len(self.versions)} versions in schemas/; "
+                "register the schema version before publishing with it"
+            ) from None
+
+    def decode(self, data: bytes, expect: str | None = None) -> Decoded:
+        writer = self.writer_of(data)
+        if expect is not None and writer.name != expect:
+            raise WrongSchema(f"this topic carries {expect}, not {writer.name} v{writer.version}")
+        reader = self.latest[writer.name]
+        buf = io.BytesIO(data)
+        buf.seek(HEADER)
+        try:
+            if reader is writer:
+                record = schemaless_reader(buf, writer.schema, None)
+            else:
+                record = schemaless_reader(buf, writer.schema, reader.schema)
+        except Exception as exc:
+            raise Undecodable(
+                f"body does not decode as {writer.name} v{writer.version}: {type(exc).__name__}: {exc}"
+            ) from exc
+        if buf.tell() != len(data):
+            raise Undecodable(
+                f"body does not match {writer.name} v{writer.version}: "
+                f"{len(data) - buf.tell()} bytes left over after the record"
+            )
+        return Decoded(writer.name, writer.version, record)
+
+
+@lru_cache(maxsize=1)
+def default_codec() -> Codec:
+    return Codec()
