@@ -1,0 +1,183 @@
+"""The subscriber SDK: read one department's authorized feed as typed records.
+
+    async with Feed("NJ-MZ", group_id="mz-app") as feed:
+        async for rec in feed:
+            handle(rec)          # rec.items, rec.subject_id, rec.grant_id, rec.verify() ...
+
+A record counts as processed when the loop asks for the next one; offsets of processed
+records are committed in batches, and on leaving the block. Records already seen (same
+event id) are dropped, also across a restart: on start the reader reads back the last
+`dedup_window` records before its committed position to know what it has already seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from ops.config import settings
+from schemas.codec import default_codec
+from schemas.errors import CodecError
+from schemas.provenance import provenance_digest
+from topics.registry import feed_name
+
+log = logging.getLogger("govbus.feed")
+FEED = "govbus.exchange.FeedDelivery"
+
+
+@dataclass(frozen=True)
+class FeedRecord:
+    event_id: str
+    subscriber: str
+    publisher: str
+    resource_code: str
+    subject_id: str
+    system_code: str | None
+    items: dict[str, Any]
+    occurred_at: datetime
+    delivered_at: datetime
+    grant_id: str
+    purpose: str | None
+    digest: str
+    flags: tuple[str, ...]
+    partition: int
+    offset: int
+
+    def verify(self) -> bool:
+        """True when the content is what the provider published (R-28.1)."""
+        return self.digest == provenance_digest(
+            self.publisher, self.resource_code, self.event_id, self.subject_id, self.items
+        )
+
+
+class Feed:
+    def __init__(self, department: str, *, group_id: str | None = None, bootstrap: str | None = None,
+                 prefix: str | None = None, commit_every: int = 500, commit_interval: float = 2.0,
+                 dedup_window: int = 100_000):
+        s = settings()
+        self.department = department
+        self.topic = feed_name(department, s.topic_prefix if prefix is None else prefix)
+        self.group_id = group_id or f"feed-{department}"
+        self.bootstrap = bootstrap or s.bootstrap
+        self.commit_every = commit_every
+        self.commit_interval = commit_interval
+        self.dedup_window = dedup_window
+        self.codec = default_codec()
+        self.seen: OrderedDict[str, None] = OrderedDict()
+        self.duplicates_dropped = 0
+        self.unreadable = 0
+        self._consumer: AIOKafkaConsumer | None = None
+        self._pending: dict[TopicPartition, int] = {}  # next offset to commit
+        self._uncommitted = 0
+        self._last_commit = 0.0
+
+    async def __aenter__(self) -> Feed:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            self.topic, bootstrap_servers=self.bootstrap, group_id=self.group_id,
+            enable_auto_commit=False, auto_offset_reset="earliest",
+        )
+        await self._consumer.start()
+        await self._prime_dedup()
+
+    async def _prime_dedup(self) -> None:
+        """Remember the event ids just before the committed position (read with a group-less consumer)."""
+        assert self._consumer is not None
+        parts = self._consumer.partitions_for_topic(self.topic) or set()
+        if not parts or self.dedup_window <= 0:
+            return
+        tps = [TopicPartition(self.topic, p) for p in parts]
+        committed = {tp: await self._consumer.committed(tp) for tp in tps}
+        todo = {tp: end for tp, end in committed.items() if end}
+        if not todo:  # a new group has seen nothing yet
+            return
+        per_part = max(1, self.dedup_window // len(tps))
+        reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
+        await reader.start()
+        try:
+            reader.assign(list(todo))
+            for tp, end in todo.items():
+                reader.seek(tp, max(0, end - per_part))
+            while todo:
+                batches = await reader.getmany(*todo, timeout_ms=1000)
+                if not batches:
+                    break
+                for tp, recs in batches.items():
+                    for r in recs:
+                        if r.offset < todo[tp]:
+                            self._remember(self._event_id(r.value))
+                    if recs and recs[-1].offset >= todo[tp] - 1:
+                        del todo[tp]
+        finally:
+            await reader.stop()
+
+    def _event_id(self, value: bytes | None) -> str | None:
+        try:
+            return self.codec.decode(value or b"", FEED).record["event_id"]
+        except CodecError:
+            return None
+
+    def _remember(self, event_id: str | None) -> None:
+        if event_id is None:
+            return
+        self.seen[event_id] = None
+        if len(self.seen) > self.dedup_window:
+            self.seen.popitem(last=False)
+
+    async def commit(self) -> None:
+        if self._pending and self._consumer is not None:
+            await self._consumer.commit(dict(self._pending))
+            self._pending.clear()
+        self._uncommitted = 0
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            try:
+                await self.commit()
+            finally:
+                await self._consumer.stop()
+                self._consumer = None
+
+    async def __aiter__(self) -> AsyncIterator[FeedRecord]:
+        assert self._consumer is not None, "use `async with Feed(...)` or call start() first"
+        self._last_commit = time.monotonic()
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=500, max_records=1000)
+            for tp, recs in batches.items():
+                for r in recs:
+                    rec = self._to_record(r)
+                    if rec is not None:
+                        if rec.event_id in self.seen:
+                            self.duplicates_dropped += 1
+                        else:
+                            self._remember(rec.event_id)
+                            yield rec  # processed once the caller asks for the next one
+                    self._pending[tp] = r.offset + 1
+                    self._uncommitted += 1
+            if self._uncommitted >= self.commit_every or (
+                self._pending and time.monotonic() - self._last_commit >= self.commit_interval
+            ):
+                await self.commit()
+                self._last_commit = time.monotonic()
+
+    def _to_record(self, r) -> FeedRecord | None:
+        try:
+            d = self.codec.decode(r.value or b"", FEED).record
+        except CodecError as exc:
+            self.unreadable += 1
+            log.error("%s[%s]@%s unreadable, skipped: %s", r.topic, r.partition, r.offset, exc.reason)
+            return None
+        return FeedRecord(**{**d, "flags": tuple(d["flags"])}, partition=r.partition, offset=r.offset)

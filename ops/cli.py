@@ -1,0 +1,301 @@
+"""The `govbus` command: run the bus, publish, subscribe, read feeds, administer topics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import uuid
+from datetime import UTC, datetime
+
+import click
+
+from ops.config import settings
+
+
+def _run(coro):
+    try:
+        return asyncio.run(coro)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log what the bus does.")
+def main(verbose: bool) -> None:
+    """govbus: the city's government data exchange bus."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("aiokafka", "kafka"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+# --------------------------------------------------------------------------- stack
+
+
+@main.command()
+def up() -> None:
+    """Start the local Kafka and PostgreSQL (unless configured), apply topics and migrations."""
+    from ops import stack
+
+    logging.getLogger("govbus").setLevel(logging.INFO)
+    s = settings()
+    _run(stack.up(s))
+    click.echo(f"kafka: {s.bootstrap}\npostgres: {s.dsn}")
+
+
+@main.command()
+def down() -> None:
+    """Stop the local Kafka and PostgreSQL."""
+    from ops import stack
+
+    _run(stack.down(settings()))
+
+
+@main.command()
+def run() -> None:
+    """Everything: the stack, the workers, the ledger, and a demo publisher and subscriber. Ctrl-C stops it."""
+    from ops.run import run_all
+
+    logging.getLogger("govbus").setLevel(logging.INFO)
+    _run(run_all(settings()))
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def worker(ctx: click.Context) -> None:
+    """Run a stream worker (faust); extra arguments go to faust."""
+    os.execv(sys.executable, [sys.executable, "-m", "streams", "worker", "-l", "info", *ctx.args])
+
+
+# --------------------------------------------------------------------------- topics, schemas, db
+
+
+@main.group()
+def topics() -> None:
+    """Topics as declared in topics/."""
+
+
+@topics.command("apply")
+def topics_apply() -> None:
+    """Create missing topics and report drift; safe to re-run."""
+    from topics.admin import apply_topics
+
+    report = _run(apply_topics(settings()))
+    for name in report.created:
+        click.echo(f"created   {name}")
+    click.echo(f"unchanged {len(report.unchanged)} topics")
+    for line in report.drift:
+        click.echo(f"DRIFT     {line}")
+    if report.drift:
+        sys.exit(2)
+
+
+@topics.command("list")
+def topics_list() -> None:
+    """The declared topics."""
+    from streams.departments import load
+    from topics.registry import all_topics, name_of
+
+    for spec in all_topics(load()):
+        retention = "forever" if spec.retention_ms < 0 else f"{spec.retention_ms // 86_400_000}d"
+        click.echo(f"{name_of(spec, settings().topic_prefix):40} {spec.partitions:>3}  {spec.cleanup_policy:8} "
+                   f"{retention:>8}  key={spec.key}  value={spec.value_schema}")
+
+
+@main.group()
+def schemas() -> None:
+    """Avro schemas kept in schemas/."""
+
+
+@schemas.command("list")
+def schemas_list() -> None:
+    """The fingerprint table: every schema version and its CRC-64-AVRO fingerprint."""
+    from schemas.codec import default_codec
+
+    for v in default_codec().versions:
+        click.echo(f"{v.fingerprint_hex}  {v.name} v{v.version}")
+
+
+@schemas.command("check")
+def schemas_check() -> None:
+    """Check that each schema version can read what the previous one wrote."""
+    from schemas.codec import default_codec
+    from schemas.compat import evolution_report
+
+    bad = False
+    for pair, problems in evolution_report(default_codec()).items():
+        click.echo(f"{'ok ' if not problems else 'BAD'} {pair}")
+        for p in problems:
+            click.echo(f"    {p}")
+        bad |= bool(problems)
+    sys.exit(1 if bad else 0)
+
+
+@main.group()
+def db() -> None:
+    """The PostgreSQL ledger."""
+
+
+@db.command("migrate")
+def db_migrate() -> None:
+    """Apply the SQL migrations not yet applied."""
+    from ops.db import migrate
+
+    applied = _run(migrate(settings().dsn))
+    click.echo("\n".join(applied) if applied else "up to date")
+
+
+# --------------------------------------------------------------------------- publishing and feeds
+
+
+@main.command()
+@click.option("--as", "publisher", required=True, help="Code of the publishing department, e.g. NJ-GA.")
+@click.option("--resource", required=True, help="Catalog code of the resource.")
+@click.option("--system", "system_code", default=None, help="Information system that produced the data.")
+@click.argument("path")
+def publish(publisher: str, resource: str, system_code: str | None, path: str) -> None:
+    """Publish records from a JSON, JSON Lines or CSV file ('-': JSON from standard input)."""
+    from tqdm import tqdm
+
+    from ops.publish import load, publish_rows, read_rows
+
+    data, fmt, source = load(path)
+    rows = list(read_rows(data, fmt))
+    s = settings()
+    with tqdm(total=len(rows), unit="rec", disable=path == "-" or not sys.stderr.isatty()) as bar:
+        report = _run(publish_rows(rows, publisher=publisher, resource_code=resource, source=source,
+                                   bootstrap=s.bootstrap, prefix=s.topic_prefix, system_code=system_code,
+                                   progress=bar))
+    click.echo(f"published {report.published}, rejected {report.rejected}")
+    for row in rows:
+        if row.problem:
+            click.echo(f"  rejected: {row.problem}", err=True)
+
+
+@main.command()
+@click.argument("department")
+@click.argument("resource")
+@click.option("--cancel", is_flag=True, help="End the subscription.")
+def subscribe(department: str, resource: str, cancel: bool) -> None:
+    """Subscribe DEPARTMENT to the feed of RESOURCE."""
+    from streams.departments import load
+
+    if department not in load():
+        raise click.ClickException(f"{department} is not a department registered on the bus")
+    _run(_subscribe(department, resource, not cancel))
+    click.echo(f"{department} {'cancelled' if cancel else 'subscribed to'} {resource}")
+
+
+async def _subscribe(department: str, resource: str, active: bool) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    from schemas.codec import default_codec
+    from topics.registry import SUBSCRIPTIONS, name_of
+
+    s = settings()
+    producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, acks="all")
+    await producer.start()
+    try:
+        value = default_codec().encode("govbus.exchange.Subscription", {
+            "event_id": uuid.uuid4().hex, "occurred_at": datetime.now(UTC), "subscriber": department,
+            "resource_code": resource, "active": active,
+        })
+        await producer.send_and_wait(name_of(SUBSCRIPTIONS, s.topic_prefix),
+                                     key=f"{resource}|{department}".encode(), value=value)
+    finally:
+        await producer.stop()
+
+
+@main.group()
+def feed() -> None:
+    """A department's feed."""
+
+
+@feed.command("tail")
+@click.argument("department")
+@click.option("--group", default=None, help="Consumer group (default: a new one that reads from the start).")
+@click.option("--limit", type=int, default=0, help="Stop after this many records.")
+def feed_tail(department: str, group: str | None, limit: int) -> None:
+    """Print DEPARTMENT's feed as it arrives."""
+    _run(_tail(department, group or f"tail-{department}-{uuid.uuid4().hex[:8]}", limit))
+
+
+def format_feed_record(rec) -> str:
+    items = ", ".join(f"{k}={v}" for k, v in sorted(rec.items.items()))
+    check = "ok" if rec.verify() else "DIGEST MISMATCH"
+    return (f"{rec.delivered_at:%Y-%m-%d %H:%M:%S} {rec.publisher} -> {rec.subscriber} "
+            f"{rec.resource_code} {rec.subject_id} {{{items}}} grant={rec.grant_id} {check}")
+
+
+async def _tail(department: str, group: str, limit: int) -> None:
+    from consumers.feed import Feed
+
+    n = 0
+    async with Feed(department, group_id=group) as f:
+        async for rec in f:
+            click.echo(format_feed_record(rec))
+            n += 1
+            if limit and n >= limit:
+                break
+
+
+# --------------------------------------------------------------------------- ledger
+
+
+@main.group()
+def ledger() -> None:
+    """What flowed through the bus, in PostgreSQL."""
+
+
+@ledger.command("run")
+def ledger_run() -> None:
+    """Run the ledger sink until interrupted."""
+    from consumers.ledger import run_ledger
+
+    s = settings()
+    logging.getLogger("govbus").setLevel(logging.INFO)
+    _run(run_ledger(s.bootstrap, s.dsn, s.topic_prefix))
+
+
+@ledger.command("stats")
+def ledger_stats() -> None:
+    """Counts of accepted publications, feed deliveries and rejects."""
+    _run(_stats())
+
+
+async def _stats() -> None:
+    from ops.db import connect
+
+    conn = await connect(settings().dsn)
+    try:
+        for table in ("ledger_deliveries", "ledger_feed_deliveries", "ledger_rejects"):
+            click.echo(f"{table:24} {await conn.fetchval(f'SELECT count(*) FROM {table}'):>10}")
+        rows = await conn.fetch(
+            "SELECT code, count(*) AS n, max(reason) AS example FROM ledger_rejects GROUP BY code ORDER BY n DESC")
+        for r in rows:
+            click.echo(f"  reject {r['code']:18} {r['n']:>8}  e.g. {r['example']}")
+    finally:
+        await conn.close()
+
+
+# --------------------------------------------------------------------------- checks
+
+
+@main.group()
+def check() -> None:
+    """Check identifiers."""
+
+
+@check.command("id")
+@click.argument("value")
+def check_id(value: str) -> None:
+    """Is VALUE a valid 18-digit resident identity number (GB 11643)?"""
+    from streams.identifiers import resident_id_problem
+
+    problem = resident_id_problem(value)
+    click.echo(problem or "valid")
+    sys.exit(1 if problem else 0)

@@ -1,0 +1,15 @@
+"""Domain metrics for operators (Prometheus)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+ACCEPTED = Counter("govbus_deliveries_accepted_total", "Publications accepted into the exchange", ["publisher"])
+REJECTED = Counter("govbus_rejects_total", "Inputs refused, by kind", ["code"])
+FED = Counter("govbus_feed_deliveries_total", "Records delivered to department feeds", ["subscriber"])
+LAG = Histogram(
+    "govbus_delivery_latency_seconds", "From publication to routing",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+LEDGER_ROWS = Counter("govbus_ledger_rows_total", "Rows written to the ledger", ["table"])
+LEDGER_RETRIES = Counter("govbus_ledger_retries_total", "Ledger batches retried after a database error")

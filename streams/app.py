@@ -1,0 +1,110 @@
+"""The faust app: one per deployment (topic prefix), agents in their own modules.
+
+Processing guarantee: at-least-once. Offsets are committed only after the producer has
+flushed what the agents sent for them; a restarted worker may send some records again,
+and every effect downstream (feeds, ledger) is idempotent on the event id.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import faust
+
+from ops.config import settings
+from schemas.codec import default_codec
+from streams.departments import load as load_departments
+from streams.exchange import Subscriptions
+from streams.views import CompactedView
+from topics import registry
+
+SETTINGS = settings()
+PREFIX = SETTINGS.topic_prefix
+CODEC = default_codec()
+DEPARTMENTS = load_departments()
+
+app = faust.App(
+    f"{PREFIX}govbus",
+    broker=f"kafka://{SETTINGS.bootstrap}",
+    key_serializer="raw",
+    value_serializer="raw",
+    processing_guarantee="at_least_once",
+    consumer_auto_offset_reset="earliest",
+    topic_disable_leader=True,
+    topic_allow_declare=False,
+    web_enabled=False,
+    producer_acks=-1,
+    producer_linger=0.005,
+    broker_commit_every=1000,
+    broker_commit_interval=1.0,
+    stream_buffer_maxsize=8192,
+    datadir=os.environ.get("GOVBUS_WORKER_DATADIR", str(SETTINGS.state_dir / "worker")),
+)
+
+
+def topic(spec: registry.TopicSpec) -> faust.TopicT:
+    return app.topic(registry.name_of(spec, PREFIX), key_type=bytes, value_type=bytes,
+                     key_serializer="raw", value_serializer="raw")
+
+
+deliveries_topic = topic(registry.DELIVERIES)
+accepted_topic = topic(registry.ACCEPTED)
+rejects_topic = topic(registry.REJECTS)
+_feeds: dict[str, faust.TopicT] = {}
+
+
+def feed_topic(department: str) -> faust.TopicT:
+    t = _feeds.get(department)
+    if t is None:
+        t = _feeds[department] = topic(registry.feed(department))
+    return t
+
+
+subscriptions = Subscriptions()
+
+
+def _apply_subscription(key: bytes | None, value: bytes | None) -> None:
+    if value is None:  # tombstone: key is resource|subscriber
+        if key:
+            resource, _, subscriber = key.decode().partition("|")
+            subscriptions.apply(subscriber, resource, False)
+        return
+    rec = CODEC.decode(value, "govbus.exchange.Subscription").record
+    if rec["subscriber"] not in DEPARTMENTS:  # it has no feed topic to deliver to
+        logging.getLogger("govbus").warning("ignored subscription of unknown department %s", rec["subscriber"])
+        return
+    subscriptions.apply(rec["subscriber"], rec["resource_code"], rec["active"])
+
+
+subscription_view = CompactedView(
+    SETTINGS.bootstrap, registry.name_of(registry.SUBSCRIPTIONS, PREFIX), _apply_subscription
+)
+
+
+@app.task
+async def start_views() -> None:
+    await subscription_view.start()
+    await subscription_view.wait_ready()
+    ready = os.environ.get("GOVBUS_READY_FILE")
+    if ready:
+        Path(ready).write_text("ready\n")
+
+
+@app.on_before_shutdown.connect
+async def stop_views(app, **kwargs) -> None:  # noqa: ARG001
+    await subscription_view.stop()
+
+
+metrics_port = int(os.environ.get("GOVBUS_METRICS_PORT", "0"))
+if metrics_port:
+    from prometheus_client import start_http_server
+
+    @app.task
+    async def serve_metrics() -> None:
+        start_http_server(metrics_port, addr="127.0.0.1")
+        logging.getLogger("govbus").info("metrics on http://127.0.0.1:%s/metrics", metrics_port)
+
+
+from streams import deliveries  # noqa: E402,F401  (registers the agent)

@@ -1,0 +1,68 @@
+"""Every topic of the bus, declared once: name, key, value schema, partitions, cleanup, retention.
+
+Names are given without the deployment prefix (GOVBUS_TOPIC_PREFIX); `name_of` adds it.
+Feeds are one topic per department: `govbus.feed.<DEPT>`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DAY_MS = 24 * 3600 * 1000
+FOREVER = -1
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    key: str
+    value_schema: str
+    partitions: int
+    cleanup_policy: str  # delete | compact
+    retention_ms: int  # -1: kept forever
+    doc: str
+
+    def configs(self) -> dict[str, str]:
+        return {"cleanup.policy": self.cleanup_policy, "retention.ms": str(self.retention_ms)}
+
+
+DELIVERIES = TopicSpec(
+    "govbus.deliveries", "subject_id", "govbus.exchange.DataDelivery", 8, "delete", 7 * DAY_MS,
+    "Inbound: departments publish data about subjects here.",
+)
+ACCEPTED = TopicSpec(
+    "govbus.deliveries.accepted", "subject_id", "govbus.exchange.DataDelivery", 8, "delete", FOREVER,
+    "Every publication the bus accepted, in order: the log the ledger and a replay are built from.",
+)
+SUBSCRIPTIONS = TopicSpec(
+    "govbus.subscriptions", "resource_code|subscriber", "govbus.exchange.Subscription", 1, "compact",
+    FOREVER, "Which department receives which resource; the latest event per pair counts.",
+)
+REJECTS = TopicSpec(
+    "govbus.rejects", "source position", "govbus.ops.Reject", 3, "delete", 90 * DAY_MS,
+    "Everything refused, with its bytes and the reason.",
+)
+FEED_PARTITIONS = 4
+FEED_RETENTION_MS = 30 * DAY_MS
+FEED_PREFIX = "govbus.feed."
+
+FIXED: tuple[TopicSpec, ...] = (DELIVERIES, ACCEPTED, SUBSCRIPTIONS, REJECTS)
+
+
+def feed(department: str) -> TopicSpec:
+    return TopicSpec(
+        FEED_PREFIX + department, "subject_id", "govbus.exchange.FeedDelivery", FEED_PARTITIONS,
+        "delete", FEED_RETENTION_MS, f"What department {department} is authorized to receive.",
+    )
+
+
+def all_topics(departments) -> list[TopicSpec]:
+    return [*FIXED, *(feed(code) for code in sorted(departments))]
+
+
+def name_of(spec: TopicSpec, prefix: str = "") -> str:
+    return prefix + spec.name
+
+
+def feed_name(department: str, prefix: str = "") -> str:
+    return prefix + FEED_PREFIX + department
