@@ -1,0 +1,147 @@
+"""`govbus run`: the whole bus on one machine, with a demo so a newcomer sees events flow.
+
+Starts the local stack, a stream worker and the ledger sink as child processes, then a
+demo: the public security bureau publishes resident records, the civil affairs bureau
+receives them on its feed, and the ledger counts what flowed. Ctrl-C stops everything in
+order: demo, worker, ledger, then Kafka and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from ops.config import REPO_ROOT, Settings
+
+log = logging.getLogger("govbus.run")
+
+DEMO_PROVIDER = "NJ-GA"
+DEMO_SUBSCRIBER = "NJ-MZ"
+DEMO_RESOURCE = "GA-RK-001"
+DEMO_FILE = REPO_ROOT / "ops" / "seed" / "demo" / "residents.csv"
+
+
+class Children:
+    """Child processes with pid files, so a run killed half-way is cleaned up by the next."""
+
+    def __init__(self, settings: Settings):
+        self.dir = settings.state_dir / "pids"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.logs = settings.state_dir
+
+    def reap_stale(self) -> None:
+        from ops.stack import _cmdline, _pid_alive
+
+        for pidfile in self.dir.glob("*.pid"):
+            try:
+                pid = int(pidfile.read_text())
+            except ValueError:
+                pid = 0
+            cmd = _cmdline(pid) if pid and _pid_alive(pid) else ""
+            if "streams" in cmd or "govbus" in cmd:
+                log.info("stopping %s (pid %s) left over from an earlier run", pidfile.stem, pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+            pidfile.unlink(missing_ok=True)
+
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        out = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115  (the child owns it)
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env={**os.environ, **(env or {})}, start_new_session=True, cwd=REPO_ROOT)
+        self.procs[name] = proc
+        (self.dir / f"{name}.pid").write_text(str(proc.pid))
+        log.info("started %s (pid %s), log in %s", name, proc.pid, self.logs / f"{name}.log")
+
+    async def stop_all(self, timeout: float = 20.0) -> None:
+        for name, proc in reversed(list(self.procs.items())):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                for _ in range(int(timeout * 10)):
+                    if proc.poll() is not None:
+                        break
+                    await asyncio.sleep(0.1)
+                else:
+                    proc.kill()
+                    proc.wait()
+            (self.dir / f"{name}.pid").unlink(missing_ok=True)
+            log.info("stopped %s", name)
+
+
+async def run_all(settings: Settings) -> None:
+    from ops import stack
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    children = Children(settings)
+    children.reap_stale()
+    await stack.up(settings)
+    bindir = Path(sys.executable).parent
+    children.start("worker", [sys.executable, "-m", "streams", "worker", "-l", "info"],
+                   {"GOVBUS_METRICS_PORT": os.environ.get("GOVBUS_METRICS_PORT", "9464")})
+    children.start("ledger", [str(bindir / "govbus"), "ledger", "run"])
+    print(f"\ngovbus is running: kafka {settings.bootstrap}, postgres {settings.dsn}")
+    print("metrics: http://127.0.0.1:9464/metrics   logs: " + str(settings.state_dir))
+    print("Ctrl-C stops everything.\n")
+    demo = asyncio.create_task(_demo(settings, stop))
+    try:
+        await stop.wait()
+    finally:
+        print("\nstopping ...")
+        demo.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await demo
+        await children.stop_all()
+        await stack.down(settings)
+        print("stopped.")
+
+
+async def _demo(settings: Settings, stop: asyncio.Event) -> None:
+    from consumers.feed import Feed
+    from ops.cli import _subscribe, format_feed_record
+    from ops.publish import publish_rows, read_rows
+
+    await _subscribe(DEMO_SUBSCRIBER, DEMO_RESOURCE, True)
+    print(f"[demo] {DEMO_SUBSCRIBER} subscribed to {DEMO_RESOURCE} ({DEMO_PROVIDER}'s resident records)")
+
+    async def tail() -> None:
+        async with Feed(DEMO_SUBSCRIBER, group_id=f"{settings.topic_prefix}demo-{DEMO_SUBSCRIBER}") as feed:
+            async for rec in feed:
+                print(f"[feed {DEMO_SUBSCRIBER}] {format_feed_record(rec)}")
+
+    async def publish() -> None:
+        rows = list(read_rows(DEMO_FILE.read_bytes(), "csv"))
+        # one broken row, to show that refusals are recorded with their reason
+        rows += list(read_rows(b"subject_id,\xe5\xa7\x93\xe5\x90\x8d\n511002198001011230,x,y\n", "csv"))
+        while not stop.is_set():
+            report = await publish_rows(rows, publisher=DEMO_PROVIDER, resource_code=DEMO_RESOURCE,
+                                        source=DEMO_FILE.name, bootstrap=settings.bootstrap,
+                                        prefix=settings.topic_prefix)
+            print(f"[publish {DEMO_PROVIDER}] published {report.published} records to {DEMO_RESOURCE}, "
+                  f"{report.rejected} rejected")
+            await asyncio.sleep(10)
+            await ledger_counts()
+
+    async def ledger_counts() -> None:
+        from ops.db import connect
+
+        conn = await connect(settings.dsn)
+        try:
+            row = await conn.fetchrow(
+                "SELECT (SELECT count(*) FROM ledger_deliveries) AS accepted,"
+                " (SELECT count(*) FROM ledger_feed_deliveries) AS fed,"
+                " (SELECT count(*) FROM ledger_rejects) AS rejects")
+            print(f"[ledger] accepted {row['accepted']}, delivered to feeds {row['fed']}, rejects {row['rejects']}")
+        finally:
+            await conn.close()
+
+    await asyncio.gather(tail(), publish())

@@ -1,0 +1,141 @@
+"""Test fixtures: the real Kafka broker and PostgreSQL that the suite starts itself, once per
+session, and a faust worker per test on topics of its own (a unique prefix)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+from ops.config import REPO_ROOT, Settings, settings
+
+TEST_STATE = REPO_ROOT / ".govbus" / "test"
+
+
+def pytest_configure(config):
+    # the suite's own stack, on its own ports, beside any `make run`
+    os.environ.setdefault("GOVBUS_STATE_DIR", str(TEST_STATE))
+    os.environ.setdefault("GOVBUS_KAFKA_PORT", "19192")
+    os.environ.setdefault("GOVBUS_PG_PORT", "15532")
+
+
+@pytest.fixture(scope="session")
+async def stack() -> Settings:
+    from ops import db
+    from ops.stack import LocalKafka, LocalPostgres
+
+    s = settings()
+    starts = []
+    kafka = LocalKafka(s) if s.local_kafka else None
+    pg = LocalPostgres(s) if s.local_postgres else None
+    if kafka:
+        starts.append(kafka.start())
+    if pg:
+        starts.append(pg.start())
+    await asyncio.gather(*starts)
+    os.environ["GOVBUS_KAFKA_BOOTSTRAP"] = s.bootstrap
+    os.environ["GOVBUS_DATABASE_URL"] = s.dsn
+    await db.migrate(s.dsn)
+    yield settings()
+    if kafka:
+        await kafka.stop()
+    if pg:
+        await pg.stop()
+
+
+@dataclass
+class Bus:
+    """One test's own deployment: a topic prefix on the shared broker."""
+
+    settings: Settings
+    prefix: str
+
+    def topic(self, name: str) -> str:
+        return self.prefix + name
+
+    def feed(self, department: str) -> str:
+        return f"{self.prefix}govbus.feed.{department}"
+
+
+@pytest.fixture
+async def bus(stack: Settings, monkeypatch) -> Bus:
+    from topics.admin import apply_topics
+
+    prefix = f"it-{uuid.uuid4().hex[:10]}."
+    monkeypatch.setenv("GOVBUS_TOPIC_PREFIX", prefix)
+    s = replace(stack, topic_prefix=prefix)
+    await apply_topics(s)
+    return Bus(s, prefix)
+
+
+class Worker:
+    def __init__(self, bus: Bus, tmp: Path, name: str = "worker"):
+        self.bus = bus
+        self.ready = tmp / f"{name}.ready"
+        self.log = tmp / f"{name}.log"
+        self.datadir = tmp / f"{name}-data"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.ready.unlink(missing_ok=True)
+        env = {**os.environ, "GOVBUS_TOPIC_PREFIX": self.bus.prefix, "GOVBUS_READY_FILE": str(self.ready),
+               "GOVBUS_WORKER_DATADIR": str(self.datadir)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streams", "worker", "-l", "info"],
+            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT,  # noqa: SIM115
+        )
+        deadline = time.monotonic() + timeout
+        while not self.ready.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not start:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def workers(bus: Bus, tmp_path: Path):
+    """Start workers of this test's deployment with `workers.start()`; all are stopped at the end."""
+
+    class Pool(list):
+        def start(self, name: str = "worker") -> Worker:
+            w = Worker(bus, tmp_path, f"{name}{len(self)}")
+            w.start()
+            self.append(w)
+            return w
+
+    pool = Pool()
+    yield pool
+    for w in pool:
+        w.stop()
+
+
+@pytest.fixture
+async def ledger(bus: Bus):
+    """The real ledger sink on this test's topics, running in the background."""
+    from consumers.ledger import run_ledger
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_ledger(bus.settings.bootstrap, bus.settings.dsn, bus.prefix, stop=stop))
+    yield task
+    stop.set()
+    await asyncio.wait_for(task, 30)

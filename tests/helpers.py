@@ -1,0 +1,76 @@
+"""Small helpers for tests against the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from schemas.codec import default_codec
+from streams.identifiers import resident_id_check_char
+
+
+def resident_id(body17: str = "51100219800101123") -> str:
+    return body17 + resident_id_check_char(body17)
+
+
+def delivery(publisher="NJ-GA", resource="GA-RK-001", subject=None, items=None, **extra) -> dict:
+    return {
+        "event_id": uuid.uuid4().hex,
+        "occurred_at": datetime.now(UTC),
+        "publisher": publisher,
+        "resource_code": resource,
+        "subject_id": subject or resident_id(),
+        "items": items if items is not None else {"姓名": "张三", "户籍地址": "内江市市中区"},
+        "system_code": None,
+        **extra,
+    }
+
+
+async def produce(bootstrap: str, topic: str, values: list[bytes], key: bytes = b"k") -> None:
+    p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await p.start()
+    try:
+        for v in values:
+            await p.send(topic, key=key, value=v)
+        await p.flush()
+    finally:
+        await p.stop()
+
+
+async def consume(bootstrap: str, topic: str, *, count: int, timeout: float = 30.0,
+                  settle: float = 0.0) -> list:
+    """Records of `topic` from the start until `count` arrived (then `settle` more seconds) or timeout."""
+    c = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
+                         enable_auto_commit=False)
+    await c.start()
+    out = []
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(out) < count:
+            for recs in (await c.getmany(timeout_ms=200)).values():
+                out.extend(recs)
+        end = time.monotonic() + settle
+        while time.monotonic() < end:
+            for recs in (await c.getmany(timeout_ms=200)).values():
+                out.extend(recs)
+    finally:
+        await c.stop()
+    return out
+
+
+def decoded(records, name: str | None = None) -> list[dict]:
+    codec = default_codec()
+    return [codec.decode(r.value, name).record for r in records]
+
+
+async def eventually(check, timeout: float = 30.0, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result or time.monotonic() > deadline:
+            return result
+        await asyncio.sleep(interval)

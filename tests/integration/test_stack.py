@@ -1,0 +1,51 @@
+"""The local stack and its administration, against the real broker and database."""
+
+import uuid
+from dataclasses import replace
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from ops import db
+from ops.stack import LocalKafka
+from topics.admin import apply_topics
+from topics.registry import REJECTS, SUBSCRIPTIONS
+
+
+async def test_broker_answers_a_metadata_request(stack):
+    kafka = LocalKafka(stack)
+    kafka.bootstrap = stack.bootstrap
+    assert await kafka.answers()
+    kafka.bootstrap = "127.0.0.1:1"  # nothing listens there
+    assert not await kafka.answers(timeout=1)
+
+
+async def test_topics_apply_creates_once_then_reports_drift(stack):
+    s = replace(stack, topic_prefix=f"it-{uuid.uuid4().hex[:10]}.")
+    admin = AIOKafkaAdminClient(bootstrap_servers=s.bootstrap)
+    await admin.start()
+    try:
+        # someone created the rejects topic by hand, with one partition and compaction
+        await admin.create_topics([NewTopic(s.topic_prefix + REJECTS.name, 1, 1,
+                                            topic_configs={"cleanup.policy": "compact"})])
+    finally:
+        await admin.close()
+    first = await apply_topics(s)
+    assert s.topic_prefix + SUBSCRIPTIONS.name in first.created
+    assert s.topic_prefix + REJECTS.name not in first.created
+    assert any("rejects: 1 partitions, declared 3" in d for d in first.drift)
+    assert any("rejects: cleanup.policy=compact, declared delete" in d for d in first.drift)
+    second = await apply_topics(s)
+    assert second.created == []
+    assert sorted(second.drift) == sorted(first.drift)
+    assert len(second.unchanged) == len(first.created)
+
+
+async def test_migrations_are_recorded_and_safe_to_rerun(stack):
+    assert await db.migrate(stack.dsn) == []
+    conn = await db.connect(stack.dsn)
+    try:
+        names = [r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations ORDER BY name")]
+        assert names == sorted(p.name for p in db.MIGRATIONS.glob("*.sql"))
+        assert await conn.fetchval("SELECT to_regclass('ledger_rejects') IS NOT NULL")
+    finally:
+        await conn.close()
