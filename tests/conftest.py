@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import hypothesis  # noqa: F401  (imported early: its plugin's late import trips a CPython 3.11 AST bug)
 import pytest
 
 from ops.config import REPO_ROOT, Settings, settings

@@ -7,6 +7,7 @@ grow and re-keying a live topic is an operator's decision.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 
@@ -43,9 +44,14 @@ async def apply_topics(settings: Settings, specs: list[TopicSpec] | None = None)
                 [NewTopic(n, wanted[n].partitions, 1, topic_configs=wanted[n].configs()) for n in missing]
             )
             for name, code, *_ in resp.topic_errors:
-                if code not in (0, 36):  # 36: TOPIC_ALREADY_EXISTS, another starter won the race
-                    raise RuntimeError(f"could not create topic {name}: error code {code}")
-            report.created = sorted(missing)
+                if code == 0:
+                    report.created.append(name)
+                elif code == 36:  # TOPIC_ALREADY_EXISTS: created meanwhile, e.g. by another starter
+                    existing.add(name)
+                else:
+                    raise RuntimeError(f"could not create topic {name}: Kafka error code {code}")
+            report.created.sort()
+            await _visible(admin, report.created)
         present = sorted(n for n in wanted if n in existing)
         if present:
             report.drift = await _drift(admin, {n: wanted[n] for n in present})
@@ -58,6 +64,22 @@ async def apply_topics(settings: Settings, specs: list[TopicSpec] | None = None)
     for line in report.drift:
         log.warning("drift: %s", line)
     return report
+
+
+async def _visible(admin: AIOKafkaAdminClient, names: list[str], timeout: float = 30.0) -> None:
+    """Wait until new topics show in metadata with leaders, so the next client finds them."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    pending = set(names)
+    while pending:
+        for meta in await admin.describe_topics(sorted(pending)):
+            if meta["error_code"] == 0 and meta["partitions"] and all(
+                p["leader"] >= 0 for p in meta["partitions"]
+            ):
+                pending.discard(meta["topic"])
+        if pending:
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"topics created but not yet visible: {sorted(pending)}")
+            await asyncio.sleep(0.1)
 
 
 async def _drift(admin: AIOKafkaAdminClient, specs: dict[str, TopicSpec]) -> list[str]:

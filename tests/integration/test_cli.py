@@ -1,0 +1,54 @@
+"""The `govbus` command as a person runs it."""
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from streams.departments import load
+from topics.registry import all_topics
+from tests.helpers import consume, decoded, resident_id
+
+GOVBUS = str(Path(sys.executable).parent / "govbus")
+
+
+def govbus(*args: str, input: bytes | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([GOVBUS, *args], capture_output=True, input=input, timeout=120,
+                          env={**os.environ, **(env or {})})
+
+
+def test_schemas_list_and_check():
+    out = govbus("schemas", "list")
+    assert out.returncode == 0
+    assert b"govbus.exchange.DataDelivery v1" in out.stdout and b"govbus.exchange.DataDelivery v2" in out.stdout
+    check = govbus("schemas", "check")
+    assert check.returncode == 0 and b"ok  govbus.exchange.DataDelivery v1 -> v2" in check.stdout
+
+
+async def test_topics_apply_twice(stack):
+    prefix = f"cli-{uuid.uuid4().hex[:8]}."
+    env = {"GOVBUS_TOPIC_PREFIX": prefix}
+    first = govbus("topics", "apply", env=env)
+    second = govbus("topics", "apply", env=env)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert f"created   {prefix}govbus.deliveries\n".encode() in first.stdout
+    assert b"created" not in second.stdout
+    assert f"unchanged {len(all_topics(load()))} topics".encode() in second.stdout
+
+
+async def test_publish_reports_published_and_rejected_rows(bus, tmp_path):
+    f = tmp_path / "people.csv"
+    f.write_text(f"subject_id,姓名\n{resident_id()},张三\n{resident_id()},李四,多余\n", encoding="utf-8")
+    out = govbus("publish", "--as", "NJ-GA", "--resource", "GA-RK-001", str(f))
+    assert out.returncode == 0, out.stderr
+    assert b"published 1, rejected 1" in out.stdout
+    assert "line 3 has 3 fields, the header has 2" in out.stderr.decode()
+    (rej,) = decoded(await consume(bus.settings.bootstrap, bus.topic("govbus.rejects"), count=1))
+    assert rej["source_topic"].startswith("file:people.csv#") and rej["source_offset"] == 3
+
+
+def test_subscribe_refuses_an_unknown_department():
+    out = govbus("subscribe", "XX-NONE", "GA-RK-001")
+    assert out.returncode != 0
+    assert b"XX-NONE is not a department registered on the bus" in out.stderr
