@@ -29,8 +29,8 @@ def main(verbose: bool) -> None:
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("aiokafka", "kafka"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # the client library logs every retry while a broker starts; the bus reports what matters itself
+    logging.getLogger("aiokafka").setLevel(logging.INFO if verbose else logging.CRITICAL)
 
 
 # --------------------------------------------------------------------------- stack
