@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 import logging
 import re
 from collections import defaultdict
@@ -25,43 +26,99 @@ from schemas.errors import CodecError
 
 log = logging.getLogger("govbus.ledger")
 
-INSERTS = {
-    "govbus.exchange.DataDelivery": (
-        "ledger_deliveries",
+def _ts(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+async def _deliveries(conn, batch):
+    await conn.executemany(
         "INSERT INTO ledger_deliveries (event_id, publisher, resource_code, subject_id, system_code,"
         " items, occurred_at, accepted_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT DO NOTHING",
-    ),
-    "govbus.exchange.FeedDelivery": (
-        "ledger_feed_deliveries",
+        [(r["event_id"], r["publisher"], r["resource_code"], r["subject_id"], r.get("system_code"),
+          json.dumps(r["items"], ensure_ascii=False), r["occurred_at"], _ts(ts)) for r, ts in batch])
+
+
+async def _feed_deliveries(conn, batch):
+    await conn.executemany(
         "INSERT INTO ledger_feed_deliveries (event_id, subscriber, publisher, resource_code, subject_id,"
-        " grant_id, purpose, digest, delivered_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)"
-        " ON CONFLICT DO NOTHING",
-    ),
-    "govbus.ops.Reject": (
-        "ledger_rejects",
+        " grant_id, purpose, digest, delivered_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT DO NOTHING",
+        [(r["event_id"], r["subscriber"], r["publisher"], r["resource_code"], r["subject_id"], r["grant_id"],
+          r["purpose"], r["digest"], r["delivered_at"]) for r, _ in batch])
+
+
+async def _rejects(conn, batch):
+    await conn.executemany(
         "INSERT INTO ledger_rejects (reject_id, source_topic, source_partition, source_offset, code,"
         " reason, publisher, original_event_id, rule_ids, raw, rejected_at)"
         " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) ON CONFLICT DO NOTHING",
-    ),
+        [(r["reject_id"], r["source_topic"], r["source_partition"], r["source_offset"], r["code"],
+          r["reason"], r["publisher"], r["original_event_id"], r["rule_ids"], r["raw"], r["rejected_at"])
+         for r, _ in batch])
+
+
+async def _catalog_entries(conn, batch):
+    # state, not history: the newest version of an entry wins, a replayed older one changes nothing
+    await conn.executemany(
+        "INSERT INTO catalog_entries (resource_code, version, level, county, provider, name, share_attribute,"
+        " open_attribute, base_database, system_code, update_cycle, content, approved_at, approved_by,"
+        " submission_id) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)"
+        " ON CONFLICT (resource_code) DO UPDATE SET version = EXCLUDED.version, level = EXCLUDED.level,"
+        " county = EXCLUDED.county, provider = EXCLUDED.provider, name = EXCLUDED.name,"
+        " share_attribute = EXCLUDED.share_attribute, open_attribute = EXCLUDED.open_attribute,"
+        " base_database = EXCLUDED.base_database, system_code = EXCLUDED.system_code,"
+        " update_cycle = EXCLUDED.update_cycle, content = EXCLUDED.content, approved_at = EXCLUDED.approved_at,"
+        " approved_by = EXCLUDED.approved_by, submission_id = EXCLUDED.submission_id"
+        " WHERE catalog_entries.version < EXCLUDED.version",
+        [(r["resource_code"], r["version"], r["level"], r["county"], r["entry"]["provider"], r["entry"]["name"],
+          r["entry"]["share_attribute"], r["entry"]["open_attribute"], r["entry"]["base_database"],
+          r["entry"]["system_code"], r["entry"]["update_cycle"], json.dumps(r["entry"], ensure_ascii=False),
+          r["approved_at"], r["approved_by"], r["submission_id"]) for r, _ in batch])
+
+
+async def _catalog_decisions(conn, batch):
+    await conn.executemany(
+        "INSERT INTO catalog_decisions (event_id, subject_kind, subject_id, resource_code, department, status,"
+        " reasons, rule_ids, late, due_on, decided_by, occurred_at)"
+        " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) ON CONFLICT DO NOTHING",
+        [(r["event_id"], r["subject_kind"], r["subject_id"], r["resource_code"], r["department"], r["status"],
+          r["reasons"], r["rule_ids"], r["late"], r["due_on"], r["decided_by"], r["occurred_at"])
+         for r, _ in batch])
+
+
+async def _responsibilities(conn, batch):
+    for r, _ in batch:  # each list replaces the department's previous one
+        await conn.execute("DELETE FROM responsibility_lists WHERE department = $1", r["department"])
+        await conn.executemany(
+            "INSERT INTO responsibility_lists (department, resource_code, name, update_cycle, system_code,"
+            " derived_at) VALUES ($1,$2,$3,$4,$5,$6)",
+            [(r["department"], x["resource_code"], x["name"], x["update_cycle"], x["system_code"],
+              r["occurred_at"]) for x in r["resources"]])
+
+
+async def _notices(conn, batch):
+    await conn.executemany(
+        "INSERT INTO deadline_notices (notice_id, kind, deadline_id, case_type, case_id, party, due_on,"
+        " provisional, rule_id, message, occurred_at) VALUES ($1,$2,$3,$4,$5,$6,$7::text::date,$8,$9,$10,$11)"
+        " ON CONFLICT DO NOTHING",
+        [(r["notice_id"], r["kind"], r["deadline_id"], r["case_type"], r["case_id"], r["party"], r["due_on"],
+          r["provisional"], r["rule_id"], r["message"], r["occurred_at"]) for r, _ in batch])
+
+
+# record type -> (ledger table, writer)
+WRITERS = {
+    "govbus.exchange.DataDelivery": ("ledger_deliveries", _deliveries),
+    "govbus.exchange.FeedDelivery": ("ledger_feed_deliveries", _feed_deliveries),
+    "govbus.ops.Reject": ("ledger_rejects", _rejects),
+    "govbus.catalog.CatalogEntry": ("catalog_entries", _catalog_entries),
+    "govbus.catalog.CatalogDecision": ("catalog_decisions", _catalog_decisions),
+    "govbus.catalog.ResponsibilityList": ("responsibility_lists", _responsibilities),
+    "govbus.deadlines.Notice": ("deadline_notices", _notices),
 }
 
 
-def _row(name: str, r: dict, timestamp_ms: int):
-    from datetime import UTC, datetime
-
-    if name == "govbus.exchange.DataDelivery":
-        accepted = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
-        return (r["event_id"], r["publisher"], r["resource_code"], r["subject_id"], r.get("system_code"),
-                json.dumps(r["items"], ensure_ascii=False), r["occurred_at"], accepted)
-    if name == "govbus.exchange.FeedDelivery":
-        return (r["event_id"], r["subscriber"], r["publisher"], r["resource_code"], r["subject_id"],
-                r["grant_id"], r["purpose"], r["digest"], r["delivered_at"])
-    return (r["reject_id"], r["source_topic"], r["source_partition"], r["source_offset"], r["code"],
-            r["reason"], r["publisher"], r["original_event_id"], r["rule_ids"], r["raw"], r["rejected_at"])
-
-
 def ledger_pattern(prefix: str) -> str:
-    return rf"^{re.escape(prefix)}govbus\.(deliveries\.accepted|rejects|feed\..+)$"
+    return (rf"^{re.escape(prefix)}govbus\.(deliveries\.accepted|rejects|feed\..+|catalog|catalog\.decisions"
+            r"|catalog\.responsibilities|notices)$")
 
 
 class LedgerSink:
@@ -69,7 +126,7 @@ class LedgerSink:
         self.dsn = dsn
         self.max_backoff = max_backoff
         self.codec = default_codec()
-        self.batch: dict[str, list[tuple]] = defaultdict(list)
+        self.batch: dict[str, list[tuple[dict, int]]] = defaultdict(list)
         self._pool: asyncpg.Pool | None = None
 
     def add(self, value: bytes | None, timestamp_ms: int) -> None:
@@ -78,17 +135,17 @@ class LedgerSink:
         except CodecError as exc:
             log.error("ledger input unreadable, skipped: %s", exc.reason)
             return
-        if d.name in INSERTS:
-            self.batch[d.name].append(_row(d.name, d.record, timestamp_ms))
+        if d.name in WRITERS:
+            self.batch[d.name].append((d.record, timestamp_ms))
 
     async def _write(self) -> None:
         try:
             if self._pool is None:
                 self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=2)
             async with self._pool.acquire() as conn, conn.transaction():
-                for name, rows in self.batch.items():
-                    if rows:
-                        await conn.executemany(INSERTS[name][1], rows)
+                for name, records in self.batch.items():
+                    if records:
+                        await WRITERS[name][1](conn, records)
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
                 asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, asyncio.TimeoutError) as exc:
             if self._pool is not None:
@@ -110,7 +167,7 @@ class LedgerSink:
                     log.warning("%s; retrying in %.1fs", exc, delay)
                     await asyncio.sleep(delay)
             for name, rows in self.batch.items():
-                metrics.LEDGER_ROWS.labels(INSERTS[name][0]).inc(len(rows))
+                metrics.LEDGER_ROWS.labels(WRITERS[name][0]).inc(len(rows))
         finally:
             self.batch.clear()
 

@@ -15,10 +15,25 @@ from ops.config import settings
 
 
 def _run(coro):
+    from aiokafka.errors import KafkaConnectionError
+
+    from streams.views import TopicMissing
+
     try:
         return asyncio.run(coro)
     except KeyboardInterrupt:
         sys.exit(130)
+    except TopicMissing as exc:
+        raise click.ClickException(str(exc)) from None
+    except KafkaConnectionError:
+        s = settings()
+        raise click.ClickException(
+            f"cannot reach Kafka at {s.bootstrap}: start the local stack with `govbus up` "
+            "(or `make run`), or point GOVBUS_KAFKA_BOOTSTRAP at a running cluster") from None
+    except OSError as exc:
+        if "Connect call failed" not in str(exc):
+            raise
+        raise click.ClickException(f"{exc}: is the stack up? (`govbus up`)") from None
 
 
 @click.group()
@@ -31,6 +46,11 @@ def main(verbose: bool) -> None:
     )
     # the client library logs every retry while a broker starts; the bus reports what matters itself
     logging.getLogger("aiokafka").setLevel(logging.INFO if verbose else logging.CRITICAL)
+
+
+from ops.catalog_cli import catalog  # noqa: E402
+
+main.add_command(catalog)
 
 
 # --------------------------------------------------------------------------- stack
@@ -191,23 +211,12 @@ def subscribe(department: str, resource: str, cancel: bool) -> None:
 
 
 async def _subscribe(department: str, resource: str, active: bool) -> None:
-    from aiokafka import AIOKafkaProducer
+    from ops.kafka_io import send_events
+    from topics.registry import SUBSCRIPTIONS
 
-    from schemas.codec import default_codec
-    from topics.registry import SUBSCRIPTIONS, name_of
-
-    s = settings()
-    producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, acks="all")
-    await producer.start()
-    try:
-        value = default_codec().encode("govbus.exchange.Subscription", {
-            "event_id": uuid.uuid4().hex, "occurred_at": datetime.now(UTC), "subscriber": department,
-            "resource_code": resource, "active": active,
-        })
-        await producer.send_and_wait(name_of(SUBSCRIPTIONS, s.topic_prefix),
-                                     key=f"{resource}|{department}".encode(), value=value)
-    finally:
-        await producer.stop()
+    await send_events(SUBSCRIPTIONS, [(f"{resource}|{department}".encode(), "govbus.exchange.Subscription", {
+        "event_id": uuid.uuid4().hex, "occurred_at": datetime.now(UTC), "subscriber": department,
+        "resource_code": resource, "active": active})])
 
 
 @main.group()
@@ -299,3 +308,97 @@ def check_id(value: str) -> None:
     problem = resident_id_problem(value)
     click.echo(problem or "valid")
     sys.exit(1 if problem else 0)
+
+
+# --------------------------------------------------------------------------- calendar
+
+
+@main.group()
+def calendar() -> None:
+    """The official working-day calendar and deadlines counted in it."""
+
+
+async def _load_calendar():
+    from schemas.codec import default_codec
+    from streams.views import snapshot
+    from streams.workcalendar import WorkCalendar, year_from_record
+    from topics.registry import CALENDAR, name_of
+
+    s = settings()
+    cal = WorkCalendar()
+    try:
+        published = await snapshot(s.bootstrap, name_of(CALENDAR, s.topic_prefix), timeout=5)
+    except Exception as exc:  # the built-in years still answer; say that later ones are missing
+        click.echo(f"warning: published calendars unavailable ({exc or type(exc).__name__}); "
+                   "only the built-in years are known", err=True)
+        return cal
+    codec = default_codec()
+    for value in published.values():
+        cal.publish(year_from_record(codec.decode(value, "govbus.calendar.CalendarYear").record))
+    return cal
+
+
+def _date(value: str):
+    from datetime import date
+
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date of the form YYYY-MM-DD") from None
+
+
+@calendar.command("due")
+@click.argument("received")
+@click.argument("days", type=click.IntRange(min=1))
+def calendar_due(received: str, days: int) -> None:
+    """The deadline DAYS working days after RECEIVED (the day of receipt does not count)."""
+    cal = _run(_load_calendar())
+    click.echo(str(cal.add_working_days(_date(received), days)))
+
+
+@calendar.command("is-workday")
+@click.argument("day")
+def calendar_is_workday(day: str) -> None:
+    """`workday` or `rest day` (followed by `provisional` for a year not yet published)."""
+    d = _date(day)
+    cal = _run(_load_calendar())
+    work = cal.is_workday(d)
+    if work is None:
+        click.echo(("workday" if d.weekday() < 5 else "rest day") + " provisional")
+    else:
+        click.echo("workday" if work else "rest day")
+
+
+@calendar.command("publish")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--as", "publisher", default="NJ-SJJ", show_default=True, help="Publishing authority.")
+def calendar_publish(path: str, publisher: str) -> None:
+    """Publish a year's calendar from a YAML or JSON file (year, source, holidays, workdays)."""
+    from pathlib import Path
+
+    import yaml
+
+    from streams.workcalendar import WorkCalendar, year_from_record
+
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(raw, dict) or "year" not in raw or "source" not in raw:
+        raise click.ClickException("a calendar file gives year, source, holidays and workdays")
+    try:
+        year = year_from_record(raw)
+        WorkCalendar().publish(year)
+    except (TypeError, ValueError) as exc:
+        raise click.ClickException(f"{path}: {exc}") from None
+    _run(_publish_calendar(year, str(raw["source"]), publisher))
+    click.echo(f"published the {year.year} calendar: {len(year.holidays)} days off, "
+               f"{len(year.workdays)} adjusted working days")
+
+
+async def _publish_calendar(year, source: str, publisher: str) -> None:
+    from ops.kafka_io import send_events
+    from topics.registry import CALENDAR
+
+    await send_events(CALENDAR, [(str(year.year).encode(), "govbus.calendar.CalendarYear", {
+        "event_id": uuid.uuid4().hex, "occurred_at": datetime.now(UTC), "year": year.year,
+        "holidays": sorted(d.isoformat() for d in year.holidays),
+        "workdays": sorted(d.isoformat() for d in year.workdays), "source": source, "published_by": publisher,
+    })])

@@ -18,6 +18,7 @@ from schemas.codec import default_codec
 from streams.departments import load as load_departments
 from streams.exchange import Subscriptions
 from streams.views import CompactedView
+from streams.workcalendar import WorkCalendar, year_from_record
 from topics import registry
 
 SETTINGS = settings()
@@ -83,10 +84,24 @@ subscription_view = CompactedView(
 )
 
 
+calendar = WorkCalendar()
+
+
+def _apply_calendar(key: bytes | None, value: bytes | None) -> None:
+    if value is not None:
+        calendar.publish(year_from_record(CODEC.decode(value, "govbus.calendar.CalendarYear").record))
+
+
+calendar_view = CompactedView(SETTINGS.bootstrap, registry.name_of(registry.CALENDAR, PREFIX), _apply_calendar)
+VIEWS = (subscription_view, calendar_view)
+
+
 @app.task
 async def start_views() -> None:
-    await subscription_view.start()
-    await subscription_view.wait_ready()
+    for view in VIEWS:
+        await view.start()
+    for view in VIEWS:
+        await view.wait_ready()
     ready = os.environ.get("GOVBUS_READY_FILE")
     if ready:
         Path(ready).write_text("ready\n")
@@ -94,7 +109,8 @@ async def start_views() -> None:
 
 @app.on_before_shutdown.connect
 async def stop_views(app, **kwargs) -> None:  # noqa: ARG001
-    await subscription_view.stop()
+    for view in VIEWS:
+        await view.stop()
 
 
 metrics_port = int(os.environ.get("GOVBUS_METRICS_PORT", "0"))
@@ -107,4 +123,4 @@ if metrics_port:
         logging.getLogger("govbus").info("metrics on http://127.0.0.1:%s/metrics", metrics_port)
 
 
-from streams import deliveries  # noqa: E402,F401  (registers the agent)
+from streams import catalog_agent, deliveries  # noqa: E402,F401  (registers the agents)

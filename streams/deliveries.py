@@ -15,28 +15,15 @@ from streams.app import (
     app,
     deliveries_topic,
     feed_topic,
-    rejects_topic,
     subscription_view,
     subscriptions,
 )
-from streams.exchange import check_delivery, reject_record, route
+from streams.exchange import check_delivery, route
+from streams.rejects import send_reject
 
 log = logging.getLogger("govbus.deliveries")
 DELIVERY = "govbus.exchange.DataDelivery"
 FEED = "govbus.exchange.FeedDelivery"
-REJECT = "govbus.ops.Reject"
-
-
-async def _reject(msg, code: str, reason: str, now: datetime, record: dict | None = None, rule_ids=()) -> None:
-    metrics.REJECTED.labels(code).inc()
-    rec = reject_record(
-        source_topic=msg.topic, partition=msg.partition, offset=msg.offset, raw=msg.value or b"",
-        code=code, reason=reason, now=now,
-        publisher=record.get("publisher") if record else None,
-        event_id=record.get("event_id") if record else None, rule_ids=rule_ids,
-    )
-    await rejects_topic.send(key=rec["reject_id"].encode(), value=CODEC.encode(REJECT, rec))
-    log.info("rejected %s:%s:%s (%s): %s", msg.topic, msg.partition, msg.offset, code, reason)
 
 
 @app.agent(deliveries_topic)
@@ -48,11 +35,11 @@ async def process_deliveries(stream):
         try:
             record = CODEC.decode(msg.value or b"", DELIVERY).record
         except CodecError as exc:
-            await _reject(msg, exc.code, exc.reason, now)
+            await send_reject(msg, exc.code, exc.reason, now)
             continue
         refusal = check_delivery(record, DEPARTMENTS)
         if refusal is not None:
-            await _reject(msg, refusal.code, refusal.reason, now, record, refusal.rule_ids)
+            await send_reject(msg, refusal.code, refusal.reason, now, record, refusal.rule_ids)
             continue
         key = record["subject_id"].encode()
         await accepted_topic.send(key=key, value=CODEC.encode(DELIVERY, record))

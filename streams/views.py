@@ -17,6 +17,21 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 log = logging.getLogger("govbus.views")
 
 
+class TopicMissing(RuntimeError):
+    """A declared topic is not on the broker."""
+
+
+async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """The topic's partitions, asking the broker when the client has not seen the topic yet."""
+    parts = consumer.partitions_for_topic(topic)
+    if not parts:  # the client has not seen the topic yet: ask the broker
+        cluster = await consumer._client.fetch_all_metadata()  # noqa: SLF001
+        parts = cluster.partitions_for_topic(topic)
+    if not parts:
+        raise TopicMissing(f"topic {topic} does not exist: run `govbus topics apply`")
+    return [TopicPartition(topic, p) for p in sorted(parts)]
+
+
 class CompactedView:
     def __init__(self, bootstrap: str, topic: str, apply: Callable[[bytes | None, bytes | None], None]):
         self.bootstrap = bootstrap
@@ -32,14 +47,7 @@ class CompactedView:
             auto_offset_reset="earliest",
         )
         await self._consumer.start()
-        parts = self._consumer.partitions_for_topic(self.topic)
-        if not parts:
-            # metadata for a topic not yet seen by this client
-            await self._consumer._client.force_metadata_update()  # noqa: SLF001
-            parts = self._consumer.partitions_for_topic(self.topic) or set()
-        if not parts:
-            raise RuntimeError(f"topic {self.topic} does not exist: run `govbus topics apply`")
-        tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
+        tps = await partitions_of(self._consumer, self.topic)
         self._consumer.assign(tps)
         await self._consumer.seek_to_beginning(*tps)
         ends = await self._consumer.end_offsets(tps)
@@ -78,3 +86,35 @@ class CompactedView:
                 pass
         if self._consumer:
             await self._consumer.stop()
+
+
+async def snapshot(bootstrap: str, topic: str, timeout: float = 10.0) -> dict[bytes, bytes]:
+    """The latest value per key of a compacted topic, read once to its current end."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                request_timeout_ms=int(timeout * 1000))
+    try:
+        await asyncio.wait_for(consumer.start(), timeout)
+    except BaseException:
+        await consumer.stop()
+        raise
+    latest: dict[bytes, bytes] = {}
+    try:
+        tps = await partitions_of(consumer, topic)
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        pending = {tp for tp, end in ends.items() if end > 0}
+        while pending:
+            batches = await asyncio.wait_for(consumer.getmany(*pending, timeout_ms=500), timeout)
+            for tp, recs in batches.items():
+                for r in recs:
+                    if r.value is None:
+                        latest.pop(r.key, None)
+                    else:
+                        latest[r.key] = r.value
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+    finally:
+        await consumer.stop()
+    return latest

@@ -88,3 +88,11 @@ class WorkCalendar:
             work = self.is_workday(d)
             counted += work if work is not None else d.weekday() < 5
         return d
+
+
+def year_from_record(rec: dict) -> PublishedYear:
+    """A PublishedYear from a govbus.calendar.CalendarYear event (or a publication file)."""
+    def dates(values) -> frozenset[date]:
+        return frozenset(v if isinstance(v, date) else date.fromisoformat(str(v)) for v in values or ())
+
+    return PublishedYear(int(rec["year"]), dates(rec.get("holidays")), dates(rec.get("workdays")))

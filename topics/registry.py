@@ -42,11 +42,51 @@ REJECTS = TopicSpec(
     "govbus.rejects", "source position", "govbus.ops.Reject", 3, "delete", 90 * DAY_MS,
     "Everything refused, with its bytes and the reason.",
 )
+CALENDAR = TopicSpec(
+    "govbus.calendar", "year", "govbus.calendar.CalendarYear", 1, "compact", FOREVER,
+    "Working-day calendars of years published after the built-in ones; the latest per year counts.",
+)
+CATALOG_INBOX = TopicSpec(
+    "govbus.catalog.inbox", "department", "govbus.catalog.CatalogSubmission | CatalogReview | DemandList | "
+    "SystemRegistration | CatalogChange", 1, "delete", FOREVER,
+    "Catalog work in one ordered stream: submissions, reviews, demand lists, systems, changes.",
+)
+CATALOG = TopicSpec(
+    "govbus.catalog", "resource_code", "govbus.catalog.CatalogEntry", 1, "compact", FOREVER,
+    "The approved city catalog (county entries carry their county); the latest version per resource.",
+)
+CATALOG_DECISIONS = TopicSpec(
+    "govbus.catalog.decisions", "subject id", "govbus.catalog.CatalogDecision", 1, "delete", FOREVER,
+    "What became of each catalog input, with reasons and rule ids.",
+)
+RESPONSIBILITIES = TopicSpec(
+    "govbus.catalog.responsibilities", "department", "govbus.catalog.ResponsibilityList", 1, "compact",
+    FOREVER, "Each department's collection responsibility list, re-derived on every approval.",
+)
+CATALOG_STATE = TopicSpec(
+    "govbus-catalog_state-changelog", "state key", "(JSON, internal)", 1, "compact", FOREVER,
+    "The catalog agent's table (faust changelog): pending submissions, approved entries, systems.",
+)
+DEADLINE_COMMANDS = TopicSpec(
+    "govbus.deadlines.commands", "deadline_id", "govbus.deadlines.DeadlineCommand", 1, "delete", FOREVER,
+    "Start, answer or extend a statutory deadline.",
+)
+DEADLINES = TopicSpec(
+    "govbus.deadlines", "deadline_id", "govbus.deadlines.DeadlineState", 1, "compact", FOREVER,
+    "Every deadline's state; a restarted engine resumes from it.",
+)
+NOTICES = TopicSpec(
+    "govbus.notices", "deadline_id", "govbus.deadlines.Notice", 1, "delete", FOREVER,
+    "Deadline notices: started, reminder, breach, closed, extended, rescheduled.",
+)
 FEED_PARTITIONS = 4
 FEED_RETENTION_MS = 30 * DAY_MS
 FEED_PREFIX = "govbus.feed."
 
-FIXED: tuple[TopicSpec, ...] = (DELIVERIES, ACCEPTED, SUBSCRIPTIONS, REJECTS)
+FIXED: tuple[TopicSpec, ...] = (
+    DELIVERIES, ACCEPTED, SUBSCRIPTIONS, REJECTS, CALENDAR, CATALOG_INBOX, CATALOG, CATALOG_DECISIONS,
+    RESPONSIBILITIES, CATALOG_STATE, DEADLINE_COMMANDS, DEADLINES, NOTICES,
+)
 
 
 def feed(department: str) -> TopicSpec:

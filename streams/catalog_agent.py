@@ -1,0 +1,303 @@
+"""The catalog agent: submissions, reviews, demand lists, system registrations and changes,
+in one ordered stream. It validates with the rules in streams/catalog.py, keeps its state in
+a faust table, publishes the approved catalog and the responsibility lists, and starts and
+stops the review and update deadlines.
+
+Replays are harmless. A handler changes the table and collects what it will send in an
+outbox; the outbox is written to the table before anything is sent and the input is marked
+done after. An input replayed after a crash either is done (skipped) or finds its outbox
+and sends the same records again, which downstream de-duplicates by their ids.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from schemas.errors import CodecError
+from streams import catalog as rules
+from streams.app import CODEC, DEPARTMENTS, PREFIX, VIEWS, app, calendar, topic
+from streams.rejects import send_reject
+from topics import registry
+
+log = logging.getLogger("govbus.catalog")
+ZONE = ZoneInfo("Asia/Shanghai")
+REVIEW_DAYS = 10  # R-14.1: the authority reviews within 10 working days of receipt
+INBOX_SCHEMAS = {
+    "govbus.catalog.CatalogSubmission", "govbus.catalog.CatalogReview", "govbus.catalog.DemandList",
+    "govbus.catalog.SystemRegistration", "govbus.catalog.CatalogChange",
+}
+
+inbox_topic = topic(registry.CATALOG_INBOX)
+catalog_topic = topic(registry.CATALOG)
+decisions_topic = topic(registry.CATALOG_DECISIONS)
+responsibilities_topic = topic(registry.RESPONSIBILITIES)
+deadline_commands_topic = topic(registry.DEADLINE_COMMANDS)
+
+state = app.Table(
+    "catalog_state", default=None, partitions=1, key_type=bytes, value_type=bytes,
+    changelog_topic=app.topic(registry.name_of(registry.CATALOG_STATE, PREFIX), partitions=1,
+                              key_serializer="raw", value_serializer="raw", key_type=bytes, value_type=bytes),
+)
+
+
+def _get(key: str) -> Any:
+    raw = state.get(key.encode())
+    return None if raw is None else json.loads(raw)
+
+
+def _put(key: str, value: Any) -> None:
+    state[key.encode()] = json.dumps(value, ensure_ascii=False, default=_json_default).encode()
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, (datetime, date)):
+        return v.isoformat()
+    raise TypeError(type(v).__name__)
+
+
+OUTBOX: list[tuple[str, bytes, bytes]] = []  # (topic name, key, value) of the input being handled
+_TOPICS = {t.get_topic_name(): t for t in (catalog_topic, decisions_topic, responsibilities_topic,
+                                            deadline_commands_topic)}
+
+
+def _emit(t, key: bytes, value: bytes) -> None:
+    OUTBOX.append((t.get_topic_name(), key, value))
+
+
+async def _flush_outbox(event_id: str, outbox: list[tuple[str, bytes, bytes]]) -> None:
+    for name, key, value in outbox:
+        await _TOPICS[name].send(key=key, value=value)
+    _put(f"done:{event_id}", 1)
+    state.pop(f"out:{event_id}".encode(), None)
+
+
+async def _handle(event_id: str, handler, *args) -> None:
+    if _get(f"done:{event_id}"):
+        return
+    stored = _get(f"out:{event_id}")
+    if stored is None:
+        OUTBOX.clear()
+        await handler(*args)
+        stored = [[n, base64.b64encode(k).decode(), base64.b64encode(v).decode()] for n, k, v in OUTBOX]
+        _put(f"out:{event_id}", stored)
+        OUTBOX.clear()
+    await _flush_outbox(event_id, [(n, base64.b64decode(k), base64.b64decode(v)) for n, k, v in stored])
+
+
+def _decide(now: datetime, *, subject_kind: str, subject_id: str, department: str, status: str,
+                  resource_code: str | None = None, problems: list[rules.Problem] = (), late: bool = False,
+                  due_on: str | None = None, decided_by: str | None = None, reasons: list[str] | None = None,
+                  rule_ids: list[str] | None = None) -> None:
+    ids = sorted({r for p in problems for r in p.rule_ids} | set(rule_ids or ()))
+    rec = {
+        "event_id": f"{subject_kind}:{subject_id}:{status}", "occurred_at": now, "subject_kind": subject_kind,
+        "subject_id": subject_id, "resource_code": resource_code, "department": department, "status": status,
+        "reasons": reasons if reasons is not None else [p.reason for p in problems], "rule_ids": ids,
+        "late": late, "due_on": due_on, "decided_by": decided_by,
+    }
+    _emit(decisions_topic, subject_id.encode(), CODEC.encode("govbus.catalog.CatalogDecision", rec))
+    log.info("%s %s of %s: %s %s", subject_kind, subject_id, department, status, "; ".join(rec["reasons"]))
+
+
+def _deadline(now: datetime, action: str, deadline_id: str, actor: str, **fields: Any) -> None:
+    rec = {"event_id": f"{deadline_id}:{action}", "occurred_at": now, "action": action,
+           "deadline_id": deadline_id, "case_type": None, "case_id": None, "party": None, "received_on": None,
+           "extension_days": None, "approved_by": None, "actor": actor, **fields}
+    _emit(deadline_commands_topic, deadline_id.encode(), CODEC.encode("govbus.deadlines.DeadlineCommand", rec))
+
+
+@app.agent(inbox_topic)
+async def process_catalog(stream):
+    for view in VIEWS:
+        await view.wait_ready()
+    async for event in stream.events():
+        msg = event.message
+        now = datetime.now(UTC)
+        try:
+            decoded = CODEC.decode(msg.value or b"")
+        except CodecError as exc:
+            await send_reject(msg, exc.code, exc.reason, now)
+            continue
+        if decoded.name not in INBOX_SCHEMAS:
+            await send_reject(msg, "wrong_schema", f"the catalog inbox does not take {decoded.name}", now)
+            continue
+        rec = decoded.record
+        # the day of receipt is the bus's, in Beijing time; deadlines count from the day after
+        received_on = datetime.fromtimestamp(msg.timestamp, ZONE).date()  # faust: seconds
+        await _handle(rec["event_id"], HANDLERS[decoded.name], rec, received_on, now)
+
+
+async def on_submission(rec: dict, received_on: date, now: datetime) -> None:
+    entry = rules.normalise_attributes(dict(rec["entry"]))
+    submitter, code, sub_id = rec["submitter"], entry["resource_code"], rec["event_id"]
+    dept = DEPARTMENTS.get(submitter)
+    if dept is None:
+        _decide(now, subject_kind="entry", subject_id=sub_id, department=submitter, status="refused",
+                      resource_code=code, reasons=[f"{submitter} is not a department registered on the bus"],
+                      rule_ids=["R-12.1"])
+        return
+    problems = rules.check_entry(submitter, entry, DEPARTMENTS, _systems())
+    existing = _get(f"entry:{code}")
+    late, update_due = False, None
+    if rec["kind"] == "update":
+        if existing is None:
+            problems.append(rules.Problem(f"{code} is not in the approved catalog; submit it as a new entry",
+                                          ("R-12.1",)))
+        if not rec.get("change_date"):
+            problems.append(rules.Problem("an update names the date of the change of law, function or system "
+                                          "it follows (change_date)", ("R-14.1",)))
+        else:
+            try:
+                late, due = rules.is_late(received_on, date.fromisoformat(rec["change_date"]), calendar)
+                update_due = str(due)
+            except ValueError:
+                problems.append(rules.Problem(f"change_date {rec['change_date']!r} is not a date YYYY-MM-DD",
+                                              ("R-14.1",)))
+    elif rec["kind"] == "new":
+        if existing is not None:
+            problems.append(rules.Problem(f"{code} is already in the catalog; submit an update", ("R-12.1",)))
+    else:
+        problems.append(rules.Problem(f"kind {rec['kind']!r} is neither new nor update", ("R-12.1",)))
+    if problems:
+        _decide(now, subject_kind="entry", subject_id=sub_id, department=submitter, status="refused",
+                      resource_code=code, problems=problems)
+        _put(f"sub:{sub_id}", {"status": "refused"})
+        return
+    reviewer = rules.reviewer_for(dept, DEPARTMENTS)
+    review_due = calendar.add_working_days(received_on, REVIEW_DAYS)
+    _put(f"sub:{sub_id}", {"status": "pending_review", "submission": {**rec, "entry": entry},
+                           "reviewer": reviewer, "received_on": received_on, "late": late})
+    _decide(now, subject_kind="entry", subject_id=sub_id, department=submitter, status="pending_review",
+                  resource_code=code, late=late, due_on=str(review_due),
+                  reasons=[f"awaiting review by {reviewer}, due {review_due}"]
+                  + ([f"late: the update was due {update_due} (15 working days after the change)"] if late else []),
+                  rule_ids=["R-12.1", "R-14.1"])
+    _deadline(now, "start", f"catalog_review:{sub_id}", submitter, case_type="catalog_review",
+                    case_id=sub_id, party=reviewer, received_on=received_on.isoformat())
+    if rec["kind"] == "update":
+        for change_id in _get(f"changes:{submitter}") or []:
+            _deadline(now, "answer", f"catalog_update:{change_id}", submitter)
+        _put(f"changes:{submitter}", [])
+
+
+async def on_review(rec: dict, received_on: date, now: datetime) -> None:
+    sub_id, reviewer = rec["submission_id"], rec["reviewer"]
+    sub = _get(f"sub:{sub_id}")
+    if sub is None or sub["status"] != "pending_review":
+        why = "no such submission" if sub is None else f"the submission is already {sub['status']}"
+        _decide(now, subject_kind="review", subject_id=rec["event_id"], department=reviewer,
+                      status="refused", reasons=[f"cannot review {sub_id}: {why}"], rule_ids=["R-12.1"])
+        return
+    problems = rules.check_review(reviewer, rec["decision"], rec.get("reason"), sub["reviewer"])
+    submission = sub["submission"]
+    entry, submitter = submission["entry"], submission["submitter"]
+    code = entry["resource_code"]
+    if problems:
+        _decide(now, subject_kind="review", subject_id=rec["event_id"], department=reviewer,
+                      status="refused", resource_code=code, problems=problems)
+        return
+    who = f"{reviewer} ({rec['reviewer_person']})"
+    _deadline(now, "answer", f"catalog_review:{sub_id}", reviewer)
+    if rec["decision"] == "reject":
+        _put(f"sub:{sub_id}", {**sub, "status": "rejected"})
+        _decide(now, subject_kind="entry", subject_id=sub_id, department=submitter, status="rejected",
+                      resource_code=code, decided_by=who, reasons=[rec["reason"]], rule_ids=["R-12.1"],
+                      late=sub["late"])
+        return
+    previous = _get(f"entry:{code}")
+    dept = DEPARTMENTS[submitter]
+    approved = {
+        "resource_code": code, "version": (previous["version"] + 1) if previous else 1, "level": dept.level,
+        "county": dept.county, "approved_at": now, "approved_by": who, "submission_id": sub_id, "entry": entry,
+    }
+    value = CODEC.encode("govbus.catalog.CatalogEntry", approved)
+    _put(f"entry:{code}", approved)
+    codes = set(_get("entries") or [])
+    codes.add(code)
+    _put("entries", sorted(codes))
+    _put(f"sub:{sub_id}", {**sub, "status": "approved"})
+    _emit(catalog_topic, code.encode(), value)
+    _decide(now, subject_kind="entry", subject_id=sub_id, department=submitter, status="approved",
+                  resource_code=code, decided_by=who, reasons=[f"{code} v{approved['version']} is in the catalog"],
+                  rule_ids=["R-12.1"], late=sub["late"])
+    _rederive_responsibilities(now)
+
+
+def _rederive_responsibilities(now: datetime) -> None:
+    """R-13.1: after each approval, every department's list is derived anew; changed ones are published."""
+    entries = [_get(f"entry:{c}") for c in _get("entries") or []]
+    lists = rules.responsibility_lists(entries)
+    for dept in sorted(set(lists) | set(_get("responsible") or [])):
+        resources = lists.get(dept, [])
+        if _get(f"resp:{dept}") == resources:
+            continue
+        _put(f"resp:{dept}", resources)
+        rec = {"event_id": f"resp:{dept}:{now.isoformat()}", "occurred_at": now, "department": dept,
+               "resources": resources}
+        _emit(responsibilities_topic, dept.encode(), CODEC.encode("govbus.catalog.ResponsibilityList", rec))
+    _put("responsible", sorted(lists))
+
+
+def _systems() -> dict[str, dict]:
+    return {code: _get(f"sys:{code}") for code in _get("systems") or []}
+
+
+async def on_system(rec: dict, received_on: date, now: datetime) -> None:
+    problems = rules.check_system(rec, DEPARTMENTS, _systems())
+    if problems:
+        _decide(now, subject_kind="system", subject_id=rec["event_id"], department=rec["department"],
+                      status="refused", problems=problems)
+        return
+    _put(f"sys:{rec['system_code']}", {k: rec[k] for k in ("department", "system_code", "name", "stage",
+                                                          "interfaces", "resource_codes")})
+    codes = set(_get("systems") or [])
+    codes.add(rec["system_code"])
+    _put("systems", sorted(codes))
+    _decide(now, subject_kind="system", subject_id=rec["event_id"], department=rec["department"],
+                  status="accepted", reasons=[f"system {rec['system_code']} {rec['stage']}"], rule_ids=["R-13.2"])
+
+
+async def on_demand_list(rec: dict, received_on: date, now: datetime) -> None:
+    problems = rules.check_demand_list(rec, DEPARTMENTS)
+    _decide(now, subject_kind="demand_list", subject_id=rec["event_id"], department=rec["submitter"],
+                  status="refused" if problems else "accepted", problems=problems,
+                  reasons=None if problems else [f"{len(rec['items'])} demands recorded"], rule_ids=["R-12.1"])
+
+
+async def on_change(rec: dict, received_on: date, now: datetime) -> None:
+    dept = rec["department"]
+    reasons: list[str] = []
+    if dept not in DEPARTMENTS:
+        reasons.append(f"{dept} is not a department registered on the bus")
+    if rec["change_kind"] not in ("law", "function", "system"):
+        reasons.append(f"change kind {rec['change_kind']!r} is not law, function or system")
+    try:
+        change_date = date.fromisoformat(rec["change_date"])
+    except ValueError:
+        reasons.append(f"change_date {rec['change_date']!r} is not a date YYYY-MM-DD")
+    if reasons:
+        _decide(now, subject_kind="change", subject_id=rec["event_id"], department=dept, status="refused",
+                      reasons=reasons, rule_ids=["R-14.1"])
+        return
+    due = rules.update_due(change_date, calendar)
+    open_changes = _get(f"changes:{dept}") or []
+    _put(f"changes:{dept}", [*open_changes, rec["event_id"]])
+    _deadline(now, "start", f"catalog_update:{rec['event_id']}", rec["reported_by"],
+                    case_type="catalog_update", case_id=rec["event_id"], party=dept,
+                    received_on=change_date.isoformat())
+    _decide(now, subject_kind="change", subject_id=rec["event_id"], department=dept, status="accepted",
+                  due_on=str(due), reasons=[f"{dept} updates its catalog entries by {due}"], rule_ids=["R-14.1"])
+
+
+HANDLERS = {
+    "govbus.catalog.CatalogSubmission": on_submission,
+    "govbus.catalog.CatalogReview": on_review,
+    "govbus.catalog.DemandList": on_demand_list,
+    "govbus.catalog.SystemRegistration": on_system,
+    "govbus.catalog.CatalogChange": on_change,
+}

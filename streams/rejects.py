@@ -1,0 +1,26 @@
+"""Refusing an input: the record on the rejects topic, with the input's position, bytes and reason."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+
+from ops import metrics
+from streams.app import CODEC, rejects_topic
+from streams.exchange import reject_record
+
+log = logging.getLogger("govbus.rejects")
+
+
+async def send_reject(msg, code: str, reason: str, now: datetime, record: dict | None = None,
+                      rule_ids: Iterable[str] = (), publisher_field: str = "publisher") -> None:
+    metrics.REJECTED.labels(code).inc()
+    rec = reject_record(
+        source_topic=msg.topic, partition=msg.partition, offset=msg.offset, raw=msg.value or b"",
+        code=code, reason=reason, now=now,
+        publisher=record.get(publisher_field) if record else None,
+        event_id=record.get("event_id") if record else None, rule_ids=rule_ids,
+    )
+    await rejects_topic.send(key=rec["reject_id"].encode(), value=CODEC.encode("govbus.ops.Reject", rec))
+    log.info("rejected %s:%s:%s (%s): %s", msg.topic, msg.partition, msg.offset, code, reason)
