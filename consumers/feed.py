@@ -88,7 +88,7 @@ class Feed:
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
             self.topic, bootstrap_servers=self.bootstrap, group_id=self.group_id,
-            enable_auto_commit=False, auto_offset_reset="earliest",
+            enable_auto_commit=False, auto_offset_reset="earliest", isolation_level="read_committed",
         )
         await self._consumer.start()
         await self._prime_dedup()

@@ -183,7 +183,7 @@ async def run_ledger(bootstrap: str, dsn: str, prefix: str = "", *, group_id: st
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=group_id or f"{prefix}govbus-ledger",
         enable_auto_commit=False, auto_offset_reset="earliest", metadata_max_age_ms=10_000,
-        max_poll_interval_ms=30 * 60 * 1000,
+        max_poll_interval_ms=30 * 60 * 1000, isolation_level="read_committed",
     )
     consumer.subscribe(pattern=ledger_pattern(prefix))
     await consumer.start()

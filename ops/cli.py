@@ -402,3 +402,75 @@ async def _publish_calendar(year, source: str, publisher: str) -> None:
         "holidays": sorted(d.isoformat() for d in year.holidays),
         "workdays": sorted(d.isoformat() for d in year.workdays), "source": source, "published_by": publisher,
     })])
+
+
+# --------------------------------------------------------------------------- deadlines
+
+
+@main.group()
+def deadlines() -> None:
+    """Statutory deadlines in working days: the service, extensions, notices."""
+
+
+@deadlines.command("run")
+def deadlines_run() -> None:
+    """Run the deadline service until interrupted."""
+    from streams.deadline_service import run_service
+
+    logging.getLogger("govbus").setLevel(logging.INFO)
+    _run(run_service(settings()))
+
+
+@deadlines.command("extend")
+@click.argument("deadline_id")
+@click.option("--days", type=click.IntRange(min=1), required=True)
+@click.option("--approved-by", required=True, help="Name of the department's principal head (R-7.1).")
+@click.option("--as", "actor", required=True, help="Department asking for the extension.")
+def deadlines_extend(deadline_id: str, days: int, approved_by: str, actor: str) -> None:
+    """Extend a deadline where the measures allow it (once, within the limit, with the head's approval)."""
+    from ops.kafka_io import send_events
+    from topics.registry import DEADLINE_COMMANDS
+
+    _run(send_events(DEADLINE_COMMANDS, [(deadline_id.encode(), "govbus.deadlines.DeadlineCommand", {
+        "event_id": uuid.uuid4().hex, "occurred_at": datetime.now(UTC), "action": "extend",
+        "deadline_id": deadline_id, "case_type": None, "case_id": None, "party": None, "received_on": None,
+        "extension_days": days, "approved_by": approved_by, "actor": actor})]))
+    click.echo(f"extension of {deadline_id} by {days} working days requested; see `govbus deadlines notices`")
+
+
+@deadlines.command("list")
+@click.option("--party", default=None, help="Only deadlines this department must meet.")
+@click.option("--all", "show_all", is_flag=True, help="Include closed deadlines.")
+def deadlines_list(party: str | None, show_all: bool) -> None:
+    """Deadlines and their state, soonest first."""
+    from schemas.codec import default_codec
+    from streams.views import snapshot
+    from topics.registry import DEADLINES, name_of
+
+    s = settings()
+    states = [default_codec().decode(v, "govbus.deadlines.DeadlineState").record
+              for v in _run(snapshot(s.bootstrap, name_of(DEADLINES, s.topic_prefix))).values()]
+    states = [d for d in states if (show_all or not d["closed"]) and (party is None or d["party"] == party)]
+    for d in sorted(states, key=lambda d: d["due_on"]):
+        flags = [f for f in ("reminded", "breached", "closed", "provisional") if d[f]]
+        click.echo(f"{d['due_on']}  {d['party']:8} {d['case_type']:22} {d['deadline_id']}  {' '.join(flags)}")
+    click.echo(f"{len(states)} deadlines")
+
+
+@deadlines.command("notices")
+@click.option("--party", default=None)
+@click.option("--limit", default=50, show_default=True)
+def deadlines_notices(party: str | None, limit: int) -> None:
+    """Recent reminders, breaches and other deadline notices (from the ledger)."""
+    async def fetch():
+        from ops.db import connect
+
+        conn = await connect(settings().dsn)
+        try:
+            return await conn.fetch("SELECT * FROM deadline_notices WHERE ($1::text IS NULL OR party = $1)"
+                                    " ORDER BY occurred_at DESC LIMIT $2", party, limit)
+        finally:
+            await conn.close()
+
+    for r in _run(fetch()):
+        click.echo(f"{r['occurred_at']:%Y-%m-%d %H:%M} {r['kind']:11} {r['party']:8} [{r['rule_id']}] {r['message']}")

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from functools import lru_cache
+from operator import attrgetter
 from zoneinfo import ZoneInfo
 
 from streams.workcalendar import Deadline, WorkCalendar
@@ -75,6 +76,14 @@ class DeadlineState:
     extended_by: int = 0
     extension_approved_by: str | None = None
     version: int = 0  # bumped on every change
+
+
+_STATE_FIELDS = attrgetter(*(f.name for f in fields(DeadlineState)))
+
+
+def _copy(s: DeadlineState) -> DeadlineState:
+    # dataclasses.replace costs ~9 µs a state, which dominated writing out a million of them
+    return DeadlineState(*_STATE_FIELDS(s))
 
 
 @dataclass(frozen=True)
@@ -285,7 +294,7 @@ class DeadlineEngine:
 
     def load(self, state: DeadlineState) -> None:
         """Restore one state written earlier (after a restart). Not reported by `changed()`."""
-        s = replace(state)  # the engine mutates its states; never the caller's object
+        s = _copy(state)  # the engine mutates its states; never the caller's object
         old = self.states.get(s.deadline_id)
         if old is not None:
             if self._next_fire(old) is not None:
@@ -302,7 +311,7 @@ class DeadlineEngine:
 
     def changed(self) -> list[DeadlineState]:
         """Copies of the states changed since the last call, for the compacted deadlines topic."""
-        out = [replace(s) for s in self._changed.values()]
+        out = [_copy(s) for s in self._changed.values()]
         self._changed.clear()
         return out
 

@@ -44,7 +44,7 @@ class CompactedView:
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            auto_offset_reset="earliest", isolation_level="read_committed",
         )
         await self._consumer.start()
         tps = await partitions_of(self._consumer, self.topic)
@@ -91,7 +91,7 @@ class CompactedView:
 async def snapshot(bootstrap: str, topic: str, timeout: float = 10.0) -> dict[bytes, bytes]:
     """The latest value per key of a compacted topic, read once to its current end."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                request_timeout_ms=int(timeout * 1000))
+                                request_timeout_ms=int(timeout * 1000), isolation_level="read_committed")
     try:
         await asyncio.wait_for(consumer.start(), timeout)
     except BaseException:

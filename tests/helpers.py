@@ -45,7 +45,7 @@ async def consume(bootstrap: str, topic: str, *, count: int, timeout: float = 30
                   settle: float = 0.0) -> list:
     """Records of `topic` from the start until `count` arrived (then `settle` more seconds) or timeout."""
     c = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
-                         enable_auto_commit=False)
+                         enable_auto_commit=False, isolation_level="read_committed")
     await c.start()
     out = []
     try:

@@ -1,0 +1,257 @@
+"""The durable deadline service: the engine of streams/deadlines.py behind Kafka.
+
+Commands (start, answer, extend) come from `govbus.deadlines.commands`; each deadline's
+state lives in the compacted `govbus.deadlines` topic; notices go to `govbus.notices`.
+Every step (commands consumed, states written, notices sent) is one Kafka transaction, so a
+service killed at any point and restarted neither misses nor repeats a reminder or breach:
+what was not committed did not happen, and is done again from the committed state.
+
+One service is active per deployment: the member of the consumer group that owns the
+commands partition. The transactional id fences a stale predecessor (a zombie) out.
+Time comes from a clock function, so tests and drills can run a month in seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+
+from ops.config import Settings
+from schemas.codec import default_codec
+from schemas.errors import CodecError
+from streams.deadlines import DeadlineEngine, DeadlineRefused, DeadlineState, Notice
+from streams.departments import load as load_departments
+from streams.exchange import reject_record
+from streams.views import CompactedView, partitions_of
+from streams.workcalendar import WorkCalendar, year_from_record
+from topics import registry
+
+log = logging.getLogger("govbus.deadlines")
+COMMAND = "govbus.deadlines.DeadlineCommand"
+STATE = "govbus.deadlines.DeadlineState"
+NOTICE = "govbus.deadlines.Notice"
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def file_clock(path: str) -> Callable[[], datetime]:
+    """A clock read from a file holding an ISO datetime: drills and tests move time by writing it."""
+
+    def now() -> datetime:
+        return datetime.fromisoformat(Path(path).read_text().strip())
+
+    return now
+
+
+def state_record(s: DeadlineState) -> dict:
+    return {
+        "deadline_id": s.deadline_id, "case_type": s.case_type, "case_id": s.case_id, "party": s.party,
+        "received_on": s.received_on.isoformat(), "due_on": s.due_on.isoformat(), "provisional": s.provisional,
+        "remind_on": s.remind_on.isoformat(), "reminded": s.reminded, "breached": s.breached, "closed": s.closed,
+        "extended_by": s.extended_by, "extension_approved_by": s.extension_approved_by, "version": s.version,
+    }
+
+
+def state_from_record(r: dict) -> DeadlineState:
+    return DeadlineState(**{**r, **{k: date.fromisoformat(r[k]) for k in ("received_on", "due_on", "remind_on")}})
+
+
+def notice_record(n: Notice) -> dict:
+    return {
+        "notice_id": n.notice_id, "occurred_at": n.at, "kind": n.kind, "deadline_id": n.deadline_id,
+        "case_type": n.case_type, "case_id": n.case_id, "party": n.party, "due_on": n.due_on.isoformat(),
+        "provisional": n.provisional, "rule_id": n.rule_id, "message": n.message,
+    }
+
+
+class DeadlineService:
+    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = wall_clock,
+                 tick_interval: float = 1.0):
+        self.settings = settings
+        self.clock = clock
+        self.tick_interval = tick_interval
+        self.codec = default_codec()
+        p = settings.topic_prefix
+        self.commands_topic = registry.name_of(registry.DEADLINE_COMMANDS, p)
+        self.states_topic = registry.name_of(registry.DEADLINES, p)
+        self.notices_topic = registry.name_of(registry.NOTICES, p)
+        self.rejects_topic = registry.name_of(registry.REJECTS, p)
+        self.calendar = WorkCalendar()
+        self.engine = DeadlineEngine(self.calendar, {c: d.head for c, d in load_departments().items()})
+        self._calendar_changed = False
+        self._active = asyncio.Event()
+        self.producer: AIOKafkaProducer | None = None
+        self.consumer: AIOKafkaConsumer | None = None
+        self.calendar_view = CompactedView(settings.bootstrap, registry.name_of(registry.CALENDAR, p),
+                                           self._apply_calendar)
+
+    def _apply_calendar(self, key: bytes | None, value: bytes | None) -> None:
+        if value is not None:
+            self.calendar.publish(year_from_record(self.codec.decode(value, "govbus.calendar.CalendarYear").record))
+            self._calendar_changed = True
+
+    async def start(self) -> None:
+        await self.calendar_view.start()
+        await self.calendar_view.wait_ready()
+        self._calendar_changed = False
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.bootstrap, acks="all", enable_idempotence=True,
+            transactional_id=f"{self.settings.topic_prefix}govbus-deadlines",
+        )
+        await self.producer.start()  # fences any earlier producer with the same transactional id
+        service = self
+
+        class Listener(ConsumerRebalanceListener):
+            async def on_partitions_revoked(self, revoked):
+                service._active.clear()
+
+            async def on_partitions_assigned(self, assigned):
+                if assigned:
+                    await service._load_states()  # another member may have moved deadlines meanwhile
+                    service._active.set()
+
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.bootstrap, group_id=f"{self.settings.topic_prefix}govbus-deadlines",
+            enable_auto_commit=False, auto_offset_reset="earliest", isolation_level="read_committed",
+        )
+        await self.consumer.start()
+        self.consumer.subscribe([self.commands_topic], listener=Listener())
+
+    async def _load_states(self) -> None:
+        reader = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap, group_id=None,
+                                  enable_auto_commit=False, isolation_level="read_committed")
+        await reader.start()
+        try:
+            tps = await partitions_of(reader, self.states_topic)
+            reader.assign(tps)
+            await reader.seek_to_beginning(*tps)
+            ends = await reader.end_offsets(tps)
+            pending = {tp for tp in tps if ends[tp] > 0}
+            engine = DeadlineEngine(self.calendar, self.engine.heads, self.engine.remind_before)
+            while pending:
+                for recs in (await reader.getmany(*pending, timeout_ms=500)).values():
+                    for r in recs:
+                        if r.value is not None:
+                            engine.load(state_from_record(self.codec.decode(r.value, STATE).record))
+                for tp in list(pending):
+                    if await reader.position(tp) >= ends[tp]:
+                        pending.discard(tp)
+            self.engine = engine
+            log.info("deadline service active: %d open deadlines", engine.open_count())
+        finally:
+            await reader.stop()
+
+    async def stop(self) -> None:
+        if self.consumer:
+            await self.consumer.stop()
+        if self.producer:
+            await self.producer.stop()
+        await self.calendar_view.stop()
+
+    def _apply(self, rec, now: datetime) -> list[Notice]:
+        action = rec["action"]
+        if action == "start":
+            return self.engine.start(rec["deadline_id"], rec["case_type"], rec["case_id"], rec["party"],
+                                     date.fromisoformat(rec["received_on"]), now)
+        if action == "answer":
+            return self.engine.answer(rec["deadline_id"], now)
+        if action == "extend":
+            return self.engine.extend(rec["deadline_id"], rec["extension_days"] or 0, rec["approved_by"] or "", now)
+        raise DeadlineRefused(f"action {action!r} is not start, answer or extend")
+
+    async def step(self, max_records: int = 500) -> list[Notice]:
+        """Consume what commands there are, tick the clock; everything in one transaction."""
+        assert self.consumer is not None and self.producer is not None
+        if not self._active.is_set():  # joining the group or loading states
+            try:
+                await asyncio.wait_for(self._active.wait(), self.tick_interval)
+            except TimeoutError:
+                pass
+        batches = await self.consumer.getmany(timeout_ms=int(self.tick_interval * 1000), max_records=max_records)
+        if not self._active.is_set():
+            # fetched before the states were loaded: put the records back for the active step
+            for tp, recs in batches.items():
+                if recs:
+                    self.consumer.seek(tp, recs[0].offset)
+            return []
+        now = self.clock()
+        notices: list[Notice] = []
+        rejects: list[dict] = []
+        for recs in batches.values():
+            for r in recs:
+                try:
+                    rec = self.codec.decode(r.value or b"", COMMAND).record
+                    notices += self._apply(rec, now)
+                except CodecError as exc:
+                    rejects.append(self._reject(r, exc.code, exc.reason, now))
+                except (DeadlineRefused, KeyError, ValueError) as exc:
+                    reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
+                    rejects.append(self._reject(r, "refused", reason, now, getattr(exc, "rule_ids", ())))
+        if self._calendar_changed:
+            self._calendar_changed = False
+            notices += self.engine.recompute_provisional(now)
+        notices += self.engine.tick(now)
+        changed = self.engine.changed()
+        offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items() if recs}
+        if not (notices or changed or rejects or offsets):
+            return []
+        async with self.producer.transaction():
+            for s in changed:
+                await self.producer.send(self.states_topic, key=s.deadline_id.encode(),
+                                         value=self.codec.encode(STATE, state_record(s)))
+            for n in notices:
+                await self.producer.send(self.notices_topic, key=n.deadline_id.encode(),
+                                         value=self.codec.encode(NOTICE, notice_record(n)))
+            for rej in rejects:
+                await self.producer.send(self.rejects_topic, key=rej["reject_id"].encode(),
+                                         value=self.codec.encode("govbus.ops.Reject", rej))
+            if offsets:
+                await self.producer.send_offsets_to_transaction(
+                    offsets, f"{self.settings.topic_prefix}govbus-deadlines")
+        for n in notices:
+            log.info("%s %s: %s", n.kind, n.deadline_id, n.message)
+        return notices
+
+    def _reject(self, r, code: str, reason: str, now: datetime, rule_ids=()) -> dict:
+        log.warning("deadline command refused at %s:%s: %s", r.partition, r.offset, reason)
+        return reject_record(source_topic=r.topic, partition=r.partition, offset=r.offset, raw=r.value or b"",
+                             code=code, reason=reason, now=now, rule_ids=rule_ids)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.step()
+            except Exception:
+                # nothing of the failed step was committed: forget it and start again from what was
+                log.exception("deadline step failed; resuming from the committed state")
+                await self._recover()
+                await asyncio.sleep(1.0)
+
+    async def _recover(self) -> None:
+        assert self.consumer is not None
+        for tp in self.consumer.assignment():
+            committed = await self.consumer.committed(tp)
+            if committed is None:
+                await self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, committed)
+        await self._load_states()
+
+
+async def run_service(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    clock_file = os.environ.get("GOVBUS_CLOCK_FILE")
+    svc = DeadlineService(settings, clock=file_clock(clock_file) if clock_file else wall_clock,
+                          tick_interval=float(os.environ.get("GOVBUS_TICK_SECONDS", "1.0")))
+    await svc.start()
+    try:
+        await svc.run(stop or asyncio.Event())
+    finally:
+        await svc.stop()
