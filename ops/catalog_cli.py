@@ -85,6 +85,19 @@ async def _submit_and_wait(events: list[tuple[bytes, str, dict]], wait: float) -
     return [d for d in got if d["subject_id"] in ids]
 
 
+async def review_and_wait(rec: dict, wait: float) -> list[dict]:
+    """Send a review; the answer is the submission's new decision, or the refusal of the review."""
+    from ops.kafka_io import Answers, send_events
+    from topics.registry import CATALOG_DECISIONS, CATALOG_INBOX
+
+    keys = {rec["submission_id"], rec["event_id"]}
+    async with Answers(CATALOG_DECISIONS, DECISION) as answers:
+        await send_events(CATALOG_INBOX, [(rec["reviewer"].encode(), "govbus.catalog.CatalogReview", rec)])
+        got = await answers.wait(
+            lambda got: any(d["subject_id"] in keys and d["status"] != "pending_review" for d in got), wait)
+    return [d for d in got if d["subject_id"] in keys and d["status"] != "pending_review"]
+
+
 @click.group()
 def catalog() -> None:
     """The government data resource catalog (政务数据资源目录)."""
@@ -134,20 +147,8 @@ def review(submission_id: str, reviewer: str, person: str, decision: str | None,
         raise click.UsageError("say --approve or --reject")
     rec = {"event_id": uuid.uuid4().hex, "occurred_at": datetime.now(UTC), "reviewer": reviewer,
            "reviewer_person": person, "submission_id": submission_id, "decision": decision, "reason": reason}
-    events = [(reviewer.encode(), "govbus.catalog.CatalogReview", rec)]
 
-    async def go():
-        from ops.kafka_io import Answers, send_events
-        from topics.registry import CATALOG_DECISIONS, CATALOG_INBOX
-
-        async with Answers(CATALOG_DECISIONS, DECISION) as answers:
-            await send_events(CATALOG_INBOX, events)
-            keys = {submission_id, rec["event_id"]}
-            got = await answers.wait(
-                lambda got: any(d["subject_id"] in keys and d["status"] != "pending_review" for d in got), wait)
-        return [d for d in got if d["subject_id"] in keys]
-
-    decisions = _run(go())
+    decisions = _run(review_and_wait(rec, wait))
     _print_decisions(decisions)
     if any(d["status"] == "refused" for d in decisions) or not decisions:
         sys.exit(1)

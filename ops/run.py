@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 from ops.config import REPO_ROOT, Settings
@@ -89,6 +90,7 @@ async def run_all(settings: Settings) -> None:
     children.start("worker", [sys.executable, "-m", "streams", "worker", "-l", "info"],
                    {"GOVBUS_METRICS_PORT": os.environ.get("GOVBUS_METRICS_PORT", "9464")})
     children.start("ledger", [str(bindir / "govbus"), "ledger", "run"])
+    children.start("deadlines", [str(bindir / "govbus"), "deadlines", "run"])
     print(f"\ngovbus is running: kafka {settings.bootstrap}, postgres {settings.dsn}")
     print("metrics: http://127.0.0.1:9464/metrics   logs: " + str(settings.state_dir))
     print("Ctrl-C stops everything.\n")
@@ -105,11 +107,73 @@ async def run_all(settings: Settings) -> None:
         print("stopped.")
 
 
+CATALOG_SEED = REPO_ROOT / "ops" / "seed" / "catalog"
+
+
+async def _demo_catalog(settings: Settings) -> None:
+    """Systems and entries registered, submitted and reviewed, as departments and authorities do."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    import yaml
+
+    from ops.catalog_cli import _print_decisions, _submit_and_wait, entry_from_file, review_and_wait
+    from streams.views import snapshot
+    from streams.workcalendar import WorkCalendar
+    from topics.registry import CATALOG, name_of
+
+    approved = await snapshot(settings.bootstrap, name_of(CATALOG, settings.topic_prefix))
+    steps = [("NJ-GA", "ga-system.yaml", "ga-population.yaml", "NJ-SJJ", "张立新"),
+             ("WY-MZ", "wy-system.yaml", "wy-subsidy.yaml", "WY-SJJ", "姚远")]
+    for dept, system_file, entry_file, authority, person in steps:
+        raw = yaml.safe_load((CATALOG_SEED / entry_file).read_text(encoding="utf-8"))
+        if raw["resource_code"].encode() in approved:
+            print(f"[catalog] {raw['resource_code']} is already in the catalog")
+            continue
+        now = datetime.now(UTC)
+        system = yaml.safe_load((CATALOG_SEED / system_file).read_text(encoding="utf-8"))
+        sys_rec = {"event_id": uuid.uuid4().hex, "occurred_at": now, "department": dept, **system,
+                   "resource_codes": []}
+        print(f"[catalog] {dept} registers information system {system['system_code']}")
+        _print_decisions(await _submit_and_wait([(dept.encode(), "govbus.catalog.SystemRegistration", sys_rec)], 20))
+        sub = {"event_id": uuid.uuid4().hex, "occurred_at": now, "submitter": dept, "kind": "new",
+               "change_date": None, "change_reason": None, "entry": entry_from_file(raw, dept)}
+        print(f"[catalog] {dept} submits {raw['resource_code']} {raw['name']}")
+        _print_decisions(await _submit_and_wait([(dept.encode(), "govbus.catalog.CatalogSubmission", sub)], 20))
+        review = {"event_id": uuid.uuid4().hex, "occurred_at": datetime.now(UTC), "reviewer": authority,
+                  "reviewer_person": person, "submission_id": sub["event_id"], "decision": "approve",
+                  "reason": None}
+        print(f"[catalog] {authority} ({person}) approves it")
+        _print_decisions(await review_and_wait(review, 20))
+
+    # a law changed 13 working days ago: the civil affairs bureau's update is due in two working days,
+    # so the deadline service reminds it at once
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    changed_on = WorkCalendar().working_days_before(today, 13)
+    change = {"event_id": uuid.uuid4().hex, "occurred_at": datetime.now(UTC), "department": DEMO_SUBSCRIBER,
+              "change_date": changed_on.isoformat(), "change_kind": "law",
+              "description": "《社会救助暂行办法》修订", "reported_by": "NJ-SJJ"}
+    print(f"[catalog] NJ-SJJ records a change of law of {changed_on}: {DEMO_SUBSCRIBER} must update its catalog")
+    _print_decisions(await _submit_and_wait([(b"NJ-SJJ", "govbus.catalog.CatalogChange", change)], 20))
+
+
 async def _demo(settings: Settings, stop: asyncio.Event) -> None:
     from consumers.feed import Feed
     from ops.cli import _subscribe, format_feed_record
+    from ops.kafka_io import Answers
     from ops.publish import publish_rows, read_rows
+    from topics.registry import NOTICES
 
+    async def notices() -> None:
+        async with Answers(NOTICES, "govbus.deadlines.Notice") as answers:
+            while True:
+                for n in await answers.wait(bool, 3600):
+                    if n["kind"] in ("reminder", "breach", "started"):
+                        print(f"[deadline {n['kind']}] {n['message']}")
+
+    notice_task = asyncio.create_task(notices())
+    await asyncio.sleep(0.5)
+    await _demo_catalog(settings)
     await _subscribe(DEMO_SUBSCRIBER, DEMO_RESOURCE, True)
     print(f"[demo] {DEMO_SUBSCRIBER} subscribed to {DEMO_RESOURCE} ({DEMO_PROVIDER}'s resident records)")
 
@@ -144,4 +208,7 @@ async def _demo(settings: Settings, stop: asyncio.Event) -> None:
         finally:
             await conn.close()
 
-    await asyncio.gather(tail(), publish())
+    try:
+        await asyncio.gather(tail(), publish())
+    finally:
+        notice_task.cancel()

@@ -34,16 +34,30 @@ class Process:
 PROCESSES: dict[str, Process] = {
     p.case_type: p
     for p in (
-        Process("catalog_update", 15, 0, "R-14.1", "department updates its catalog entries after a change"),
+        Process(
+            "catalog_update",
+            15,
+            0,
+            "R-14.1",
+            "department updates its catalog entries after a change",
+        ),
         Process("catalog_review", 10, 0, "R-14.1", "authority reviews a catalog update"),
         Process("share_request", 10, 0, "R-26.1", "provider answers a conditional share request"),
         Process("verification", 10, 10, "R-19.1", "provider answers a request to verify a datum"),
-        Process("open_catalog_objection", 10, 10, "R-31.1", "provider answers an objection to the open catalog"),
+        Process(
+            "open_catalog_objection",
+            10,
+            10,
+            "R-31.1",
+            "provider answers an objection to the open catalog",
+        ),
         Process("open_request", 15, 15, "R-32.1", "provider answers a conditional open request"),
         Process("objection_mark", 3, 0, "R-41.1", "authority marks a datum as objected"),
         Process("objection_decide", 10, 0, "R-41.1", "authority decides an objection in its scope"),
         Process("objection_forward", 5, 0, "R-41.1", "authority forwards an objection"),
-        Process("objection_forwarded_decide", 5, 0, "R-41.1", "department decides a forwarded objection"),
+        Process(
+            "objection_forwarded_decide", 5, 0, "R-41.1", "department decides a forwarded objection"
+        ),
     )
 }
 
@@ -134,13 +148,20 @@ class DeadlineEngine:
         # their days, so counts are memoised until the calendar's published years change
         self._counts: dict[tuple[date, int], Deadline] = {}
         self._befores: dict[date, date] = {}
-        self._counted_on: tuple = ()
+        self._counted_on: tuple[object, ...] = ()
 
     # ---- operations
 
     def start(
-        self, deadline_id: str, case_type: str, case_id: str, party: str, received_on: date, now: datetime
+        self,
+        deadline_id: str,
+        case_type: str,
+        case_id: str,
+        party: str,
+        received_on: date,
+        now: datetime,
     ) -> list[Notice]:
+        """Open the deadline of a case received on `received_on`; a repeated start is a no-op."""
         if deadline_id in self.states:
             return []  # a redelivered start event; the first one already counted
         proc = PROCESSES.get(case_type)
@@ -150,7 +171,8 @@ class DeadlineEngine:
             )
         if party not in self.heads:
             raise DeadlineRefused(
-                f"{party!r} is not a department registered on the bus, so no deadline can be set for it",
+                f"{party!r} is not a department registered on the bus, "
+                f"so no deadline can be set for it",
                 (HEAD_RULE,),
             )
         if isinstance(received_on, datetime):
@@ -159,7 +181,13 @@ class DeadlineEngine:
         # the day of receipt does not count (add_working_days starts on the next day)
         dl = self._add_working_days(received_on, proc.days)
         s = DeadlineState(
-            deadline_id, case_type, case_id, party, received_on, dl.due, dl.provisional,
+            deadline_id,
+            case_type,
+            case_id,
+            party,
+            received_on,
+            dl.due,
+            dl.provisional,
             self._remind_on(received_on, dl.due),
         )
         self.states[deadline_id] = s
@@ -171,6 +199,7 @@ class DeadlineEngine:
         return [self._notice(s, "started", now)]
 
     def answer(self, deadline_id: str, now: datetime) -> list[Notice]:
+        """The party has acted: close the deadline (nothing fires for it any more)."""
         s = self._get(deadline_id)
         _timestamp(now)
         if s.closed:
@@ -183,6 +212,7 @@ class DeadlineEngine:
         return [self._notice(s, "closed", now)]
 
     def extend(self, deadline_id: str, days: int, approved_by: str, now: datetime) -> list[Notice]:
+        """Move the due date `days` working days on, once, with the party's head's approval."""
         s = self._get(deadline_id)
         proc = PROCESSES[s.case_type]
         rule = proc.rule_id
@@ -195,8 +225,10 @@ class DeadlineEngine:
                 (rule,),
             )
         if s.closed:
-            raise DeadlineRefused(f"case {s.case_id} is already answered; there is no deadline left to extend",
-                                  (rule,))
+            raise DeadlineRefused(
+                f"case {s.case_id} is already answered; there is no deadline left to extend",
+                (rule,),
+            )
         if s.breached or now_ts >= _midnight(s.due_on + ONE_DAY):
             raise DeadlineRefused(
                 f"the deadline for case {s.case_id} ran out on {s.due_on.isoformat()}; "
@@ -205,14 +237,19 @@ class DeadlineEngine:
             )
         if s.extended_by:
             raise DeadlineRefused(
-                f"the deadline for case {s.case_id} was already extended by {s.extended_by} working days "
-                f"(approved by {s.extension_approved_by}); {rule} allows one extension only",
+                f"the deadline for case {s.case_id} was already extended by {s.extended_by} "
+                f"working days (approved by {s.extension_approved_by}); "
+                f"{rule} allows one extension only",
                 (rule,),
             )
-        if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= proc.max_extension_days:
+        if (
+            isinstance(days, bool)
+            or not isinstance(days, int)
+            or not 1 <= days <= proc.max_extension_days
+        ):
             raise DeadlineRefused(
-                f"an extension for '{proc.description}' is 1 to {proc.max_extension_days} working days "
-                f"({rule}), not {days!r}",
+                f"an extension for '{proc.description}' is 1 to {proc.max_extension_days} "
+                f"working days ({rule}), not {days!r}",
                 (rule,),
             )
         head = self.heads.get(s.party)
@@ -221,6 +258,7 @@ class DeadlineEngine:
                 f"{s.party} has no registered principal head, so nobody can approve an extension",
                 (HEAD_RULE, rule),
             )
+        # R-7.1: an extension is the head's act; the data officer or another head cannot approve it
         if (approved_by or "").strip() != head:
             raise DeadlineRefused(
                 f"an extension must be approved by the principal head of {s.party}, {head}; "
@@ -242,6 +280,7 @@ class DeadlineEngine:
         return [self._notice(s, "extended", now)]
 
     def tick(self, now: datetime) -> list[Notice]:
+        """Every reminder and breach due at `now` and not yet emitted, oldest first."""
         now_ts = _timestamp(now)
         heap, states, out = self._heap, self.states, []
         # a deadline has at most one live entry; after a reminder fires, its breach entry is pushed
@@ -266,6 +305,7 @@ class DeadlineEngine:
         return out
 
     def recompute_provisional(self, now: datetime) -> list[Notice]:
+        """Recount the provisional deadlines after the calendar learned a year."""
         now_ts = _timestamp(now)
         out = []
         for deadline_id in sorted(self._provisional):
@@ -294,6 +334,11 @@ class DeadlineEngine:
 
     def load(self, state: DeadlineState) -> None:
         """Restore one state written earlier (after a restart). Not reported by `changed()`."""
+        if state.case_type not in PROCESSES:
+            raise DeadlineRefused(
+                f"deadline {state.deadline_id!r} is of process {state.case_type!r}, "
+                f"which has no deadline any more"
+            )
         s = _copy(state)  # the engine mutates its states; never the caller's object
         old = self.states.get(s.deadline_id)
         if old is not None:
@@ -330,7 +375,9 @@ class DeadlineEngine:
         self._check_calendar()
         before = self._befores.get(due_on)
         if before is None:
-            before = self._befores[due_on] = self.calendar.working_days_before(due_on, self.remind_before)
+            before = self._befores[due_on] = self.calendar.working_days_before(
+                due_on, self.remind_before
+            )
         # short deadlines (3 days) would otherwise be reminded on or before the day of receipt
         return max(before, received_on + ONE_DAY)
 
@@ -380,45 +427,77 @@ class DeadlineEngine:
             return
         states, nf = self.states, self._next_fire
         self._heap = [
-            e for e in self._heap
+            e
+            for e in self._heap
             if (s := states.get(e[1])) is not None and s.version == e[2] and e[0] == nf(s)
         ]
         heapq.heapify(self._heap)
         self._stale = 0
 
-    def _notice(self, s: DeadlineState, kind: str, now: datetime, old_due: date | None = None) -> Notice:
+    def _notice(
+        self, s: DeadlineState, kind: str, now: datetime, old_due: date | None = None
+    ) -> Notice:
         proc = PROCESSES[s.case_type]
         return Notice(
-            f"{s.deadline_id}:{kind}:{s.due_on.isoformat()}", kind, s.deadline_id, s.case_type, s.case_id,
-            s.party, s.due_on, s.provisional, proc.rule_id, now, _message(s, proc, kind, now, old_due),
+            f"{s.deadline_id}:{kind}:{s.due_on.isoformat()}",
+            kind,
+            s.deadline_id,
+            s.case_type,
+            s.case_id,
+            s.party,
+            s.due_on,
+            s.provisional,
+            proc.rule_id,
+            now,
+            _message(s, proc, kind, now, old_due),
         )
 
 
-def _message(s: DeadlineState, proc: Process, kind: str, now: datetime, old_due: date | None) -> str:
+def _message(
+    s: DeadlineState, proc: Process, kind: str, now: datetime, old_due: date | None
+) -> str:
     due = s.due_on.isoformat()
     if s.provisional:
-        due += " (provisional: counted on a year whose official working-day calendar is not yet published)"
+        due += (
+            " (provisional: counted on a year whose official working-day calendar"
+            " is not yet published)"
+        )
     case = f"case {s.case_id} ({proc.description})"
     if kind == "started":
-        return (f"Case {s.case_id} ({proc.description}): {s.party} must act by {due}, {proc.days} working days "
-                f"after receipt on {s.received_on.isoformat()} ({proc.rule_id}).")
+        return (
+            f"Case {s.case_id} ({proc.description}): {s.party} must act by {due}, "
+            f"{proc.days} working days after receipt on {s.received_on.isoformat()} "
+            f"({proc.rule_id})."
+        )
     if kind == "reminder":
         return f"Reminder: {case} is due from {s.party} by {due} ({proc.rule_id})."
     if kind == "breach":
-        return (f"Breach: {case} was due from {s.party} by {s.due_on.isoformat()} "
-                f"and has not been answered ({proc.rule_id}).")
+        return (
+            f"Breach: {case} was due from {s.party} by {s.due_on.isoformat()} "
+            f"and has not been answered ({proc.rule_id})."
+        )
     if kind == "closed":
         answered = now.astimezone(ZONE).date()
         timing = "after" if answered > s.due_on else "within"
-        return (f"Closed: {case} was answered by {s.party} on {answered.isoformat()}, {timing} "
-                f"the deadline of {s.due_on.isoformat()} ({proc.rule_id}).")
+        return (
+            f"Closed: {case} was answered by {s.party} on {answered.isoformat()}, {timing} "
+            f"the deadline of {s.due_on.isoformat()} ({proc.rule_id})."
+        )
     if kind == "extended":
-        return (f"Extended: {case} is now due from {s.party} by {due}, {s.extended_by} more working days "
-                f"approved by its principal head {s.extension_approved_by} ({HEAD_RULE}, {proc.rule_id}).")
+        return (
+            f"Extended: {case} is now due from {s.party} by {due}, {s.extended_by} more "
+            f"working days approved by its principal head {s.extension_approved_by} "
+            f"({HEAD_RULE}, {proc.rule_id})."
+        )
     if kind == "rescheduled":
         if old_due == s.due_on:
-            return (f"Rescheduled: {case} stays due from {s.party} by {due}, now final under the "
-                    f"published calendar ({proc.rule_id}).")
-        return (f"Rescheduled: {case} is now due from {s.party} by {due} instead of "
-                f"{old_due.isoformat() if old_due else '?'}, under the published calendar ({proc.rule_id}).")
+            return (
+                f"Rescheduled: {case} stays due from {s.party} by {due}, now final under the "
+                f"published calendar ({proc.rule_id})."
+            )
+        return (
+            f"Rescheduled: {case} is now due from {s.party} by {due} instead of "
+            f"{old_due.isoformat() if old_due else '?'}, under the published calendar "
+            f"({proc.rule_id})."
+        )
     raise ValueError(f"unknown notice kind {kind!r}")

@@ -53,7 +53,9 @@ def kinds(notices) -> list[str]:
         pytest.param("objection_mark", 3, 0, "R-41.1", marks=pytest.mark.rule("R-41.1")),
         pytest.param("objection_decide", 10, 0, "R-41.1", marks=pytest.mark.rule("R-41.1")),
         pytest.param("objection_forward", 5, 0, "R-41.1", marks=pytest.mark.rule("R-41.1")),
-        pytest.param("objection_forwarded_decide", 5, 0, "R-41.1", marks=pytest.mark.rule("R-41.1")),
+        pytest.param(
+            "objection_forwarded_decide", 5, 0, "R-41.1", marks=pytest.mark.rule("R-41.1")
+        ),
     ],
 )
 def test_each_process_has_the_deadline_of_the_measures(engine, case_type, days, ext, rule):
@@ -67,8 +69,16 @@ def test_each_process_has_the_deadline_of_the_measures(engine, case_type, days, 
 
 def test_the_table_has_exactly_the_ten_processes():
     assert set(PROCESSES) == {
-        "catalog_update", "catalog_review", "share_request", "verification", "open_catalog_objection",
-        "open_request", "objection_mark", "objection_decide", "objection_forward", "objection_forwarded_decide",
+        "catalog_update",
+        "catalog_review",
+        "share_request",
+        "verification",
+        "open_catalog_objection",
+        "open_request",
+        "objection_mark",
+        "objection_decide",
+        "objection_forward",
+        "objection_forwarded_decide",
     }
 
 
@@ -77,7 +87,9 @@ def test_the_table_has_exactly_the_ten_processes():
 
 @pytest.mark.rule("R-26.1")
 def test_counted_from_the_day_after_receipt_across_national_day(engine):
-    notices = engine.start("sr-1", "share_request", "SR-2026-0001", PARTY, date(2026, 9, 30), at(2026, 9, 30, 16))
+    notices = engine.start(
+        "sr-1", "share_request", "SR-2026-0001", PARTY, date(2026, 9, 30), at(2026, 9, 30, 16)
+    )
     (n,) = notices
     assert n.kind == "started" and n.due_on == date(2026, 10, 20) and not n.provisional
     assert n.notice_id == "sr-1:started:2026-10-20"
@@ -91,7 +103,9 @@ def test_counted_from_the_day_after_receipt_across_national_day(engine):
 @pytest.mark.rule("R-26.1")
 def test_counted_across_the_adjusted_saturday_and_spring_festival(engine):
     # Friday 02-13 received; Saturday 02-14 is an adjusted working day and counts as day 1
-    (n,) = engine.start("sr-2", "share_request", "SR-2026-0002", PARTY, date(2026, 2, 13), at(2026, 2, 13, 9))
+    (n,) = engine.start(
+        "sr-2", "share_request", "SR-2026-0002", PARTY, date(2026, 2, 13), at(2026, 2, 13, 9)
+    )
     assert n.due_on == date(2026, 3, 5)
 
 
@@ -172,7 +186,9 @@ def test_a_month_of_deadlines_ticked_hour_by_hour(engine):
         if 9 <= t.hour < 18:  # office hours: cases arrive, some get answered
             for _ in range(4):
                 did = f"m-{k}"
-                engine.start(did, types[k % len(types)], f"C-{k}", parties[k % len(parties)], t.date(), t)
+                engine.start(
+                    did, types[k % len(types)], f"C-{k}", parties[k % len(parties)], t.date(), t
+                )
                 started[did] = t
                 k += 1
             if k % 3 == 0:
@@ -296,8 +312,12 @@ def test_restart_from_the_changed_states_repeats_nothing():
         for s in engine.changed():
             topic[s.deadline_id] = s
 
-    notices = a.start("sr-1", "share_request", "SR-1", PARTY, date(2026, 9, 30), at(2026, 9, 30, 16))
-    notices += a.start("sr-2", "share_request", "SR-2", PARTY, date(2026, 10, 9), at(2026, 10, 9, 16))
+    notices = a.start(
+        "sr-1", "share_request", "SR-1", PARTY, date(2026, 9, 30), at(2026, 9, 30, 16)
+    )
+    notices += a.start(
+        "sr-2", "share_request", "SR-2", PARTY, date(2026, 10, 9), at(2026, 10, 9, 16)
+    )
     flush(a)
     for t in hours(at(2026, 10, 1), at(2026, 10, 17)):
         notices += a.tick(t)
@@ -312,9 +332,12 @@ def test_restart_from_the_changed_states_repeats_nothing():
         notices += b.tick(t)
     got = Counter(n.notice_id for n in notices)
     assert got == {
-        "sr-1:started:2026-10-20": 1, "sr-2:started:2026-10-22": 1,
-        "sr-1:reminder:2026-10-20": 1, "sr-1:breach:2026-10-20": 1,
-        "sr-2:reminder:2026-10-22": 1, "sr-2:breach:2026-10-22": 1,
+        "sr-1:started:2026-10-20": 1,
+        "sr-2:started:2026-10-22": 1,
+        "sr-1:reminder:2026-10-20": 1,
+        "sr-1:breach:2026-10-20": 1,
+        "sr-2:reminder:2026-10-22": 1,
+        "sr-2:breach:2026-10-22": 1,
     }
     # loading copies: engine b never changes what engine a holds
     assert not a.states["sr-1"].breached
@@ -336,7 +359,9 @@ def test_load_is_a_copy_and_a_reload_does_not_double_fire(engine):
 def test_provisional_deadline_rescheduled_when_the_next_year_is_published():
     cal = WorkCalendar()
     engine = DeadlineEngine(cal, HEADS)
-    (n,) = engine.start("sr-y", "share_request", "SR-Y", PARTY, date(2026, 12, 24), at(2026, 12, 24, 10))
+    (n,) = engine.start(
+        "sr-y", "share_request", "SR-Y", PARTY, date(2026, 12, 24), at(2026, 12, 24, 10)
+    )
     assert (n.due_on, n.provisional) == (date(2027, 1, 7), True) and "provisional" in n.message
     engine.start("sr-n", "share_request", "SR-N", PARTY, date(2026, 11, 2), at(2026, 11, 2, 10))
     assert engine.recompute_provisional(at(2026, 12, 25)) == []  # nothing learned yet
@@ -352,7 +377,9 @@ def test_provisional_deadline_rescheduled_when_the_next_year_is_published():
     s = engine.states["sr-y"]
     assert s.remind_on == date(2027, 1, 6) and not s.provisional
     engine.answer("sr-n", at(2026, 12, 28, 9))
-    fired = [(t, n.kind) for t in hours(at(2026, 12, 28, 10), at(2027, 1, 10)) for n in engine.tick(t)]
+    fired = [
+        (t, n.kind) for t in hours(at(2026, 12, 28, 10), at(2027, 1, 10)) for n in engine.tick(t)
+    ]
     assert fired == [(at(2027, 1, 6), "reminder"), (at(2027, 1, 9), "breach")]
 
 
@@ -371,11 +398,19 @@ def test_a_breach_counted_on_a_provisional_date_is_taken_back_if_the_date_moves(
 
 
 def test_start_is_idempotent(engine):
-    first = engine.start("sr-1", "share_request", "SR-1", PARTY, date(2026, 9, 30), at(2026, 9, 30, 16))
+    first = engine.start(
+        "sr-1", "share_request", "SR-1", PARTY, date(2026, 9, 30), at(2026, 9, 30, 16)
+    )
     before = astuple(engine.states["sr-1"])
     assert len(first) == 1
-    assert engine.start("sr-1", "share_request", "SR-1", PARTY, date(2026, 9, 30), at(2026, 9, 30, 17)) == []
-    assert engine.start("sr-1", "open_request", "X", "NJ-MZ", date(2026, 1, 5), at(2026, 9, 30, 17)) == []
+    assert (
+        engine.start("sr-1", "share_request", "SR-1", PARTY, date(2026, 9, 30), at(2026, 9, 30, 17))
+        == []
+    )
+    assert (
+        engine.start("sr-1", "open_request", "X", "NJ-MZ", date(2026, 1, 5), at(2026, 9, 30, 17))
+        == []
+    )
     assert astuple(engine.states["sr-1"]) == before
     assert len(engine.changed()) == 1 and engine.changed() == [] and engine.open_count() == 1
 
@@ -402,3 +437,11 @@ def test_stale_heap_entries_do_not_pile_up(engine):
         engine.answer(f"d{i}", at(2026, 3, 3))
     assert len(engine._heap) <= 2 * engine.open_count() + 1025
     assert len(engine.tick(at(2026, 4, 30))) == 2 * 1000
+
+
+def test_a_state_of_an_unknown_process_is_not_loaded(engine):
+    engine.start("sr-1", "share_request", "SR-1", PARTY, date(2026, 9, 30), at(2026, 9, 30, 16))
+    (s,) = engine.changed()
+    s.case_type = "retired_process"
+    with pytest.raises(DeadlineRefused, match="retired_process"):
+        DeadlineEngine(WorkCalendar(), HEADS).load(s)
