@@ -39,6 +39,9 @@ app = faust.App(
     producer_acks=-1,
     producer_linger=0.005,
     broker_commit_every=1000,
+    # a worker killed -9 is noticed after this long, and its partitions go to the others
+    broker_session_timeout=10.0,
+    broker_heartbeat_interval=2.0,
     broker_commit_interval=1.0,
     stream_buffer_maxsize=8192,
     datadir=os.environ.get("GOVBUS_WORKER_DATADIR", str(SETTINGS.state_dir / "worker")),

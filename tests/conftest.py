@@ -84,7 +84,7 @@ class Worker:
         self.datadir = tmp / f"{name}-data"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self, timeout: float = 120.0) -> None:
         self.ready.unlink(missing_ok=True)
         env = {**os.environ, "GOVBUS_TOPIC_PREFIX": self.bus.prefix, "GOVBUS_READY_FILE": str(self.ready),
                "GOVBUS_WORKER_DATADIR": str(self.datadir)}
