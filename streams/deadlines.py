@@ -41,7 +41,7 @@ PROCESSES: dict[str, Process] = {
             "R-14.1",
             "department updates its catalog entries after a change",
         ),
-        Process("catalog_review", 10, 0, "R-14.1", "authority reviews a catalog update"),
+        Process("catalog_review", 10, 0, "R-14.1", "authority reviews a catalog submission"),
         Process("share_request", 10, 0, "R-26.1", "provider answers a conditional share request"),
         Process("verification", 10, 10, "R-19.1", "provider answers a request to verify a datum"),
         Process(

@@ -1,0 +1,153 @@
+"""The durable deadline service against the real broker: time is a file the test writes, the
+service a process the test kills with SIGKILL."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from ops.config import REPO_ROOT
+from schemas.codec import default_codec
+from tests.helpers import consume, decoded, produce
+
+N = 40
+
+
+def command(action: str, deadline_id: str, **fields) -> bytes:
+    rec = {"event_id": uuid.uuid4().hex, "occurred_at": datetime.now(UTC), "action": action,
+           "deadline_id": deadline_id, "case_type": None, "case_id": None, "party": None, "received_on": None,
+           "extension_days": None, "approved_by": None, "actor": "test", **fields}
+    return default_codec().encode("govbus.deadlines.DeadlineCommand", rec)
+
+
+class Service:
+    def __init__(self, bus, tmp: Path):
+        self.bus, self.clock, self.log = bus, tmp / "clock", tmp / "deadlines.log"
+        self.proc: subprocess.Popen | None = None
+
+    def set_time(self, iso: str) -> None:
+        self.clock.write_text(iso)
+
+    def start(self) -> None:
+        env = {**os.environ, "GOVBUS_TOPIC_PREFIX": self.bus.prefix, "GOVBUS_CLOCK_FILE": str(self.clock),
+               "GOVBUS_TICK_SECONDS": "0.2"}
+        self.proc = subprocess.Popen([str(Path(sys.executable).parent / "govbus"), "deadlines", "run"], env=env,
+                                     stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, cwd=REPO_ROOT)  # noqa: SIM115
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(30)
+
+
+@pytest.fixture
+def service(bus, tmp_path):
+    s = Service(bus, tmp_path)
+    yield s
+    s.stop()
+
+
+async def notices(bus, kind: str, want: int, timeout: float = 60.0) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = [n for n in decoded(await consume(bus.settings.bootstrap, bus.topic("govbus.notices"),
+                                                count=10**6, timeout=1)) if n["kind"] == kind]
+        if len(got) >= want or time.monotonic() > deadline:
+            return got
+        await asyncio.sleep(0.5)
+
+
+@pytest.mark.rule("R-26.1")
+async def test_killed_and_restarted_the_service_neither_misses_nor_repeats(bus, service):
+    topic = bus.topic("govbus.deadlines.commands")
+    # share requests received Tuesday 2026-12-01: due 2026-12-15, reminder on 2026-12-11
+    await produce(bus.settings.bootstrap, topic, [
+        command("start", f"share_request:{i}", case_type="share_request", case_id=str(i), party="NJ-GA",
+                received_on="2026-12-01") for i in range(N)])
+    service.set_time("2026-12-01T10:00:00+08:00")
+    service.start()
+    started = await notices(bus, "started", N)
+    assert len(started) == N and {n["due_on"] for n in started} == {"2026-12-15"}
+
+    service.set_time("2026-12-11T00:30:00+08:00")
+    first = await notices(bus, "reminder", 1)
+    service.kill()  # in the middle of things
+    service.start()
+    reminders = await notices(bus, "reminder", N)
+    await asyncio.sleep(2)
+    reminders = await notices(bus, "reminder", N)
+    assert first and len(reminders) == N
+    assert len({n["notice_id"] for n in reminders}) == N
+
+    # an answer stops the clock for one request
+    await produce(bus.settings.bootstrap, topic, [command("answer", "share_request:0")])
+    await notices(bus, "closed", 1)
+    service.set_time("2026-12-15T23:59:00+08:00")  # the due day itself is no breach
+    await asyncio.sleep(2)
+    assert await notices(bus, "breach", 0, timeout=0) == []
+    service.set_time("2026-12-16T00:00:01+08:00")
+    await notices(bus, "breach", 1)
+    service.kill()
+    service.start()
+    breaches = await notices(bus, "breach", N - 1)
+    await asyncio.sleep(2)
+    breaches = await notices(bus, "breach", N - 1)
+    assert sorted(int(n["case_id"]) for n in breaches) == list(range(1, N))
+    assert len(await notices(bus, "reminder", N)) == N  # none repeated after the second kill
+
+
+@pytest.mark.rule("R-19.1")
+@pytest.mark.rule("R-7.1")
+async def test_extension_needs_the_heads_approval_and_bad_commands_are_rejected(bus, service):
+    topic = bus.topic("govbus.deadlines.commands")
+    service.set_time("2026-12-01T10:00:00+08:00")
+    service.start()
+    await produce(bus.settings.bootstrap, topic, [
+        command("start", "verification:1", case_type="verification", case_id="1", party="NJ-GA",
+                received_on="2026-12-01"),
+        command("extend", "verification:1", extension_days=5, approved_by="李四"),  # not NJ-GA's head
+        command("extend", "verification:1", extension_days=5, approved_by="王建国"),
+        command("extend", "verification:1", extension_days=5, approved_by="王建国"),  # only once
+        b"not avro at all",
+    ])
+    (extended,) = await notices(bus, "extended", 1)
+    assert extended["due_on"] == "2026-12-22"  # 10 working days, then 5 more
+    rejects = decoded(await consume(bus.settings.bootstrap, bus.topic("govbus.rejects"), count=3))
+    assert [r["code"] for r in rejects] == ["refused", "refused", "bad_magic"]
+    assert "王建国" in rejects[0]["reason"] and "R-7.1" in rejects[0]["rule_ids"]
+    assert "already extended" in rejects[1]["reason"] and "one extension only" in rejects[1]["reason"]
+
+
+@pytest.mark.rule("R-14.1")
+async def test_provisional_deadlines_are_recomputed_when_the_year_is_published(bus, service, tmp_path):
+    service.set_time("2026-12-24T10:00:00+08:00")
+    service.start()
+    await produce(bus.settings.bootstrap, bus.topic("govbus.deadlines.commands"), [
+        command("start", "share_request:ye", case_type="share_request", case_id="ye", party="NJ-MZ",
+                received_on="2026-12-24")])
+    (started,) = await notices(bus, "started", 1)
+    assert (started["due_on"], started["provisional"]) == ("2027-01-07", True)
+
+    f = tmp_path / "2027.yaml"
+    f.write_text("year: 2027\nsource: 国务院办公厅关于2027年部分节假日安排的通知\nholidays: [2027-01-01]\nworkdays: []\n",
+                 encoding="utf-8")
+    out = subprocess.run([str(Path(sys.executable).parent / "govbus"), "calendar", "publish", str(f)],
+                         capture_output=True, env={**os.environ, "GOVBUS_TOPIC_PREFIX": bus.prefix}, timeout=60)
+    assert out.returncode == 0, out.stderr
+    (rescheduled,) = await notices(bus, "rescheduled", 1)
+    assert (rescheduled["due_on"], rescheduled["provisional"]) == ("2027-01-08", False)
+
+    due = subprocess.run([str(Path(sys.executable).parent / "govbus"), "calendar", "due", "2026-12-24", "10"],
+                         capture_output=True, env={**os.environ, "GOVBUS_TOPIC_PREFIX": bus.prefix}, timeout=60)
+    assert due.stdout == b"2027-01-08\n"
