@@ -8,4 +8,5 @@ run: install
 	.venv/bin/govbus run
 
 test: install
+	.venv/bin/ruff check .
 	.venv/bin/python -m pytest $(PYTEST_ARGS)

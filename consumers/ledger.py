@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
 import logging
 import re
 from collections import defaultdict
+from datetime import UTC, datetime
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer

@@ -474,3 +474,20 @@ def deadlines_notices(party: str | None, limit: int) -> None:
 
     for r in _run(fetch()):
         click.echo(f"{r['occurred_at']:%Y-%m-%d %H:%M} {r['kind']:11} {r['party']:8} [{r['rule_id']}] {r['message']}")
+
+
+# --------------------------------------------------------------------------- benchmarks
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks anyone can re-run; they print tables and assert nothing."""
+
+
+@bench.command("deadlines")
+@click.argument("sizes", nargs=-1, type=int)
+def bench_deadlines(sizes: tuple[int, ...]) -> None:
+    """Memory and time per tick of the deadline engine at 10k / 100k / 1M open deadlines."""
+    from ops.bench_deadlines import main as run_bench
+
+    run_bench(sizes or (10_000, 100_000, 1_000_000))

@@ -191,7 +191,8 @@ class LocalKafka:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise StackError(f"Kafka exited with {proc.returncode}; see {self.logfile} and {self.home / 'server.log'}")
+                raise StackError(
+                    f"Kafka exited with {proc.returncode}; see {self.logfile} and {self.home / 'server.log'}")
             if await self.answers():
                 log.info("Kafka up on %s (pid %s)", self.bootstrap, proc.pid)
                 return

@@ -44,7 +44,8 @@ class Subscriptions:
 def check_delivery(d: Mapping[str, Any], departments: Mapping[str, Any]) -> Refusal | None:
     """None when the publication may enter the exchange, else why not."""
     if not EVENT_ID.match(d["event_id"]):
-        return Refusal("invalid_record", f"event_id {d['event_id']!r} is not 1-128 letters, digits, '.', ':', '_' or '-'")
+        return Refusal("invalid_record",
+                       f"event_id {d['event_id']!r} is not 1-128 letters, digits, '.', ':', '_' or '-'")
     if d["publisher"] not in departments:
         return Refusal(
             "unknown_publisher",

@@ -106,7 +106,7 @@ async def snapshot(bootstrap: str, topic: str, timeout: float = 10.0) -> dict[by
         pending = {tp for tp, end in ends.items() if end > 0}
         while pending:
             batches = await asyncio.wait_for(consumer.getmany(*pending, timeout_ms=500), timeout)
-            for tp, recs in batches.items():
+            for recs in batches.values():
                 for r in recs:
                     if r.value is None:
                         latest.pop(r.key, None)

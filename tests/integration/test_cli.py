@@ -6,9 +6,11 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
+
 from streams.departments import load
-from topics.registry import all_topics
 from tests.helpers import consume, decoded, resident_id
+from topics.registry import all_topics
 
 GOVBUS = str(Path(sys.executable).parent / "govbus")
 
@@ -52,3 +54,24 @@ def test_subscribe_refuses_an_unknown_department():
     out = govbus("subscribe", "XX-NONE", "GA-RK-001")
     assert out.returncode != 0
     assert b"XX-NONE is not a department registered on the bus" in out.stderr
+
+
+@pytest.mark.rule("R-26.1")
+def test_calendar_due_and_is_workday_print_what_an_officer_reads():
+    assert govbus("calendar", "due", "2026-09-30", "10").stdout == b"2026-10-20\n"
+    assert govbus("calendar", "due", "2026-12-24", "10").stdout == b"2027-01-07 provisional\n"
+    assert govbus("calendar", "is-workday", "2026-02-14").stdout == b"workday\n"
+    assert govbus("calendar", "is-workday", "2026-10-01").stdout == b"rest day\n"
+    assert govbus("calendar", "is-workday", "2027-01-02").stdout == b"rest day provisional\n"
+    bad = govbus("calendar", "due", "2026-13-01", "10")
+    assert bad.returncode == 2 and b"is not a date of the form YYYY-MM-DD" in bad.stderr
+
+
+def test_catalog_submit_refusal_exits_1_with_the_reason(bus, workers, tmp_path):
+    workers.start()
+    f = tmp_path / "entry.yaml"
+    f.write_text("resource_code: X-1\nname: 测试\nclassified: true\n", encoding="utf-8")
+    out = govbus("catalog", "submit", str(f), "--as", "NJ-MZ")
+    assert out.returncode == 1
+    assert "classified (涉密) resources never enter the exchange" in out.stdout.decode()
+    assert "[R-3.1]" in out.stdout.decode()

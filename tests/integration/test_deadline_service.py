@@ -140,8 +140,8 @@ async def test_provisional_deadlines_are_recomputed_when_the_year_is_published(b
     assert (started["due_on"], started["provisional"]) == ("2027-01-07", True)
 
     f = tmp_path / "2027.yaml"
-    f.write_text("year: 2027\nsource: 国务院办公厅关于2027年部分节假日安排的通知\nholidays: [2027-01-01]\nworkdays: []\n",
-                 encoding="utf-8")
+    f.write_text("year: 2027\nsource: 国务院办公厅关于2027年部分节假日安排的通知\n"
+                 "holidays: [2027-01-01]\nworkdays: []\n", encoding="utf-8")
     out = subprocess.run([str(Path(sys.executable).parent / "govbus"), "calendar", "publish", str(f)],
                          capture_output=True, env={**os.environ, "GOVBUS_TOPIC_PREFIX": bus.prefix}, timeout=60)
     assert out.returncode == 0, out.stderr
