@@ -310,6 +310,17 @@ def check_id(value: str) -> None:
     sys.exit(1 if problem else 0)
 
 
+@check.command("uscc")
+@click.argument("value")
+def check_uscc(value: str) -> None:
+    """Is VALUE a valid 18-character unified social credit code (GB 32100)?"""
+    from streams.identifiers import uscc_problem
+
+    problem = uscc_problem(value)
+    click.echo(problem or "valid")
+    sys.exit(1 if problem else 0)
+
+
 # --------------------------------------------------------------------------- calendar
 
 

@@ -1,31 +1,134 @@
 """Subject identifiers (R-17.2): the 18-digit resident identity number (GB 11643) and the
-18-character unified social credit code (GB 32100), with their check characters."""
+18-character unified social credit code (GB 32100), with their check characters.
+
+Each `*_problem` function returns None for a valid identifier, else a reason a department
+officer can act on: what is wrong, at which character (counted from 1), and what was expected.
+"""
 
 from __future__ import annotations
 
 from datetime import date
 
+# --------------------------------------------------------------------------- resident identity number (GB 11643)
+
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
+_DIGITS = frozenset("0123456789")  # str.isdigit() would also let full-width and other Unicode digits in
+# GB 11643's own example 440524188001010014 was born in 1880; the floor only catches a mistyped
+# century (1098, 0198), so it sits well below anyone alive when the numbers were first issued (1984).
+_EARLIEST_BIRTH = date(1850, 1, 1)
 
 
 def resident_id_check_char(first17: str) -> str:
+    """The GB 11643 check character (0-9 or X) for the first 17 digits (R-17.2)."""
     return _ID_CHECK[sum(int(c) * w for c, w in zip(first17, _ID_WEIGHTS, strict=True)) % 11]
 
 
 def resident_id_problem(value: str, today: date | None = None) -> str | None:
-    """None when `value` is a valid resident identity number, else the reason."""
+    """R-17.2: None when `value` is a valid resident identity number, else the reason."""
     if len(value) != 18:
+        if len(value) == 15 and set(value) <= _DIGITS:
+            return (f"{value!r} looks like an old 15-digit identity number; "
+                    "records are keyed by the 18-digit resident identity number")
         return f"a resident identity number has 18 characters, {value!r} has {len(value)}"
-    if not value[:17].isdigit() or not (value[17].isdigit() or value[17] == "X"):
-        return f"{value!r}: the first 17 characters must be digits and the last a digit or X"
+    for pos, c in enumerate(value[:17], 1):
+        if c not in _DIGITS:
+            return f"{value!r}: character {pos} is {c!r}; the first 17 characters must be digits 0-9"
+    if value[17] == "x":
+        return f"{value!r}: the check character must be an uppercase X, not a lowercase x"
+    if value[17] not in _DIGITS and value[17] != "X":
+        return f"{value!r}: character 18 (the check character) is {value[17]!r}; it must be a digit 0-9 or X"
     try:
         born = date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
     except ValueError:
-        return f"{value!r}: {value[6:14]} is not a real birth date"
-    if born > (today or date.today()) or born.year < 1890:
-        return f"{value!r}: birth date {born.isoformat()} is impossible"
+        return f"{value!r}: characters 7-14 (the birth date) read {value[6:14]}, which is not a real date"
+    today = today or date.today()
+    if born > today:
+        return f"{value!r}: birth date {born.isoformat()} (characters 7-14) is in the future"
+    if born < _EARLIEST_BIRTH:
+        return (f"{value!r}: birth date {born.isoformat()} (characters 7-14) is before "
+                f"{_EARLIEST_BIRTH.year}, which cannot be right")
     expected = resident_id_check_char(value[:17])
     if value[17] != expected:
         return f"{value!r}: check digit is {value[17]}, GB 11643 gives {expected}"
     return None
+
+
+# --------------------------------------------------------------------------- unified social credit code (GB 32100)
+
+# GB 32100-2015 leaves out I, O, S, V and Z so they cannot be mistaken for 1, 0, 5, U and 2.
+USCC_CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_USCC_VALUE = {c: i for i, c in enumerate(USCC_CHARSET)}
+_USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+_USCC_LOOKALIKE = {"I": "1", "O": "0", "S": "5", "V": "U", "Z": "2"}
+# Position 1: the registration management department (1 organisation establishment, 5 civil affairs,
+# 9 market regulation, N agriculture (e.g. rural collective economic organisations), Y other, ...).
+_USCC_DEPARTMENTS = frozenset("123456789ABCDEFGHNY")
+
+
+def uscc_check_char(first17: str) -> str:
+    """The GB 32100 check character for the first 17 characters of a unified social credit code (R-17.2)."""
+    total = sum(_USCC_VALUE[c] * w for c, w in zip(first17, _USCC_WEIGHTS, strict=True))
+    return USCC_CHARSET[(31 - total % 31) % 31]
+
+
+def uscc_problem(value: str) -> str | None:
+    """R-17.2: None when `value` is a valid unified social credit code, else the reason.
+
+    Positions 9-17 hold the organisation code (GB 11714), whose own ninth character is a check
+    digit too. It is deliberately not enforced: codes issued by some registration authorities do
+    not reliably satisfy it, and the GB 32100 check character already covers all 17 characters.
+    """
+    if len(value) != 18:
+        return f"a unified social credit code has 18 characters, {value!r} has {len(value)}"
+    for pos, c in enumerate(value, 1):
+        if c.islower():
+            return f"{value!r}: letters must be uppercase (character {pos} is {c!r})"
+    for pos, c in enumerate(value, 1):
+        if c in _USCC_LOOKALIKE:
+            return (f"{value!r}: character {pos} is {c!r}, a letter GB 32100 never uses (it leaves out "
+                    f"I, O, S, V and Z); did you mean {_USCC_LOOKALIKE[c]!r}?")
+        if c not in _USCC_VALUE:
+            return (f"{value!r}: character {pos} is {c!r}; a unified social credit code uses only the digits "
+                    "0-9 and the capital letters A-H, J-N, P-R, T, U, W-Y")
+    if value[0] not in _USCC_DEPARTMENTS:
+        return (f"{value!r}: character 1 (the registration management department code) is {value[0]!r}, "
+                "which names no registration department; it is one of 1-9, A-H, N or Y")
+    if not set(value[2:8]) <= _DIGITS:
+        return (f"{value!r}: characters 3-8 (the administrative division code) read {value[2:8]}; "
+                "they must be 6 digits")
+    expected = uscc_check_char(value[:17])
+    if value[17] != expected:
+        return f"{value!r}: check character is {value[17]}, GB 32100 gives {expected}"
+    return None
+
+
+# --------------------------------------------------------------------------- either
+
+
+def _looks_like_resident_id(value: str) -> bool:
+    # a lowercase x still counts, so the officer hears "X must be uppercase" about the right kind
+    return len(value) == 18 and set(value[:17]) <= _DIGITS and (value[17] in _DIGITS or value[17] in "Xx")
+
+
+def subject_problem(value: str, today: date | None = None) -> str | None:
+    """R-17.2: None when `value` is a valid subject identifier (resident or organisation), else the reason.
+
+    The kind is judged by shape: 17 digits and then a digit or X is a resident identity number,
+    anything else a unified social credit code. A few valid unified social credit codes are all
+    digits; they are still judged by the resident rules (a mistyped resident identity number would
+    otherwise pass one time in 31), and the reason says so: such a subject is checked with
+    `uscc_problem` by a caller that knows it is an organisation.
+    """
+    if len(value) != 18:
+        return (f"{value!r} has {len(value)} characters; a resident identity number and a "
+                "unified social credit code both have 18")
+    if _looks_like_resident_id(value):
+        problem = resident_id_problem(value, today)
+        if problem is None:
+            return None
+        note = ("; it would be a valid unified social credit code, so if the subject is an organisation "
+                "check it as one") if uscc_problem(value) is None else ""
+        return f"taken as a resident identity number (17 digits then a digit or X): {problem}{note}"
+    problem = uscc_problem(value)
+    return None if problem is None else f"taken as a unified social credit code: {problem}"
