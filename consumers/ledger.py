@@ -104,6 +104,38 @@ async def _notices(conn, batch):
           r["provisional"], r["rule_id"], r["message"], r["occurred_at"]) for r, _ in batch])
 
 
+async def _grants(conn, batch):
+    await conn.executemany(
+        "INSERT INTO grants (grant_id, grantee, provider, resource_code, items, subjects, purpose, valid_from,"
+        " valid_until, revoked, revoked_reason, granted_by, request_id, granted_at)"
+        " VALUES ($1,$2,$3,$4,$5,$6,$7,$8::text::date,$9::text::date,$10,$11,$12,$13,$14)"
+        " ON CONFLICT (grant_id) DO UPDATE SET revoked = grants.revoked OR EXCLUDED.revoked,"
+        " revoked_reason = COALESCE(grants.revoked_reason, EXCLUDED.revoked_reason)",
+        [(g["grant_id"], g["grantee"], g["provider"], g["resource_code"], g["items"], g["subjects"], g["purpose"],
+          g["valid_from"], g["valid_until"], g["revoked"], g["revoked_reason"], g["granted_by"], g["request_id"],
+          g["granted_at"]) for g, _ in batch])
+
+
+async def _share_decisions(conn, batch):
+    await conn.executemany(
+        "INSERT INTO share_decisions (event_id, request_id, department, resource_code, status, reasons, rule_ids,"
+        " grant_id, due_on, occurred_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT DO NOTHING",
+        [(r["event_id"], r["request_id"], r["department"], r["resource_code"], r["status"], r["reasons"],
+          r["rule_ids"], r["grant_id"], r["due_on"], r["occurred_at"]) for r, _ in batch])
+
+
+async def _alerts(conn, batch):
+    await conn.executemany(
+        "INSERT INTO alerts (alert_id, kind, rule_ids, department, source_department, system_code, resource_code,"
+        " items, message, first_seen, last_seen) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$10)"
+        " ON CONFLICT (alert_id) DO UPDATE SET last_seen = GREATEST(alerts.last_seen, EXCLUDED.last_seen)",
+        [(a["alert_id"], a["kind"], a["rule_ids"], a["department"], a["source_department"], a["system_code"],
+          a["resource_code"], a["items"], a["message"], a["occurred_at"]) for a, _ in batch])
+    await conn.executemany(
+        "INSERT INTO alert_subjects (alert_id, subject_id, seen_at) VALUES ($1,$2,$3) ON CONFLICT DO NOTHING",
+        [(a["alert_id"], a["subject_id"], a["occurred_at"]) for a, _ in batch])
+
+
 # record type -> (ledger table, writer)
 WRITERS = {
     "govbus.exchange.DataDelivery": ("ledger_deliveries", _deliveries),
@@ -113,12 +145,15 @@ WRITERS = {
     "govbus.catalog.CatalogDecision": ("catalog_decisions", _catalog_decisions),
     "govbus.catalog.ResponsibilityList": ("responsibility_lists", _responsibilities),
     "govbus.deadlines.Notice": ("deadline_notices", _notices),
+    "govbus.sharing.Grant": ("grants", _grants),
+    "govbus.sharing.ShareDecision": ("share_decisions", _share_decisions),
+    "govbus.ops.Alert": ("alerts", _alerts),
 }
 
 
 def ledger_pattern(prefix: str) -> str:
     return (rf"^{re.escape(prefix)}govbus\.(deliveries\.accepted|rejects|feed\..+|catalog|catalog\.decisions"
-            r"|catalog\.responsibilities|notices)$")
+            r"|catalog\.responsibilities|notices|grants|sharing\.decisions|alerts)$")
 
 
 class LedgerSink:

@@ -73,29 +73,24 @@ def _print_decisions(decisions: list[dict]) -> None:
 
 
 async def _submit_and_wait(events: list[tuple[bytes, str, dict]], wait: float) -> list[dict]:
-    from ops.kafka_io import Answers, send_events
+    from ops.kafka_io import send_and_wait
     from topics.registry import CATALOG_DECISIONS, CATALOG_INBOX
 
     ids = {rec["event_id"] for _, _, rec in events}
-    async with Answers(CATALOG_DECISIONS, DECISION) as answers:
-        await send_events(CATALOG_INBOX, events)
-        if wait <= 0:
-            return []
-        got = await answers.wait(lambda got: ids <= {d["subject_id"] for d in got}, wait)
-    return [d for d in got if d["subject_id"] in ids]
+    return await send_and_wait(CATALOG_INBOX, events, CATALOG_DECISIONS, DECISION,
+                               lambda d: d["subject_id"] in ids,
+                               lambda got: ids <= {d["subject_id"] for d in got}, wait)
 
 
 async def review_and_wait(rec: dict, wait: float) -> list[dict]:
     """Send a review; the answer is the submission's new decision, or the refusal of the review."""
-    from ops.kafka_io import Answers, send_events
+    from ops.kafka_io import send_and_wait
     from topics.registry import CATALOG_DECISIONS, CATALOG_INBOX
 
     keys = {rec["submission_id"], rec["event_id"]}
-    async with Answers(CATALOG_DECISIONS, DECISION) as answers:
-        await send_events(CATALOG_INBOX, [(rec["reviewer"].encode(), "govbus.catalog.CatalogReview", rec)])
-        got = await answers.wait(
-            lambda got: any(d["subject_id"] in keys and d["status"] != "pending_review" for d in got), wait)
-    return [d for d in got if d["subject_id"] in keys and d["status"] != "pending_review"]
+    return await send_and_wait(
+        CATALOG_INBOX, [(rec["reviewer"].encode(), "govbus.catalog.CatalogReview", rec)], CATALOG_DECISIONS,
+        DECISION, lambda d: d["subject_id"] in keys and d["status"] != "pending_review", bool, wait)
 
 
 @click.group()

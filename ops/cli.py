@@ -49,8 +49,11 @@ def main(verbose: bool) -> None:
 
 
 from ops.catalog_cli import catalog  # noqa: E402
+from ops.share_cli import alerts, share  # noqa: E402
 
 main.add_command(catalog)
+main.add_command(share)
+main.add_command(alerts)
 
 
 # --------------------------------------------------------------------------- stack

@@ -65,3 +65,15 @@ class Answers:
                 got.extend(codec.decode(r.value, self.schema).record for r in recs)
             await asyncio.sleep(0)
         return got
+
+
+async def send_and_wait(inbox: TopicSpec, events: list[tuple[bytes, str, dict]], answers: TopicSpec,
+                        answer_schema: str, concerns: Callable[[dict], bool], done: Callable[[list[dict]], bool],
+                        wait: float) -> list[dict]:
+    """Send events to an inbox and return the answers that concern them, once `done` or after `wait` s."""
+    async with Answers(answers, answer_schema) as listener:
+        await send_events(inbox, events)
+        if wait <= 0:
+            return []
+        got = await listener.wait(lambda got: done([a for a in got if concerns(a)]), wait)
+    return [a for a in got if concerns(a)]

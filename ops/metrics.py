@@ -13,3 +13,4 @@ LAG = Histogram(
 )
 LEDGER_ROWS = Counter("govbus_ledger_rows_total", "Rows written to the ledger", ["table"])
 LEDGER_RETRIES = Counter("govbus_ledger_retries_total", "Ledger batches retried after a database error")
+ALERTS = Counter("govbus_alerts_total", "Alerts raised for the authority, by kind", ["kind"])

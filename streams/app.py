@@ -16,7 +16,7 @@ import faust
 from ops.config import settings
 from schemas.codec import default_codec
 from streams.departments import load as load_departments
-from streams.exchange import Subscriptions
+from streams.exchange import Subscriptions, item_sources
 from streams.views import CompactedView
 from streams.workcalendar import WorkCalendar, year_from_record
 from topics import registry
@@ -96,7 +96,54 @@ def _apply_calendar(key: bytes | None, value: bytes | None) -> None:
 
 
 calendar_view = CompactedView(SETTINGS.bootstrap, registry.name_of(registry.CALENDAR, PREFIX), _apply_calendar)
-VIEWS = (subscription_view, calendar_view)
+
+
+class CatalogView:
+    """The approved catalog as every worker sees it, with the registered source of each data item."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, dict] = {}
+        self._sources: dict[str, tuple[str, str]] | None = None
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        if value is None:
+            if key:
+                self.entries.pop(key.decode(), None)
+        else:
+            rec = CODEC.decode(value, "govbus.catalog.CatalogEntry").record
+            self.entries[rec["resource_code"]] = rec
+        self._sources = None
+
+    def sources(self) -> dict[str, tuple[str, str]]:
+        if self._sources is None:
+            self._sources = item_sources(self.entries.values())
+        return self._sources
+
+
+class GrantsView:
+    """Directed authorizations by resource."""
+
+    def __init__(self) -> None:
+        self.by_resource: dict[str, dict[str, dict]] = {}
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        if value is None:
+            return
+        g = CODEC.decode(value, "govbus.sharing.Grant").record
+        self.by_resource.setdefault(g["resource_code"], {})[g["grant_id"]] = g
+
+    def of(self, resource_code: str) -> list[dict]:
+        return list(self.by_resource.get(resource_code, {}).values())
+
+    def receives(self, department: str, resource_code: str) -> bool:
+        return any(g["grantee"] == department for g in self.of(resource_code))
+
+
+catalog = CatalogView()
+grants = GrantsView()
+catalog_view = CompactedView(SETTINGS.bootstrap, registry.name_of(registry.CATALOG, PREFIX), catalog.apply)
+grants_view = CompactedView(SETTINGS.bootstrap, registry.name_of(registry.GRANTS, PREFIX), grants.apply)
+VIEWS = (subscription_view, calendar_view, catalog_view, grants_view)
 
 
 @app.task
@@ -126,4 +173,4 @@ if metrics_port:
         logging.getLogger("govbus").info("metrics on http://127.0.0.1:%s/metrics", metrics_port)
 
 
-from streams import catalog_agent, deliveries  # noqa: E402,F401  (registers the agents)
+from streams import catalog_agent, deliveries, sharing_agent  # noqa: E402,F401  (registers the agents)

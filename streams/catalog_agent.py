@@ -3,16 +3,11 @@ in one ordered stream. It validates with the rules in streams/catalog.py, keeps 
 a faust table, publishes the approved catalog and the responsibility lists, and starts and
 stops the review and update deadlines.
 
-Replays are harmless. A handler changes the table and collects what it will send in an
-outbox; the outbox is written to the table before anything is sent and the input is marked
-done after. An input replayed after a crash either is done (skipped) or finds its outbox
-and sends the same records again, which downstream de-duplicates by their ids.
+Replays are harmless: see streams/agentstate.py.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 from datetime import UTC, date, datetime
 from typing import Any
@@ -20,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from schemas.errors import CodecError
 from streams import catalog as rules
+from streams.agentstate import AgentState
 from streams.app import CODEC, DEPARTMENTS, PREFIX, VIEWS, app, calendar, topic
 from streams.rejects import send_reject
 from topics import registry
@@ -38,55 +34,9 @@ decisions_topic = topic(registry.CATALOG_DECISIONS)
 responsibilities_topic = topic(registry.RESPONSIBILITIES)
 deadline_commands_topic = topic(registry.DEADLINE_COMMANDS)
 
-state = app.Table(
-    "catalog_state", default=None, partitions=1, key_type=bytes, value_type=bytes,
-    changelog_topic=app.topic(registry.name_of(registry.CATALOG_STATE, PREFIX), partitions=1,
-                              key_serializer="raw", value_serializer="raw", key_type=bytes, value_type=bytes),
-)
-
-
-def _get(key: str) -> Any:
-    raw = state.get(key.encode())
-    return None if raw is None else json.loads(raw)
-
-
-def _put(key: str, value: Any) -> None:
-    state[key.encode()] = json.dumps(value, ensure_ascii=False, default=_json_default).encode()
-
-
-def _json_default(v: Any) -> Any:
-    if isinstance(v, (datetime, date)):
-        return v.isoformat()
-    raise TypeError(type(v).__name__)
-
-
-OUTBOX: list[tuple[str, bytes, bytes]] = []  # (topic name, key, value) of the input being handled
-_TOPICS = {t.get_topic_name(): t for t in (catalog_topic, decisions_topic, responsibilities_topic,
-                                            deadline_commands_topic)}
-
-
-def _emit(t, key: bytes, value: bytes) -> None:
-    OUTBOX.append((t.get_topic_name(), key, value))
-
-
-async def _flush_outbox(event_id: str, outbox: list[tuple[str, bytes, bytes]]) -> None:
-    for name, key, value in outbox:
-        await _TOPICS[name].send(key=key, value=value)
-    _put(f"done:{event_id}", 1)
-    state.pop(f"out:{event_id}".encode(), None)
-
-
-async def _handle(event_id: str, handler, *args) -> None:
-    if _get(f"done:{event_id}"):
-        return
-    stored = _get(f"out:{event_id}")
-    if stored is None:
-        OUTBOX.clear()
-        await handler(*args)
-        stored = [[n, base64.b64encode(k).decode(), base64.b64encode(v).decode()] for n, k, v in OUTBOX]
-        _put(f"out:{event_id}", stored)
-        OUTBOX.clear()
-    await _flush_outbox(event_id, [(n, base64.b64decode(k), base64.b64decode(v)) for n, k, v in stored])
+state = AgentState(app, "catalog_state", registry.name_of(registry.CATALOG_STATE, PREFIX),
+                   (catalog_topic, decisions_topic, responsibilities_topic, deadline_commands_topic))
+_get, _put, _emit = state.get, state.put, state.emit
 
 
 def _decide(now: datetime, *, subject_kind: str, subject_id: str, department: str, status: str,
@@ -129,7 +79,7 @@ async def process_catalog(stream):
         rec = decoded.record
         # the day of receipt is the bus's, in Beijing time; deadlines count from the day after
         received_on = datetime.fromtimestamp(msg.timestamp, ZONE).date()  # faust: seconds
-        await _handle(rec["event_id"], HANDLERS[decoded.name], rec, received_on, now)
+        await state.handle(rec["event_id"], HANDLERS[decoded.name], rec, received_on, now)
 
 
 async def on_submission(rec: dict, received_on: date, now: datetime) -> None:

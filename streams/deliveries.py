@@ -1,34 +1,77 @@
-"""The delivery agent: decode a publication, check it, record it as accepted, forward it to
-the feed of every department that receives it; refuse anything else to the rejects topic."""
+"""The delivery agent: decode a publication, hold it against the catalog (one source, valid
+subject, catalogued items), watch for duplicate collection, record it as accepted, and deliver
+to each authorized department exactly its granted scope; refuse anything else, with its reason.
+
+Deliveries are keyed by subject, so the per-subject memory of who published what is
+partition-local (a faust table with the same partitioning as the deliveries topic).
+"""
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from ops import metrics
 from schemas.errors import CodecError
+from streams.agentstate import AgentState
 from streams.app import (
     CODEC,
     DEPARTMENTS,
+    PREFIX,
+    VIEWS,
     accepted_topic,
     app,
+    catalog,
     deliveries_topic,
     feed_topic,
-    subscription_view,
+    grants,
+    grants_view,
     subscriptions,
+    topic,
 )
-from streams.exchange import check_delivery, route
+from streams.exchange import (
+    alert_id,
+    check_against_catalog,
+    check_delivery,
+    duplicate_findings,
+    feed_records,
+    remember_sources,
+)
+from streams.identifiers import subject_problem
 from streams.rejects import send_reject
+from streams.sharing import routes
+from topics import registry
 
 log = logging.getLogger("govbus.deliveries")
+ZONE = ZoneInfo("Asia/Shanghai")
 DELIVERY = "govbus.exchange.DataDelivery"
 FEED = "govbus.exchange.FeedDelivery"
+ALERT = "govbus.ops.Alert"
+
+alerts_topic = topic(registry.ALERTS)
+subject_sources = AgentState(app, "subject_sources", registry.name_of(registry.SUBJECT_SOURCES, PREFIX), (),
+                             partitions=registry.DELIVERIES.partitions)
+
+
+def receives(department: str, resource_code: str) -> bool:
+    return department in subscriptions.of(resource_code) or grants.receives(department, resource_code)
+
+
+async def _alert(kind: str, rule_ids, record: dict, now: datetime, *, source: str | None, items, message: str,
+                 aid: str) -> None:
+    rec = {"event_id": f"{aid}:{record['subject_id']}", "alert_id": aid, "occurred_at": now, "kind": kind,
+           "rule_ids": list(rule_ids), "department": record["publisher"], "source_department": source,
+           "system_code": record.get("system_code"), "resource_code": record["resource_code"], "items": list(items),
+           "subject_id": record["subject_id"], "message": message}
+    metrics.ALERTS.labels(kind).inc()
+    await alerts_topic.send(key=aid.encode(), value=CODEC.encode(ALERT, rec))
 
 
 @app.agent(deliveries_topic)
 async def process_deliveries(stream):
-    await subscription_view.wait_ready()
+    for view in VIEWS:
+        await view.wait_ready()
     async for event in stream.events():
         msg = event.message
         now = datetime.now(UTC)
@@ -37,14 +80,39 @@ async def process_deliveries(stream):
         except CodecError as exc:
             await send_reject(msg, exc.code, exc.reason, now)
             continue
-        refusal = check_delivery(record, DEPARTMENTS)
+        entry = catalog.entries.get(record["resource_code"])
+        refusal = check_delivery(record, DEPARTMENTS) or check_against_catalog(record, entry, subject_problem)
         if refusal is not None:
             await send_reject(msg, refusal.code, refusal.reason, now, record, refusal.rule_ids)
+            if refusal.code == "one_source_violation":
+                await _alert("one_source_violation", refusal.rule_ids, record, now,
+                             source=entry["entry"]["provider"], items=sorted(record["items"]),
+                             message=refusal.reason,
+                             aid=f"one_source_violation:{record['publisher']}:{record['resource_code']}")
             continue
+
         key = record["subject_id"].encode()
+        sources = catalog.sources()
+        memory = subject_sources.get(record["subject_id"]) or {}
+        for f in duplicate_findings(record, entry, sources, memory, receives):
+            what = "passed on data it received from" if f.kind == "republication" else "collected again what is"
+            await _alert(
+                f.kind, f.rule_ids, record, now, source=f.source_department, items=f.items,
+                aid=alert_id(f, record["publisher"], record.get("system_code"), record["resource_code"]),
+                message=(f"{record['publisher']} (system {record.get('system_code') or 'unnamed'}) {what} "
+                         f"{f.source_department}'s {f.source_resource}: {', '.join(f.items)}"),
+            )
+        if remember_sources(record, entry, sources, memory):
+            subject_sources.put(record["subject_id"], memory)
+
         await accepted_topic.send(key=key, value=CODEC.encode(DELIVERY, record))
         metrics.ACCEPTED.labels(record["publisher"]).inc()
-        for fed in route(record, subscriptions.of(record["resource_code"]), now):
+        # a revocation acknowledged before this publication was made applies to it (R-26.2)
+        await grants_view.ensure_fresh_since(msg.timestamp)
+        today = now.astimezone(ZONE).date()
+        ways = routes(record["publisher"], record["subject_id"], entry, subscriptions.of(record["resource_code"]),
+                      grants.of(record["resource_code"]), today)
+        for fed in feed_records(record, ways, now):
             await feed_topic(fed["subscriber"]).send(key=key, value=CODEC.encode(FEED, fed))
             metrics.FED.labels(fed["subscriber"]).inc()
         metrics.LAG.observe(max(0.0, (now - record["occurred_at"]).total_seconds()))

@@ -5,8 +5,11 @@ An agent calls these and writes what they return; no policy lives in the agents.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
-from collections.abc import Iterable, Mapping
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -62,28 +65,28 @@ def check_delivery(d: Mapping[str, Any], departments: Mapping[str, Any]) -> Refu
     return None
 
 
-def route(d: Mapping[str, Any], subscribers: Iterable[str], now: datetime) -> list[dict[str, Any]]:
-    """One feed record for each receiving department (never the publisher itself)."""
-    digest = provenance_digest(d["publisher"], d["resource_code"], d["event_id"], d["subject_id"], d["items"])
-    return [
-        {
+def feed_records(d: Mapping[str, Any], routes: Iterable[Any], now: datetime) -> list[dict[str, Any]]:
+    """One feed record per route (see streams.sharing.routes): exactly the granted items, naming the
+    grant and purpose it is delivered under, with a provenance digest over what is delivered (R-28.1)."""
+    out = []
+    for r in routes:
+        items = d["items"] if r.items is None else {k: v for k, v in d["items"].items() if k in r.items}
+        out.append({
             "event_id": d["event_id"],
-            "subscriber": dept,
+            "subscriber": r.department,
             "publisher": d["publisher"],
             "resource_code": d["resource_code"],
             "subject_id": d["subject_id"],
             "system_code": d.get("system_code"),
-            "items": d["items"],
+            "items": items,
             "occurred_at": d["occurred_at"],
             "delivered_at": now,
-            "grant_id": f"subscription:{d['resource_code']}:{dept}",
-            "purpose": None,
-            "digest": digest,
+            "grant_id": r.grant_id,
+            "purpose": r.purpose,
+            "digest": provenance_digest(d["publisher"], d["resource_code"], d["event_id"], d["subject_id"], items),
             "flags": [],
-        }
-        for dept in sorted(subscribers)
-        if dept != d["publisher"]
-    ]
+        })
+    return out
 
 
 def reject_record(*, source_topic: str, partition: int, offset: int, raw: bytes, code: str, reason: str,
@@ -103,3 +106,103 @@ def reject_record(*, source_topic: str, partition: int, offset: int, raw: bytes,
         "rule_ids": list(rule_ids),
         "raw": bytes(raw),
     }
+
+
+# --------------------------------------------------------------------------- against the catalog
+
+
+def check_against_catalog(d: Mapping[str, Any], entry: Mapping[str, Any] | None,
+                          subject_problem: Callable[[str], str | None]) -> Refusal | None:
+    """R-10.1 catalogued, R-17.1 from its one source, R-17.2 a valid subject, items as catalogued."""
+    if entry is None:
+        return Refusal("unknown_resource", f"{d['resource_code']} is not in the approved catalog: nothing is "
+                       "aggregated or shared for an uncatalogued resource", ("R-10.1",))
+    content = entry["entry"]
+    if d["publisher"] != content["provider"]:
+        return Refusal("one_source_violation", f"{d['publisher']} published {d['resource_code']}, whose one "
+                       f"registered source is {content['provider']}: one datum, one source", ("R-17.1",))
+    problem = subject_problem(d["subject_id"])
+    if problem is not None:
+        return Refusal("invalid_identifier", problem, ("R-17.2",))
+    defined = {i["name"] for i in content["data_items"]}
+    unknown = sorted(set(d["items"]) - defined)
+    if unknown:
+        return Refusal("items_mismatch", f"{', '.join(unknown)} are not data items of {d['resource_code']} in the "
+                       f"catalog; it has {', '.join(sorted(defined))}", ("R-11.1",))
+    return None
+
+
+def item_key(item: Mapping[str, Any]) -> str:
+    """Data items are the same when their catalog definitions are: name and type, whatever the resource."""
+    return f"{item['name']}:{item['type']}"
+
+
+def item_sources(entries: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, str]]:
+    """Item definition -> (registered source department, resource): the base database's lead department
+    where the item is a base item, else the provider of the earliest approved entry defining it."""
+    ranked = sorted(entries, key=lambda e: (e["entry"].get("base_database") is None, str(e["approved_at"])))
+    sources: dict[str, tuple[str, str]] = {}
+    for e in ranked:
+        for item in e["entry"]["data_items"]:
+            if not item.get("subject_id"):
+                sources.setdefault(item_key(item), (e["entry"]["provider"], e["resource_code"]))
+    return sources
+
+
+def value_digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, ensure_ascii=False, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str  # duplicate_collection | republication
+    source_department: str
+    source_resource: str
+    items: tuple[str, ...]
+    rule_ids: tuple[str, ...]
+
+
+def duplicate_findings(d: Mapping[str, Any], entry: Mapping[str, Any], sources: Mapping[str, tuple[str, str]],
+                       memory: Mapping[str, list], receives: Callable[[str, str], bool]) -> list[Finding]:
+    """R-17.3 / R-45.1: items about this subject that another department is the registered source of,
+    and has published about this subject; R-27.1 / R-48.1: the same, with the same values, by a
+    department that receives the source's resource (passing on received data as its own)."""
+    defs = {i["name"]: i for i in entry["entry"]["data_items"] if not i.get("subject_id")}
+    grouped: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    for name, value in d["items"].items():
+        item = defs.get(name)
+        if item is None:
+            continue
+        key = item_key(item)
+        source = sources.get(key)
+        seen = memory.get(key)
+        if source is None or source[0] == d["publisher"] or not seen or seen[0] != source[0]:
+            continue
+        republished = receives(d["publisher"], source[1]) and seen[2] == value_digest(value)
+        grouped[("republication" if republished else "duplicate_collection", *source)].append(name)
+    return [
+        Finding(kind, dept, resource, tuple(sorted(items)),
+                ("R-27.1", "R-48.1") if kind == "republication" else ("R-17.3", "R-45.1"))
+        for (kind, dept, resource), items in sorted(grouped.items())
+    ]
+
+
+def remember_sources(d: Mapping[str, Any], entry: Mapping[str, Any], sources: Mapping[str, tuple[str, str]],
+                     memory: dict[str, list]) -> bool:
+    """Record what the registered source published about this subject; True when memory changed."""
+    changed = False
+    for item in entry["entry"]["data_items"]:
+        if item.get("subject_id") or item["name"] not in d["items"]:
+            continue
+        key = item_key(item)
+        if sources.get(key, (None,))[0] == d["publisher"]:
+            new = [d["publisher"], d["resource_code"], value_digest(d["items"][item["name"]])]
+            if memory.get(key) != new:
+                memory[key] = new
+                changed = True
+    return changed
+
+
+def alert_id(f: Finding, publisher: str, system_code: str | None, resource_code: str) -> str:
+    raw = "|".join([f.kind, publisher, f.source_department, system_code or "-", resource_code, *f.items])
+    return f"{f.kind}:{hashlib.sha1(raw.encode()).hexdigest()[:16]}"

@@ -62,7 +62,7 @@ _USCC_VALUE = {c: i for i, c in enumerate(USCC_CHARSET)}
 _USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 _USCC_LOOKALIKE = {"I": "1", "O": "0", "S": "5", "V": "U", "Z": "2"}
 # Position 1: the registration management department (1 organisation establishment, 5 civil affairs,
-# 9 market regulation, N agriculture (e.g. rural collective economic organisations), Y other, ...).
+# 9 market regulation, N agriculture and rural affairs, Y other, ...); N and Y codes are as valid as the rest.
 _USCC_DEPARTMENTS = frozenset("123456789ABCDEFGHNY")
 
 

@@ -40,6 +40,11 @@ class CompactedView:
         self._ready = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        self._tps: list[TopicPartition] = []
+        self._positions: dict[TopicPartition, int] = {}
+        self._advanced = asyncio.Condition()
+        self._fresh_at = 0.0  # wall-clock time of the newest end offsets this view is known to have reached
+        self._refresh: asyncio.Task | None = None
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
@@ -47,7 +52,7 @@ class CompactedView:
             auto_offset_reset="earliest", isolation_level="read_committed",
         )
         await self._consumer.start()
-        tps = await partitions_of(self._consumer, self.topic)
+        tps = self._tps = await partitions_of(self._consumer, self.topic)
         self._consumer.assign(tps)
         await self._consumer.seek_to_beginning(*tps)
         ends = await self._consumer.end_offsets(tps)
@@ -59,13 +64,17 @@ class CompactedView:
         if not pending:
             self._ready.set()
         while True:
-            batches = await self._consumer.getmany(timeout_ms=500, max_records=5000)
+            batches = await self._consumer.getmany(timeout_ms=100, max_records=5000)
             for records in batches.values():
                 for rec in records:
                     try:
                         self.apply(rec.key, rec.value)
                     except Exception:  # a bad record in a view must not stop the worker
                         log.exception("%s: could not apply the record at offset %s", self.topic, rec.offset)
+            for tp in self._tps:
+                self._positions[tp] = await self._consumer.position(tp)
+            async with self._advanced:
+                self._advanced.notify_all()
             if pending:
                 for tp in list(pending):
                     if await self._consumer.position(tp) >= ends[tp]:
@@ -73,6 +82,31 @@ class CompactedView:
                 if not pending:
                     log.info("view of %s loaded", self.topic)
                     self._ready.set()
+
+    async def ensure_fresh_since(self, moment: float) -> None:
+        """Return once the view holds everything written to its topic before `moment` (epoch seconds).
+
+        An input stamped after a change was acknowledged (a revocation, say) is then judged with that
+        change applied. Costs one ListOffsets round trip when the view's last check predates `moment`;
+        concurrent callers share it.
+        """
+        if moment <= self._fresh_at:
+            return
+        if self._refresh is None or self._refresh.done():
+            self._refresh = asyncio.create_task(self._catch_up())
+        await asyncio.shield(self._refresh)
+        if moment > self._fresh_at:  # the shared refresh started before `moment`: one more
+            await self.ensure_fresh_since(moment)
+
+    async def _catch_up(self) -> None:
+        import time
+
+        assert self._consumer is not None
+        asked_at = time.time()
+        ends = await self._consumer.end_offsets(self._tps)
+        async with self._advanced:
+            await self._advanced.wait_for(lambda: all(self._positions.get(tp, 0) >= end for tp, end in ends.items()))
+        self._fresh_at = max(self._fresh_at, asked_at)
 
     async def wait_ready(self, timeout: float | None = None) -> None:
         await asyncio.wait_for(self._ready.wait(), timeout)

@@ -74,3 +74,34 @@ async def eventually(check, timeout: float = 30.0, interval: float = 0.2):
         if result or time.monotonic() > deadline:
             return result
         await asyncio.sleep(interval)
+
+
+def approved_entry(seed_file: str, **overrides) -> dict:
+    """A CatalogEntry as the catalog agent publishes it, from a file of ops/seed/catalog."""
+    import yaml
+
+    from ops.catalog_cli import entry_from_file
+    from ops.config import REPO_ROOT
+    from streams.catalog import normalise_attributes
+    from streams.departments import load
+
+    raw = {**yaml.safe_load((REPO_ROOT / "ops" / "seed" / "catalog" / seed_file).read_text(encoding="utf-8")),
+           **overrides}
+    dept = load()[raw["provider"]]
+    return {"resource_code": raw["resource_code"], "version": 1, "level": dept.level, "county": dept.county,
+            "approved_at": datetime.now(UTC), "approved_by": "NJ-SJJ (test)", "submission_id": uuid.uuid4().hex,
+            "entry": normalise_attributes(entry_from_file(raw, raw["provider"]))}
+
+
+async def seed_catalog(bus, *entries: dict) -> None:
+    """Put approved entries on the catalog topic directly (the catalog agent has tests of its own)."""
+    codec = default_codec()
+    p = AIOKafkaProducer(bootstrap_servers=bus.settings.bootstrap, acks="all")
+    await p.start()
+    try:
+        for e in entries:
+            await p.send(bus.topic("govbus.catalog"), key=e["resource_code"].encode(),
+                         value=codec.encode("govbus.catalog.CatalogEntry", e))
+        await p.flush()
+    finally:
+        await p.stop()

@@ -79,13 +79,39 @@ NOTICES = TopicSpec(
     "govbus.notices", "deadline_id", "govbus.deadlines.Notice", 1, "delete", FOREVER,
     "Deadline notices: started, reminder, breach, closed, extended, rescheduled.",
 )
+SHARING_INBOX = TopicSpec(
+    "govbus.sharing.inbox", "department", "govbus.sharing.ShareRequest | ShareAnswer | GrantRevocation | "
+    "Dispute | DisputeRuling", 1, "delete", FOREVER,
+    "Share requests, answers, revocations, disputes and rulings, in one ordered stream.",
+)
+GRANTS = TopicSpec(
+    "govbus.grants", "grant_id", "govbus.sharing.Grant", 1, "compact", FOREVER,
+    "Directed authorizations; the latest state per grant (revoked ones stay, marked).",
+)
+SHARING_DECISIONS = TopicSpec(
+    "govbus.sharing.decisions", "request id", "govbus.sharing.ShareDecision", 1, "delete", FOREVER,
+    "What became of each sharing input, with reasons and rule ids.",
+)
+SHARING_STATE = TopicSpec(
+    "govbus-sharing_state-changelog", "state key", "(JSON, internal)", 1, "compact", FOREVER,
+    "The sharing agent's table (faust changelog): requests and grants.",
+)
+SUBJECT_SOURCES = TopicSpec(
+    "govbus-subject_sources-changelog", "subject_id", "(JSON, internal)", 8, "compact", FOREVER,
+    "Per subject, who published which data item: the delivery agent's duplicate-collection memory.",
+)
+ALERTS = TopicSpec(
+    "govbus.alerts", "alert_id", "govbus.ops.Alert", 1, "delete", FOREVER,
+    "One-source violations, duplicate collection, republication of received data.",
+)
 FEED_PARTITIONS = 4
 FEED_RETENTION_MS = 30 * DAY_MS
 FEED_PREFIX = "govbus.feed."
 
 FIXED: tuple[TopicSpec, ...] = (
     DELIVERIES, ACCEPTED, SUBSCRIPTIONS, REJECTS, CALENDAR, CATALOG_INBOX, CATALOG, CATALOG_DECISIONS,
-    RESPONSIBILITIES, CATALOG_STATE, DEADLINE_COMMANDS, DEADLINES, NOTICES,
+    RESPONSIBILITIES, CATALOG_STATE, DEADLINE_COMMANDS, DEADLINES, NOTICES, SHARING_INBOX, GRANTS,
+    SHARING_DECISIONS, SHARING_STATE, SUBJECT_SOURCES, ALERTS,
 )
 
 

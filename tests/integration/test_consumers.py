@@ -8,14 +8,15 @@ from consumers.feed import Feed
 from consumers.ledger import LedgerSink
 from ops.db import connect
 from schemas.codec import default_codec
-from streams.exchange import route
+from streams.exchange import feed_records
+from streams.sharing import Route
 from tests.helpers import delivery, produce
 
 FEED = "govbus.exchange.FeedDelivery"
 
 
 def feed_record(subscriber="NJ-MZ", **kw) -> dict:
-    return route(delivery(**kw), [subscriber], datetime.now(UTC))[0]
+    return feed_records(delivery(**kw), [Route(subscriber, "subscription:test", None, None)], datetime.now(UTC))[0]
 
 
 async def take(feed: Feed, n: int, timeout: float = 15.0) -> list:
@@ -76,7 +77,7 @@ async def test_a_tampered_record_fails_verification(bus):
 async def test_ledger_sink_is_idempotent_on_event_id(stack):
     codec = default_codec()
     d = delivery()
-    fed = route(d, ["NJ-MZ", "NJ-RS"], datetime.now(UTC))
+    fed = feed_records(d, [Route(x, f"subscription:{x}", None, None) for x in ("NJ-MZ", "NJ-RS")], datetime.now(UTC))
     values = [codec.encode("govbus.exchange.DataDelivery", d), *(codec.encode(FEED, f) for f in fed)]
     sink = LedgerSink(stack.dsn)
     for _ in range(2):  # the same batch, replayed after a restart

@@ -8,7 +8,16 @@ from ops.cli import _subscribe
 from ops.db import connect
 from ops.publish import publish_rows, read_rows
 from schemas.codec import HEADER, MAGIC, default_codec
-from tests.helpers import consume, decoded, delivery, eventually, produce, resident_id
+from tests.helpers import (
+    approved_entry,
+    consume,
+    decoded,
+    delivery,
+    eventually,
+    produce,
+    resident_id,
+    seed_catalog,
+)
 
 DELIVERY = "govbus.exchange.DataDelivery"
 ID1, ID2 = resident_id("51100219800101123"), resident_id("51102519920715004")
@@ -47,6 +56,7 @@ async def connect_db():
 
 
 async def test_publication_reaches_the_subscriber_feed_and_the_ledger(bus, workers, ledger):
+    await seed_catalog(bus, approved_entry("ga-population.yaml"))
     await _subscribe("NJ-MZ", "GA-RK-001", True)
     workers.start()
     csv = f"subject_id,姓名,户籍地址\n{ID1},张三,市中区\n{ID2},李四\n{ID2},王五,资中县\n".encode()
@@ -75,6 +85,7 @@ async def test_publication_reaches_the_subscriber_feed_and_the_ledger(bus, worke
 
 
 async def test_bad_input_is_rejected_with_reasons_and_the_stream_keeps_going(bus, workers, ledger):
+    await seed_catalog(bus, approved_entry("ga-population.yaml"))
     await _subscribe("NJ-MZ", "GA-RK-001", True)
     workers.start()
     codec = default_codec()
@@ -114,6 +125,7 @@ async def test_bad_input_is_rejected_with_reasons_and_the_stream_keeps_going(bus
 
 
 async def test_a_cancelled_subscription_stops_the_feed(bus, workers):
+    await seed_catalog(bus, approved_entry("ga-population.yaml"))
     await _subscribe("NJ-MZ", "GA-RK-001", True)
     await _subscribe("NJ-MZ", "GA-RK-001", False)
     await _subscribe("NJ-RS", "GA-RK-001", True)

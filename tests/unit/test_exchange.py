@@ -1,8 +1,6 @@
-from datetime import UTC, datetime
-
 from schemas.provenance import provenance_digest
 from streams.departments import load
-from streams.exchange import Subscriptions, check_delivery, route
+from streams.exchange import check_delivery
 from tests.helpers import delivery
 
 DEPTS = load()
@@ -21,19 +19,6 @@ def test_unknown_publisher_is_refused():
 def test_empty_items_and_bad_event_id_are_refused():
     assert check_delivery(delivery(items={}), DEPTS).code == "invalid_record"
     assert "event_id" in check_delivery(delivery(event_id="has space"), DEPTS).reason
-
-
-def test_route_to_subscribers_but_never_back_to_the_publisher():
-    subs = Subscriptions()
-    subs.apply("NJ-MZ", "GA-RK-001", True)
-    subs.apply("NJ-RS", "GA-RK-001", True)
-    subs.apply("NJ-GA", "GA-RK-001", True)
-    subs.apply("NJ-RS", "GA-RK-001", False)
-    d = delivery()
-    out = route(d, subs.of("GA-RK-001"), datetime.now(UTC))
-    assert [r["subscriber"] for r in out] == ["NJ-MZ"]
-    assert out[0]["digest"] == provenance_digest("NJ-GA", "GA-RK-001", d["event_id"], d["subject_id"], d["items"])
-    assert route(d, subs.of("OTHER"), datetime.now(UTC)) == []
 
 
 def test_digest_changes_with_any_content():

@@ -45,6 +45,7 @@ def gb32100_check(first17: str) -> str:
     return check
 
 
+@pytest.mark.rule("R-17.2")
 def test_the_reference_weights_are_the_powers_of_3_mod_31():
     assert USCC_WEIGHTS_FROM_TABLE == [pow(3, i, 31) for i in range(17)]
 
@@ -151,7 +152,7 @@ def test_the_n_prefixed_example_from_the_brief_has_the_wrong_check_character():
 
 @pytest.mark.rule("R-17.2")
 @pytest.mark.parametrize("first17", [
-    "N2110102MF0000000",  # agriculture (rural collective economic organisation)
+    "N2110102MF0000000",  # agriculture and rural affairs
     "N2350100MA0000001",
     "Y1110000MC0000001",  # "other" registration departments
     "Y2110000500000001",

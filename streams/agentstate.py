@@ -1,0 +1,61 @@
+"""An agent's state: a faust table of JSON values, with an outbox that makes replays harmless.
+
+A handler reads and writes the table and `emit()`s the records it wants sent. Before anything
+is sent, the outbox is written to the table; after, the input is marked done. An input replayed
+after a crash is then either done (skipped) or finds its outbox and sends the very same records
+again, which downstream de-duplicates by their ids. Used by the catalog and sharing agents,
+whose inputs are single-partition, ordered streams.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import date, datetime
+from typing import Any
+
+import faust
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, (datetime, date)):
+        return v.isoformat()
+    raise TypeError(type(v).__name__)
+
+
+class AgentState:
+    def __init__(self, app: faust.App, name: str, changelog: str, outputs: Iterable[faust.TopicT],
+                 partitions: int = 1):
+        self.table = app.Table(
+            name, default=None, partitions=partitions, key_type=bytes, value_type=bytes,
+            changelog_topic=app.topic(changelog, partitions=partitions, key_serializer="raw",
+                                      value_serializer="raw", key_type=bytes, value_type=bytes),
+        )
+        self.topics = {t.get_topic_name(): t for t in outputs}
+        self.outbox: list[tuple[str, bytes, bytes]] = []
+
+    def get(self, key: str) -> Any:
+        raw = self.table.get(key.encode())
+        return None if raw is None else json.loads(raw)
+
+    def put(self, key: str, value: Any) -> None:
+        self.table[key.encode()] = json.dumps(value, ensure_ascii=False, default=_json_default).encode()
+
+    def emit(self, topic: faust.TopicT, key: bytes, value: bytes) -> None:
+        self.outbox.append((topic.get_topic_name(), key, value))
+
+    async def handle(self, event_id: str, handler: Callable[..., Awaitable[None]], *args: Any) -> None:
+        if self.get(f"done:{event_id}"):
+            return
+        stored = self.get(f"out:{event_id}")
+        if stored is None:
+            self.outbox.clear()
+            await handler(*args)
+            stored = [[n, base64.b64encode(k).decode(), base64.b64encode(v).decode()] for n, k, v in self.outbox]
+            self.put(f"out:{event_id}", stored)
+            self.outbox.clear()
+        for name, key, value in stored:
+            await self.topics[name].send(key=base64.b64decode(key), value=base64.b64decode(value))
+        self.put(f"done:{event_id}", 1)
+        self.table.pop(f"out:{event_id}".encode(), None)

@@ -1,0 +1,195 @@
+"""The sharing agent: share requests, the provider's answers, revocations, disputes and the
+authority's rulings, in one ordered stream. Approvals become directed authorizations on the
+compacted grants topic, which every delivery worker reads. Replays are harmless: see
+streams/agentstate.py.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+from schemas.errors import CodecError
+from streams import sharing as rules
+from streams.agentstate import AgentState
+from streams.app import CODEC, DEPARTMENTS, PREFIX, VIEWS, app, calendar, catalog, topic
+from streams.catalog import Problem
+from streams.rejects import send_reject
+from topics import registry
+
+log = logging.getLogger("govbus.sharing")
+ZONE = ZoneInfo("Asia/Shanghai")
+ANSWER_DAYS = 10  # R-26.1
+INBOX_SCHEMAS = {
+    "govbus.sharing.ShareRequest", "govbus.sharing.ShareAnswer", "govbus.sharing.GrantRevocation",
+    "govbus.sharing.Dispute", "govbus.sharing.DisputeRuling",
+}
+
+inbox_topic = topic(registry.SHARING_INBOX)
+grants_topic = topic(registry.GRANTS)
+decisions_topic = topic(registry.SHARING_DECISIONS)
+deadline_commands_topic = topic(registry.DEADLINE_COMMANDS)
+state = AgentState(app, "sharing_state", registry.name_of(registry.SHARING_STATE, PREFIX),
+                   (grants_topic, decisions_topic, deadline_commands_topic))
+
+
+def _decide(now: datetime, request_id: str, department: str, status: str, *, resource_code: str | None = None,
+            reasons: list[str] = (), rule_ids: list[str] = (), problems: list[Problem] = (),
+            grant_id: str | None = None, due_on: str | None = None, event: str | None = None) -> None:
+    rec = {"event_id": f"{request_id}:{event or status}", "occurred_at": now, "request_id": request_id,
+           "department": department, "resource_code": resource_code, "status": status,
+           "reasons": [*reasons, *(p.reason for p in problems)],
+           "rule_ids": sorted(set(rule_ids) | {r for p in problems for r in p.rule_ids}),
+           "grant_id": grant_id, "due_on": due_on}
+    state.emit(decisions_topic, request_id.encode(), CODEC.encode("govbus.sharing.ShareDecision", rec))
+    log.info("share %s of %s: %s %s", request_id, department, status, "; ".join(rec["reasons"]))
+
+
+def _deadline(now: datetime, action: str, deadline_id: str, actor: str, **fields) -> None:
+    rec = {"event_id": f"{deadline_id}:{action}", "occurred_at": now, "action": action, "deadline_id": deadline_id,
+           "case_type": None, "case_id": None, "party": None, "received_on": None, "extension_days": None,
+           "approved_by": None, "actor": actor, **fields}
+    state.emit(deadline_commands_topic, deadline_id.encode(), CODEC.encode("govbus.deadlines.DeadlineCommand", rec))
+
+
+def _publish_grant(grant: dict) -> None:
+    state.put(f"grant:{grant['grant_id']}", grant)
+    state.emit(grants_topic, grant["grant_id"].encode(), CODEC.encode("govbus.sharing.Grant", grant))
+
+
+@app.agent(inbox_topic)
+async def process_sharing(stream):
+    for view in VIEWS:
+        await view.wait_ready()
+    async for event in stream.events():
+        msg = event.message
+        now = datetime.now(UTC)
+        try:
+            decoded = CODEC.decode(msg.value or b"")
+        except CodecError as exc:
+            await send_reject(msg, exc.code, exc.reason, now)
+            continue
+        if decoded.name not in INBOX_SCHEMAS:
+            await send_reject(msg, "wrong_schema", f"the sharing inbox does not take {decoded.name}", now)
+            continue
+        received_on = datetime.fromtimestamp(msg.timestamp, ZONE).date()  # faust: seconds
+        rec = decoded.record
+        await state.handle(rec["event_id"], HANDLERS[decoded.name], rec, received_on, now)
+
+
+async def on_request(rec: dict, received_on: date, now: datetime) -> None:
+    req_id, code = rec["event_id"], rec["resource_code"]
+    entry = catalog.entries.get(code)
+    problems = rules.check_request(rec, entry, DEPARTMENTS)
+    if problems:
+        _decide(now, req_id, rec["requester"], "rejected", resource_code=code, problems=problems)
+        return
+    provider = entry["entry"]["provider"]
+    due = calendar.add_working_days(received_on, ANSWER_DAYS)
+    state.put(f"req:{req_id}", {"request": rec, "provider": provider, "status": "pending"})
+    _decide(now, req_id, rec["requester"], "pending", resource_code=code, due_on=str(due),
+            reasons=[f"awaiting the answer of {provider}, due {due}"], rule_ids=["R-26.1"])
+    _deadline(now, "start", f"share_request:{req_id}", rec["requester"], case_type="share_request", case_id=req_id,
+              party=provider, received_on=received_on.isoformat())
+
+
+def _request(rec: dict, now: datetime, department: str, want: tuple[str, ...]) -> dict | None:
+    req_id = rec["request_id"]
+    req = state.get(f"req:{req_id}")
+    if req is None or req["status"] not in want:
+        why = "no such request" if req is None else f"the request is {req['status']}"
+        _decide(now, req_id, department, "rejected", event=f"rejected:{rec['event_id']}",
+                reasons=[f"cannot act on {req_id}: {why}"], rule_ids=["R-26.1"])
+        return None
+    return req
+
+
+async def on_answer(rec: dict, received_on: date, now: datetime) -> None:
+    req = _request(rec, now, rec["provider"], ("pending",))
+    if req is None:
+        return
+    request, provider = req["request"], req["provider"]
+    problems = rules.check_answer(rec, request, provider)
+    if problems:
+        _decide(now, rec["request_id"], rec["provider"], "rejected", event=f"rejected:{rec['event_id']}",
+                resource_code=request["resource_code"], problems=problems)
+        return
+    _deadline(now, "answer", f"share_request:{rec['request_id']}", provider)
+    if rec["decision"] == "refuse":
+        state.put(f"req:{rec['request_id']}", {**req, "status": "refused", "answer": rec})
+        _decide(now, rec["request_id"], request["requester"], "refused", resource_code=request["resource_code"],
+                reasons=[f"refused by {provider} ({rec['person']}): {rec['reason']} (basis: {rec['basis']})"],
+                rule_ids=["R-26.1"])
+        return
+    grant = rules.make_grant(request, rec["items"], provider, f"{provider} ({rec['person']})", now)
+    _publish_grant(grant)
+    state.put(f"req:{rec['request_id']}", {**req, "status": "approved", "grant_id": grant["grant_id"]})
+    _decide(now, rec["request_id"], request["requester"], "approved", resource_code=request["resource_code"],
+            grant_id=grant["grant_id"], rule_ids=["R-26.2"],
+            reasons=[f"{request['requester']} may receive {', '.join(grant['items'])} of {request['resource_code']} "
+                     f"for {grant['purpose']!r} from {grant['valid_from']} to {grant['valid_until']}"])
+
+
+async def on_revocation(rec: dict, received_on: date, now: datetime) -> None:
+    grant = state.get(f"grant:{rec['grant_id']}")
+    request_id = grant["request_id"] if grant else rec["grant_id"]
+    if grant is None or grant["revoked"] or rec["by"] != grant["provider"]:
+        why = ("no such authorization" if grant is None else "it is already revoked" if grant["revoked"]
+               else f"only its provider {grant['provider']} revokes it")
+        _decide(now, request_id, rec["by"], "rejected", event=f"rejected:{rec['event_id']}",
+                reasons=[f"cannot revoke {rec['grant_id']}: {why}"], rule_ids=["R-26.2"])
+        return
+    _publish_grant({**grant, "revoked": True, "revoked_reason": f"{rec['reason']} ({rec['person']})"})
+    _decide(now, request_id, grant["grantee"], "revoked", resource_code=grant["resource_code"],
+            grant_id=grant["grant_id"], reasons=[f"revoked by {rec['by']}: {rec['reason']}"], rule_ids=["R-26.2"])
+
+
+async def on_dispute(rec: dict, received_on: date, now: datetime) -> None:
+    req = _request(rec, now, rec["by"], ("refused", "pending"))
+    if req is None:
+        return
+    request = req["request"]
+    if rec["by"] not in (request["requester"], req["provider"]):
+        _decide(now, rec["request_id"], rec["by"], "rejected", event=f"rejected:{rec['event_id']}",
+                reasons=[f"only {request['requester']} or {req['provider']} can dispute this request"],
+                rule_ids=["R-25.1"])
+        return
+    authority = rules.authority_for(DEPARTMENTS[req["provider"]], DEPARTMENTS)
+    state.put(f"req:{rec['request_id']}", {**req, "status": "disputed", "authority": authority})
+    _decide(now, rec["request_id"], request["requester"], "disputed", resource_code=request["resource_code"],
+            reasons=[f"disputed by {rec['by']}: {rec['reason']}; {authority} decides, and its ruling binds"],
+            rule_ids=["R-25.1"])
+
+
+async def on_ruling(rec: dict, received_on: date, now: datetime) -> None:
+    req = _request(rec, now, rec["authority"], ("disputed",))
+    if req is None:
+        return
+    request = req["request"]
+    if rec["authority"] != req["authority"] or rec["ruling"] not in ("uphold", "overturn"):
+        _decide(now, rec["request_id"], rec["authority"], "rejected", event=f"rejected:{rec['event_id']}",
+                reasons=[f"the ruling is {req['authority']}'s, as uphold or overturn"], rule_ids=["R-25.1"])
+        return
+    if rec["ruling"] == "uphold":
+        state.put(f"req:{rec['request_id']}", {**req, "status": "upheld"})
+        _decide(now, rec["request_id"], request["requester"], "upheld", resource_code=request["resource_code"],
+                reasons=[f"{rec['authority']} ({rec['person']}) upholds the refusal: {rec['reason']}"],
+                rule_ids=["R-25.1"])
+        return
+    grant = rules.make_grant(request, (), req["provider"], f"{rec['authority']} ({rec['person']})", now)
+    _publish_grant(grant)
+    state.put(f"req:{rec['request_id']}", {**req, "status": "overturned", "grant_id": grant["grant_id"]})
+    _deadline(now, "answer", f"share_request:{rec['request_id']}", rec["authority"])
+    _decide(now, rec["request_id"], request["requester"], "overturned", resource_code=request["resource_code"],
+            grant_id=grant["grant_id"], rule_ids=["R-25.1", "R-26.2"],
+            reasons=[f"{rec['authority']} ({rec['person']}) grants the request: {rec['reason']}"])
+
+
+HANDLERS = {
+    "govbus.sharing.ShareRequest": on_request,
+    "govbus.sharing.ShareAnswer": on_answer,
+    "govbus.sharing.GrantRevocation": on_revocation,
+    "govbus.sharing.Dispute": on_dispute,
+    "govbus.sharing.DisputeRuling": on_ruling,
+}
