@@ -149,6 +149,11 @@ class LocalKafka:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         _run(self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.props)))
 
+    async def reset(self) -> None:
+        """Stop the broker and forget all its data (the test suite starts each session from nothing)."""
+        await self.stop()
+        shutil.rmtree(self.data, ignore_errors=True)
+
     def pid(self) -> int | None:
         try:
             pid = int(self.pidfile.read_text())

@@ -17,7 +17,7 @@ from schemas.errors import CodecError
 from streams import catalog as rules
 from streams.agentstate import AgentState
 from streams.app import CODEC, DEPARTMENTS, PREFIX, VIEWS, app, calendar, topic
-from streams.rejects import send_reject
+from streams.rejects import send_internal_error, send_reject
 from topics import registry
 
 log = logging.getLogger("govbus.catalog")
@@ -79,7 +79,10 @@ async def process_catalog(stream):
         rec = decoded.record
         # the day of receipt is the bus's, in Beijing time; deadlines count from the day after
         received_on = datetime.fromtimestamp(msg.timestamp, ZONE).date()  # faust: seconds
-        await state.handle(rec["event_id"], HANDLERS[decoded.name], rec, received_on, now)
+        try:
+            await state.handle(rec["event_id"], HANDLERS[decoded.name], rec, received_on, now)
+        except Exception as exc:  # a fault of the bus must not stop the stream; the input is kept
+            await send_internal_error(msg, exc, now, rec)
 
 
 async def on_submission(rec: dict, received_on: date, now: datetime) -> None:

@@ -39,7 +39,7 @@ from streams.exchange import (
     remember_sources,
 )
 from streams.identifiers import subject_problem
-from streams.rejects import send_reject
+from streams.rejects import send_internal_error, send_reject
 from streams.sharing import routes
 from topics import registry
 
@@ -80,39 +80,46 @@ async def process_deliveries(stream):
         except CodecError as exc:
             await send_reject(msg, exc.code, exc.reason, now)
             continue
-        entry = catalog.entries.get(record["resource_code"])
-        refusal = check_delivery(record, DEPARTMENTS) or check_against_catalog(record, entry, subject_problem)
-        if refusal is not None:
-            await send_reject(msg, refusal.code, refusal.reason, now, record, refusal.rule_ids)
-            if refusal.code == "one_source_violation":
-                await _alert("one_source_violation", refusal.rule_ids, record, now,
-                             source=entry["entry"]["provider"], items=sorted(record["items"]),
-                             message=refusal.reason,
-                             aid=f"one_source_violation:{record['publisher']}:{record['resource_code']}")
-            continue
+        try:
+            await _deliver(msg, record, now)
+        except Exception as exc:  # a fault of the bus must not stop the stream; the input is kept
+            await send_internal_error(msg, exc, now, record)
 
-        key = record["subject_id"].encode()
-        sources = catalog.sources()
-        memory = subject_sources.get(record["subject_id"]) or {}
-        for f in duplicate_findings(record, entry, sources, memory, receives):
-            what = "passed on data it received from" if f.kind == "republication" else "collected again what is"
-            await _alert(
-                f.kind, f.rule_ids, record, now, source=f.source_department, items=f.items,
-                aid=alert_id(f, record["publisher"], record.get("system_code"), record["resource_code"]),
-                message=(f"{record['publisher']} (system {record.get('system_code') or 'unnamed'}) {what} "
-                         f"{f.source_department}'s {f.source_resource}: {', '.join(f.items)}"),
-            )
-        if remember_sources(record, entry, sources, memory):
-            subject_sources.put(record["subject_id"], memory)
 
-        await accepted_topic.send(key=key, value=CODEC.encode(DELIVERY, record))
-        metrics.ACCEPTED.labels(record["publisher"]).inc()
-        # a revocation acknowledged before this publication was made applies to it (R-26.2)
-        await grants_view.ensure_fresh_since(msg.timestamp)
-        today = now.astimezone(ZONE).date()
-        ways = routes(record["publisher"], record["subject_id"], entry, subscriptions.of(record["resource_code"]),
-                      grants.of(record["resource_code"]), today)
-        for fed in feed_records(record, ways, now):
-            await feed_topic(fed["subscriber"]).send(key=key, value=CODEC.encode(FEED, fed))
-            metrics.FED.labels(fed["subscriber"]).inc()
-        metrics.LAG.observe(max(0.0, (now - record["occurred_at"]).total_seconds()))
+async def _deliver(msg, record: dict, now: datetime) -> None:
+    entry = catalog.entries.get(record["resource_code"])
+    refusal = check_delivery(record, DEPARTMENTS) or check_against_catalog(record, entry, subject_problem)
+    if refusal is not None:
+        await send_reject(msg, refusal.code, refusal.reason, now, record, refusal.rule_ids)
+        if refusal.code == "one_source_violation":
+            await _alert("one_source_violation", refusal.rule_ids, record, now,
+                         source=entry["entry"]["provider"], items=sorted(record["items"]),
+                         message=refusal.reason,
+                         aid=f"one_source_violation:{record['publisher']}:{record['resource_code']}")
+        return
+
+    key = record["subject_id"].encode()
+    sources = catalog.sources()
+    memory = subject_sources.get(record["subject_id"]) or {}
+    for f in duplicate_findings(record, entry, sources, memory, receives):
+        what = "passed on data it received from" if f.kind == "republication" else "collected again what is"
+        await _alert(
+            f.kind, f.rule_ids, record, now, source=f.source_department, items=f.items,
+            aid=alert_id(f, record["publisher"], record.get("system_code"), record["resource_code"]),
+            message=(f"{record['publisher']} (system {record.get('system_code') or 'unnamed'}) {what} "
+                     f"{f.source_department}'s {f.source_resource}: {', '.join(f.items)}"),
+        )
+    if remember_sources(record, entry, sources, memory):
+        subject_sources.put(record["subject_id"], memory)
+
+    await accepted_topic.send(key=key, value=CODEC.encode(DELIVERY, record))
+    metrics.ACCEPTED.labels(record["publisher"]).inc()
+    # a revocation acknowledged before this publication was made applies to it (R-26.2)
+    await grants_view.ensure_fresh_since(msg.timestamp)
+    today = now.astimezone(ZONE).date()
+    ways = routes(record["publisher"], record["subject_id"], entry, subscriptions.of(record["resource_code"]),
+                  grants.of(record["resource_code"]), today)
+    for fed in feed_records(record, ways, now):
+        await feed_topic(fed["subscriber"]).send(key=key, value=CODEC.encode(FEED, fed))
+        metrics.FED.labels(fed["subscriber"]).inc()
+    metrics.LAG.observe(max(0.0, (now - record["occurred_at"]).total_seconds()))

@@ -24,3 +24,12 @@ async def send_reject(msg, code: str, reason: str, now: datetime, record: dict |
     )
     await rejects_topic.send(key=rec["reject_id"].encode(), value=CODEC.encode("govbus.ops.Reject", rec))
     log.info("rejected %s:%s:%s (%s): %s", msg.topic, msg.partition, msg.offset, code, reason)
+
+
+async def send_internal_error(msg, exc: Exception, now: datetime, record: dict | None = None) -> None:
+    """An input the bus failed on through its own fault: kept on the rejects topic, with the error,
+    for an operator to replay once the fault is fixed; the stream goes on."""
+    log.exception("could not process %s:%s:%s", msg.topic, msg.partition, msg.offset)
+    await send_reject(msg, "internal_error", f"the bus failed on this input ({type(exc).__name__}: {exc}); "
+                      "it is kept here to be replayed once the fault is fixed", now, record,
+                      publisher_field="publisher" if record and "publisher" in record else "event_id")

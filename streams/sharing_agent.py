@@ -15,7 +15,7 @@ from streams import sharing as rules
 from streams.agentstate import AgentState
 from streams.app import CODEC, DEPARTMENTS, PREFIX, VIEWS, app, calendar, catalog, topic
 from streams.catalog import Problem
-from streams.rejects import send_reject
+from streams.rejects import send_internal_error, send_reject
 from topics import registry
 
 log = logging.getLogger("govbus.sharing")
@@ -53,6 +53,13 @@ def _deadline(now: datetime, action: str, deadline_id: str, actor: str, **fields
     state.emit(deadline_commands_topic, deadline_id.encode(), CODEC.encode("govbus.deadlines.DeadlineCommand", rec))
 
 
+def _grant(grant_id: str) -> dict | None:
+    grant = state.get(f"grant:{grant_id}")
+    if grant is not None:  # the table holds JSON; the record wants its timestamp back
+        grant["granted_at"] = datetime.fromisoformat(grant["granted_at"])
+    return grant
+
+
 def _publish_grant(grant: dict) -> None:
     state.put(f"grant:{grant['grant_id']}", grant)
     state.emit(grants_topic, grant["grant_id"].encode(), CODEC.encode("govbus.sharing.Grant", grant))
@@ -75,7 +82,10 @@ async def process_sharing(stream):
             continue
         received_on = datetime.fromtimestamp(msg.timestamp, ZONE).date()  # faust: seconds
         rec = decoded.record
-        await state.handle(rec["event_id"], HANDLERS[decoded.name], rec, received_on, now)
+        try:
+            await state.handle(rec["event_id"], HANDLERS[decoded.name], rec, received_on, now)
+        except Exception as exc:  # a fault of the bus must not stop the stream; the input is kept
+            await send_internal_error(msg, exc, now, rec)
 
 
 async def on_request(rec: dict, received_on: date, now: datetime) -> None:
@@ -132,7 +142,7 @@ async def on_answer(rec: dict, received_on: date, now: datetime) -> None:
 
 
 async def on_revocation(rec: dict, received_on: date, now: datetime) -> None:
-    grant = state.get(f"grant:{rec['grant_id']}")
+    grant = _grant(rec["grant_id"])
     request_id = grant["request_id"] if grant else rec["grant_id"]
     if grant is None or grant["revoked"] or rec["by"] != grant["provider"]:
         why = ("no such authorization" if grant is None else "it is already revoked" if grant["revoked"]

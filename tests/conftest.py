@@ -37,6 +37,8 @@ async def stack() -> Settings:
     kafka = LocalKafka(s) if s.local_kafka else None
     pg = LocalPostgres(s) if s.local_postgres else None
     if kafka:
+        # thousands of per-test topics from earlier sessions would only slow the broker down
+        await kafka.reset()
         starts.append(kafka.start())
     if pg:
         starts.append(pg.start())
