@@ -505,3 +505,15 @@ def bench_deadlines(sizes: tuple[int, ...]) -> None:
     from ops.bench_deadlines import main as run_bench
 
     run_bench(sizes or (10_000, 100_000, 1_000_000))
+
+
+@bench.command("pipeline")
+@click.option("--deliveries", "n", default=20_000, show_default=True, help="Publications per run.")
+def bench_pipeline(n: int) -> None:
+    """Deliveries per second through the pipeline to 10 feeds, next to a raw aiokafka loop."""
+    from ops import stack
+    from ops.bench_pipeline import run
+
+    s = settings()
+    _run(stack.up(s))
+    _run(run(s, n))

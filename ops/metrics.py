@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from prometheus_client import Counter, Histogram
 
 ACCEPTED = Counter("govbus_deliveries_accepted_total", "Publications accepted into the exchange", ["publisher"])
@@ -14,3 +16,14 @@ LAG = Histogram(
 LEDGER_ROWS = Counter("govbus_ledger_rows_total", "Rows written to the ledger", ["table"])
 LEDGER_RETRIES = Counter("govbus_ledger_retries_total", "Ledger batches retried after a database error")
 ALERTS = Counter("govbus_alerts_total", "Alerts raised for the authority, by kind", ["kind"])
+
+
+# the hot path asks for the same few label children over and over
+@lru_cache(maxsize=1024)
+def fed(subscriber: str):
+    return FED.labels(subscriber)
+
+
+@lru_cache(maxsize=1024)
+def accepted(publisher: str):
+    return ACCEPTED.labels(publisher)

@@ -157,6 +157,31 @@ async def _demo_catalog(settings: Settings) -> None:
     _print_decisions(await _submit_and_wait([(b"NJ-SJJ", "govbus.catalog.CatalogChange", change)], 20))
 
 
+SHARE_REQUESTER = "NJ-YB"
+SHARE_RESOURCE = "WY-MZ-DB-001"
+SHARE_FILE = REPO_ROOT / "ops" / "seed" / "demo" / "subsidy.csv"
+
+
+async def _demo_sharing() -> None:
+    """A conditional resource: the medical insurance bureau asks, the county civil affairs bureau approves."""
+    from datetime import UTC, date, datetime, timedelta
+
+    from ops.share_cli import _print, send_share
+
+    now = datetime.now(UTC)
+    req = {"event_id": uuid.uuid4().hex, "occurred_at": now, "requester": SHARE_REQUESTER,
+           "resource_code": SHARE_RESOURCE, "purpose": "医疗救助与低保对象衔接", "items": ["姓名", "保障类别"],
+           "subjects": [], "valid_from": date.today().isoformat(),
+           "valid_until": (date.today() + timedelta(days=365)).isoformat()}
+    print(f"[share] {SHARE_REQUESTER} asks WY-MZ for {SHARE_RESOURCE} items 姓名, 保障类别 (not 月救助金额)")
+    _print(await send_share("govbus.sharing.ShareRequest", req, req["event_id"], 20))
+    answer = {"event_id": uuid.uuid4().hex, "occurred_at": datetime.now(UTC), "request_id": req["event_id"],
+              "provider": "WY-MZ", "person": "熊燕", "decision": "approve", "reason": None, "basis": None,
+              "items": []}
+    print("[share] WY-MZ (熊燕) approves: a directed authorization to NJ-YB only, for that scope and purpose")
+    _print(await send_share("govbus.sharing.ShareAnswer", answer, req["event_id"], 20))
+
+
 async def _demo(settings: Settings, stop: asyncio.Event) -> None:
     from consumers.feed import Feed
     from ops.cli import _subscribe, format_feed_record
@@ -174,24 +199,30 @@ async def _demo(settings: Settings, stop: asyncio.Event) -> None:
     notice_task = asyncio.create_task(notices())
     await asyncio.sleep(0.5)
     await _demo_catalog(settings)
+    await _demo_sharing()
     await _subscribe(DEMO_SUBSCRIBER, DEMO_RESOURCE, True)
     print(f"[demo] {DEMO_SUBSCRIBER} subscribed to {DEMO_RESOURCE} ({DEMO_PROVIDER}'s resident records)")
 
-    async def tail() -> None:
-        async with Feed(DEMO_SUBSCRIBER, group_id=f"{settings.topic_prefix}demo-{DEMO_SUBSCRIBER}") as feed:
+    async def tail(department: str) -> None:
+        async with Feed(department, group_id=f"{settings.topic_prefix}demo-{department}") as feed:
             async for rec in feed:
-                print(f"[feed {DEMO_SUBSCRIBER}] {format_feed_record(rec)}")
+                print(f"[feed {department}] {format_feed_record(rec)}")
 
     async def publish() -> None:
         rows = list(read_rows(DEMO_FILE.read_bytes(), "csv"))
         # one broken row, to show that refusals are recorded with their reason
         rows += list(read_rows(b"subject_id,\xe5\xa7\x93\xe5\x90\x8d\n511002198001011230,x,y\n", "csv"))
+        subsidy = list(read_rows(SHARE_FILE.read_bytes(), "csv"))
         while not stop.is_set():
             report = await publish_rows(rows, publisher=DEMO_PROVIDER, resource_code=DEMO_RESOURCE,
                                         source=DEMO_FILE.name, bootstrap=settings.bootstrap,
                                         prefix=settings.topic_prefix)
             print(f"[publish {DEMO_PROVIDER}] published {report.published} records to {DEMO_RESOURCE}, "
                   f"{report.rejected} rejected")
+            report = await publish_rows(subsidy, publisher="WY-MZ", resource_code=SHARE_RESOURCE,
+                                        source=SHARE_FILE.name, bootstrap=settings.bootstrap,
+                                        prefix=settings.topic_prefix, system_code="WY-MZ-JZ")
+            print(f"[publish WY-MZ] published {report.published} records to {SHARE_RESOURCE}")
             await asyncio.sleep(10)
             await ledger_counts()
 
@@ -209,6 +240,6 @@ async def _demo(settings: Settings, stop: asyncio.Event) -> None:
             await conn.close()
 
     try:
-        await asyncio.gather(tail(), publish())
+        await asyncio.gather(tail(DEMO_SUBSCRIBER), tail(SHARE_REQUESTER), publish())
     finally:
         notice_task.cancel()

@@ -42,6 +42,10 @@ def _print(decisions: list[dict]) -> None:
             click.echo(f"    {r}")
     if not decisions:
         click.echo("no answer yet: is a worker running?", err=True)
+
+
+def _finish(decisions: list[dict]) -> None:
+    _print(decisions)
     if not decisions or any(d["status"] == "rejected" for d in decisions):
         sys.exit(1)
 
@@ -72,7 +76,7 @@ def request(resource_code: str, requester: str, purpose: str, items: str, subjec
            "resource_code": resource_code, "purpose": purpose, "items": _list(items), "subjects": _list(subjects),
            "valid_from": start, "valid_until": valid_until or (date.fromisoformat(start) + timedelta(days=365))
            .isoformat()}
-    _print(_run(send_share("govbus.sharing.ShareRequest", rec, rec["event_id"], wait)))
+    _finish(_run(send_share("govbus.sharing.ShareRequest", rec, rec["event_id"], wait)))
 
 
 @share.command()
@@ -92,7 +96,7 @@ def answer(request_id: str, provider: str, person: str, decision: str | None, it
         raise click.UsageError("say --approve or --refuse")
     rec = {"event_id": uuid.uuid4().hex, "occurred_at": _now(), "request_id": request_id, "provider": provider,
            "person": person, "decision": decision, "reason": reason, "basis": basis, "items": _list(items)}
-    _print(_run(send_share("govbus.sharing.ShareAnswer", rec, request_id, wait)))
+    _finish(_run(send_share("govbus.sharing.ShareAnswer", rec, request_id, wait)))
 
 
 @share.command()
@@ -106,7 +110,7 @@ def revoke(grant_id: str, by: str, person: str, reason: str, wait: float) -> Non
     rec = {"event_id": uuid.uuid4().hex, "occurred_at": _now(), "grant_id": grant_id, "by": by, "person": person,
            "reason": reason}
     request_id = grant_id.removeprefix("grant:")
-    _print(_run(send_share("govbus.sharing.GrantRevocation", rec, request_id, wait)))
+    _finish(_run(send_share("govbus.sharing.GrantRevocation", rec, request_id, wait)))
 
 
 @share.command()
@@ -117,7 +121,7 @@ def revoke(grant_id: str, by: str, person: str, reason: str, wait: float) -> Non
 def dispute(request_id: str, by: str, reason: str, wait: float) -> None:
     """Take a share decision to the authority (R-25.1)."""
     rec = {"event_id": uuid.uuid4().hex, "occurred_at": _now(), "request_id": request_id, "by": by, "reason": reason}
-    _print(_run(send_share("govbus.sharing.Dispute", rec, request_id, wait)))
+    _finish(_run(send_share("govbus.sharing.Dispute", rec, request_id, wait)))
 
 
 @share.command()
@@ -134,7 +138,7 @@ def rule(request_id: str, authority: str, person: str, ruling: str | None, reaso
         raise click.UsageError("say --uphold or --overturn")
     rec = {"event_id": uuid.uuid4().hex, "occurred_at": _now(), "request_id": request_id, "authority": authority,
            "person": person, "ruling": ruling, "reason": reason}
-    _print(_run(send_share("govbus.sharing.DisputeRuling", rec, request_id, wait)))
+    _finish(_run(send_share("govbus.sharing.DisputeRuling", rec, request_id, wait)))
 
 
 async def _fetch(sql: str, *args) -> list:

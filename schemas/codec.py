@@ -66,7 +66,7 @@ class Codec:
             full = f"{raw['namespace']}.{raw['name']}"
             if full != m["name"]:
                 raise ValueError(f"{path.name} declares {full}; the file name must match")
-            parsed = parse_schema(raw, _write_hint=False)
+            parsed = parse_schema(raw)  # keeps fastavro's "parsed" mark: writers then skip re-parsing
             fp = bytes.fromhex(fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))
             self.versions.append(SchemaVersion(full, int(m["version"]), parsed, fp, path))
         self.by_fingerprint = {v.fingerprint: v for v in self.versions}

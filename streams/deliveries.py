@@ -16,19 +16,19 @@ from ops import metrics
 from schemas.errors import CodecError
 from streams.agentstate import AgentState
 from streams.app import (
+    ACCEPTED_NAME,
     CODEC,
     DEPARTMENTS,
+    FEED_NAMES,
     PREFIX,
     VIEWS,
-    accepted_topic,
     app,
     catalog,
     deliveries_topic,
-    feed_topic,
     grants,
     grants_view,
+    produce,
     subscriptions,
-    topic,
 )
 from streams.exchange import (
     alert_id,
@@ -49,7 +49,7 @@ DELIVERY = "govbus.exchange.DataDelivery"
 FEED = "govbus.exchange.FeedDelivery"
 ALERT = "govbus.ops.Alert"
 
-alerts_topic = topic(registry.ALERTS)
+ALERTS_NAME = registry.name_of(registry.ALERTS, PREFIX)
 subject_sources = AgentState(app, "subject_sources", registry.name_of(registry.SUBJECT_SOURCES, PREFIX), (),
                              partitions=registry.DELIVERIES.partitions)
 
@@ -65,7 +65,7 @@ async def _alert(kind: str, rule_ids, record: dict, now: datetime, *, source: st
            "system_code": record.get("system_code"), "resource_code": record["resource_code"], "items": list(items),
            "subject_id": record["subject_id"], "message": message}
     metrics.ALERTS.labels(kind).inc()
-    await alerts_topic.send(key=aid.encode(), value=CODEC.encode(ALERT, rec))
+    await produce(ALERTS_NAME, aid.encode(), CODEC.encode(ALERT, rec))
 
 
 @app.agent(deliveries_topic)
@@ -112,14 +112,14 @@ async def _deliver(msg, record: dict, now: datetime) -> None:
     if remember_sources(record, entry, sources, memory):
         subject_sources.put(record["subject_id"], memory)
 
-    await accepted_topic.send(key=key, value=CODEC.encode(DELIVERY, record))
-    metrics.ACCEPTED.labels(record["publisher"]).inc()
+    await produce(ACCEPTED_NAME, key, CODEC.encode(DELIVERY, record))
+    metrics.accepted(record["publisher"]).inc()
     # a revocation acknowledged before this publication was made applies to it
     await grants_view.ensure_fresh_since(msg.timestamp)
     today = now.astimezone(ZONE).date()
     ways = routes(record["publisher"], record["subject_id"], entry, subscriptions.of(record["resource_code"]),
                   grants.of(record["resource_code"]), today)
     for fed in feed_records(record, ways, now):
-        await feed_topic(fed["subscriber"]).send(key=key, value=CODEC.encode(FEED, fed))
-        metrics.FED.labels(fed["subscriber"]).inc()
+        await produce(FEED_NAMES[fed["subscriber"]], key, CODEC.encode(FEED, fed))
+        metrics.fed(fed["subscriber"]).inc()
     metrics.LAG.observe(max(0.0, (now - record["occurred_at"]).total_seconds()))

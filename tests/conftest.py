@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
-import time
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,6 +13,7 @@ import hypothesis  # noqa: F401  (imported early: its plugin's late import trips
 import pytest
 
 from ops.config import REPO_ROOT, Settings, settings
+from ops.workers import WorkerProcess
 
 TEST_STATE = REPO_ROOT / ".govbus" / "test"
 
@@ -78,41 +76,9 @@ async def bus(stack: Settings, monkeypatch) -> Bus:
     return Bus(s, prefix)
 
 
-class Worker:
+class Worker(WorkerProcess):
     def __init__(self, bus: Bus, tmp: Path, name: str = "worker"):
-        self.bus = bus
-        self.ready = tmp / f"{name}.ready"
-        self.log = tmp / f"{name}.log"
-        self.datadir = tmp / f"{name}-data"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 120.0) -> None:
-        self.ready.unlink(missing_ok=True)
-        env = {**os.environ, "GOVBUS_TOPIC_PREFIX": self.bus.prefix, "GOVBUS_READY_FILE": str(self.ready),
-               "GOVBUS_WORKER_DATADIR": str(self.datadir)}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams", "worker", "-l", "info"],
-            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT,  # noqa: SIM115
-        )
-        deadline = time.monotonic() + timeout
-        while not self.ready.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"worker did not start:\n{self.log.read_text()[-3000:]}")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        super().__init__(bus.prefix, tmp, name)
 
 
 @pytest.fixture
@@ -122,8 +88,8 @@ def workers(bus: Bus, tmp_path: Path):
     class Pool(list):
         def start(self, name: str = "worker") -> Worker:
             w = Worker(bus, tmp_path, f"{name}{len(self)}")
+            self.append(w)  # stopped at the end even if it fails to start
             w.start()
-            self.append(w)
             return w
 
     pool = Pool()

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from ops.seeds import approved_entry  # noqa: F401  (re-exported for the tests)
 from schemas.codec import default_codec
 from streams.identifiers import resident_id_check_char
 
@@ -74,23 +75,6 @@ async def eventually(check, timeout: float = 30.0, interval: float = 0.2):
         if result or time.monotonic() > deadline:
             return result
         await asyncio.sleep(interval)
-
-
-def approved_entry(seed_file: str, **overrides) -> dict:
-    """A CatalogEntry as the catalog agent publishes it, from a file of ops/seed/catalog."""
-    import yaml
-
-    from ops.catalog_cli import entry_from_file
-    from ops.config import REPO_ROOT
-    from streams.catalog import normalise_attributes
-    from streams.departments import load
-
-    raw = {**yaml.safe_load((REPO_ROOT / "ops" / "seed" / "catalog" / seed_file).read_text(encoding="utf-8")),
-           **overrides}
-    dept = load()[raw["provider"]]
-    return {"resource_code": raw["resource_code"], "version": 1, "level": dept.level, "county": dept.county,
-            "approved_at": datetime.now(UTC), "approved_by": "NJ-SJJ (test)", "submission_id": uuid.uuid4().hex,
-            "entry": normalise_attributes(entry_from_file(raw, raw["provider"]))}
 
 
 async def seed_catalog(bus, *entries: dict) -> None:

@@ -164,8 +164,8 @@ async def test_a_refusal_disputed_and_overturned_by_the_authority(bus, workers):
     (p,) = await share("govbus.sharing.ShareRequest", "", **request_fields("NJ-YB", ["姓名", "保障类别"]))
     req_id = p["request_id"]
     (refused,) = await share("govbus.sharing.ShareAnswer", req_id, request_id=req_id, provider="WY-MZ",
-                             person="熊燕", decision="refuse", reason="涉及隐私", basis="《社会救助暂行办法》第五十九条",
-                             items=[])
+                             person="熊燕", decision="refuse", reason="涉及隐私",
+                             basis="《社会救助暂行办法》第五十九条", items=[])
     assert refused["status"] == "refused" and "basis" in refused["reasons"][0]
     (disputed,) = await share("govbus.sharing.Dispute", req_id, request_id=req_id, by="NJ-YB",
                               reason="医保救助衔接属法定职责")

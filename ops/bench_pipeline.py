@@ -1,0 +1,194 @@
+"""Benchmark of the delivery pipeline against a raw aiokafka loop on the same broker, in the same run.
+
+The pipeline: a govbus worker decodes each publication, checks it against the catalog (one
+source, resident identity number, catalogued items), consults the per-subject memory for
+duplicate collection, records it as accepted, and delivers it to 10 departments, each under
+its own directed authorization with its own projection of the items.
+
+The baseline: a plain aiokafka consumer and producer that read the same bytes and write them
+unchanged to 10 topics, committing as they go: what Kafka and the client cost with no rules.
+
+    govbus bench pipeline [--deliveries N]
+
+Both are fed N pre-encoded publications produced as fast as possible; the rate is N divided by
+the time from the first produce to the last of the N x 10 outputs. Prints both and the ratio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+import uuid
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from ops.config import Settings
+from schemas.codec import default_codec
+from streams.identifiers import resident_id_check_char
+from topics.admin import apply_topics
+from topics.registry import DELIVERIES, FEED_PARTITIONS, name_of
+
+FANOUT = ["NJ-YB", "NJ-RS", "NJ-WJ", "NJ-JY", "NJ-ZJ", "NJ-CZ", "NJ-SW", "NJ-STHJ", "NJ-JT", "NJ-MZ"]
+ITEM_SETS = [["姓名"], ["保障类别"], ["姓名", "保障类别"], ["月救助金额"], ["姓名", "月救助金额"]]
+
+
+def subjects(n: int) -> list[str]:
+    out = []
+    for i in range(n):
+        body = f"511024{1950 + i % 50}{1 + i % 12:02d}{1 + i % 28:02d}{i % 1000:03d}"
+        out.append(body + resident_id_check_char(body))
+    return out
+
+
+def publications(n: int) -> list[tuple[bytes, bytes]]:
+    codec = default_codec()
+    now = datetime.now(UTC)
+    out = []
+    for i, sid in enumerate(subjects(n)):
+        rec = {"event_id": f"bench-{i}-{uuid.uuid4().hex[:8]}", "occurred_at": now, "publisher": "WY-MZ",
+               "resource_code": "WY-MZ-DB-001", "subject_id": sid, "system_code": "WY-MZ-JZ",
+               "items": {"姓名": f"居民{i}", "保障类别": "城市低保", "月救助金额": 650.0}}
+        out.append((sid.encode(), codec.encode("govbus.exchange.DataDelivery", rec)))
+    return out
+
+
+async def _produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024)
+    await p.start()
+    try:
+        for key, value in records:
+            await p.send(topic, key=key, value=value)
+        await p.flush()
+    finally:
+        await p.stop()
+
+
+async def _count(bootstrap: str, topics: list[str]) -> int:
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await c.start()
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in range(FEED_PARTITIONS)]
+        return sum((await c.end_offsets(tps)).values())
+    finally:
+        await c.stop()
+
+
+async def _wait_outputs(bootstrap: str, topics: list[str], want: int, timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    while True:
+        if await _count(bootstrap, topics) >= want:
+            return time.monotonic()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {await _count(bootstrap, topics)} of {want} outputs after {timeout:.0f}s")
+        await asyncio.sleep(0.05)
+
+
+async def _seed(s: Settings) -> None:
+    """The catalog entry and ten directed authorizations with different projections."""
+    from ops.seeds import approved_entry
+
+    codec = default_codec()
+    entry = approved_entry("wy-subsidy.yaml")
+    p = AIOKafkaProducer(bootstrap_servers=s.bootstrap, acks="all")
+    await p.start()
+    try:
+        await p.send(name_of_raw("govbus.catalog", s), key=b"WY-MZ-DB-001",
+                     value=codec.encode("govbus.catalog.CatalogEntry", entry))
+        for i, dept in enumerate(FANOUT):
+            grant = {"grant_id": f"grant:bench-{i}", "grantee": dept, "provider": "WY-MZ",
+                     "resource_code": "WY-MZ-DB-001", "items": ITEM_SETS[i % len(ITEM_SETS)], "subjects": [],
+                     "purpose": "benchmark", "valid_from": (date.today() - timedelta(days=1)).isoformat(),
+                     "valid_until": (date.today() + timedelta(days=1)).isoformat(), "revoked": False,
+                     "revoked_reason": None, "granted_by": "WY-MZ", "request_id": f"bench-{i}",
+                     "granted_at": datetime.now(UTC)}
+            await p.send(name_of_raw("govbus.grants", s), key=grant["grant_id"].encode(),
+                         value=codec.encode("govbus.sharing.Grant", grant))
+        await p.flush()
+    finally:
+        await p.stop()
+
+
+def name_of_raw(name: str, s: Settings) -> str:
+    return s.topic_prefix + name
+
+
+async def bench_pipeline(base: Settings, n: int, workdir: Path) -> float:
+    from ops.workers import WorkerProcess
+
+    s = replace(base, topic_prefix=f"bench-{uuid.uuid4().hex[:8]}.")
+    await apply_topics(s)
+    await _seed(s)
+    worker = WorkerProcess(s.topic_prefix, workdir, env={"GOVBUS_KAFKA_BOOTSTRAP": s.bootstrap})
+    worker.start()
+    try:
+        feeds = [f"{s.topic_prefix}govbus.feed.{d}" for d in FANOUT]
+        records = publications(n)
+        t0 = time.monotonic()
+        await _produce(s.bootstrap, name_of(DELIVERIES, s.topic_prefix), records)
+        t1 = await _wait_outputs(s.bootstrap, feeds, n * len(FANOUT), timeout=max(120.0, n / 50))
+        return n / (t1 - t0)
+    finally:
+        worker.stop()
+
+
+async def _raw_loop(bootstrap: str, source: str, outputs: list[str], group: str, stop: asyncio.Event) -> None:
+    consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024)
+    await consumer.start()
+    await producer.start()
+    try:
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=100, max_records=2000)
+            for recs in batches.values():
+                for r in recs:
+                    for t in outputs:
+                        await producer.send(t, key=r.key, value=r.value)
+            if batches:
+                await producer.flush()  # at-least-once, like the pipeline: outputs before the commit
+                await consumer.commit()
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def bench_raw(base: Settings, n: int) -> float:
+    prefix = f"raw-{uuid.uuid4().hex[:8]}."
+    source = f"{prefix}in"
+    outputs = [f"{prefix}out.{d}" for d in FANOUT]
+    admin = AIOKafkaAdminClient(bootstrap_servers=base.bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(source, DELIVERIES.partitions, 1)]
+                                  + [NewTopic(t, FEED_PARTITIONS, 1) for t in outputs])
+    finally:
+        await admin.close()
+    await asyncio.sleep(1)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(_raw_loop(base.bootstrap, source, outputs, f"{prefix}g", stop))
+    try:
+        records = publications(n)
+        await asyncio.sleep(2)  # joined the group
+        t0 = time.monotonic()
+        await _produce(base.bootstrap, source, records)
+        t1 = await _wait_outputs(base.bootstrap, outputs, n * len(outputs), timeout=max(120.0, n / 50))
+        return n / (t1 - t0)
+    finally:
+        stop.set()
+        await loop
+
+
+async def run(base: Settings, n: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = await bench_raw(base, n)
+        pipeline = await bench_pipeline(base, n, Path(tmp))
+    print(f"{'':28}{'deliveries/s':>14}")
+    print(f"{'raw aiokafka loop (x10)':28}{raw:14,.0f}")
+    print(f"{'govbus pipeline (x10)':28}{pipeline:14,.0f}")
+    print(f"{'ratio pipeline / raw':28}{pipeline / raw:14.2f}")
+    return {"raw": raw, "pipeline": pipeline, "ratio": pipeline / raw}

@@ -1,0 +1,50 @@
+"""A stream worker as a child process, for tests and benchmarks: started on a deployment's topic
+prefix, ready once its views are loaded, stopped politely or killed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ops.config import REPO_ROOT
+
+
+class WorkerProcess:
+    def __init__(self, prefix: str, workdir: Path, name: str = "worker", env: dict[str, str] | None = None):
+        self.prefix = prefix
+        self.ready = workdir / f"{name}.ready"
+        self.log = workdir / f"{name}.log"
+        self.datadir = workdir / f"{name}-data"
+        self.env = env or {}
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 120.0) -> None:
+        self.ready.unlink(missing_ok=True)
+        env = {**os.environ, "GOVBUS_TOPIC_PREFIX": self.prefix, "GOVBUS_READY_FILE": str(self.ready),
+               "GOVBUS_WORKER_DATADIR": str(self.datadir), **self.env}
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "streams", "worker", "-l", "info"],
+                                         stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
+        deadline = time.monotonic() + timeout
+        while not self.ready.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.kill()  # never leave a half-started worker behind
+                raise RuntimeError(f"worker did not start:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
