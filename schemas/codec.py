@@ -28,6 +28,7 @@ from schemas.errors import (
     UnknownSchema,
     WrongSchema,
 )
+from schemas.fastpath import Unsupported, compile_writer
 
 SCHEMA_DIR = Path(__file__).resolve().parent
 MAGIC = b"\xc3\x01"
@@ -76,9 +77,23 @@ class Codec:
         for v in sorted(self.versions, key=lambda v: v.version):
             self.latest[v.name] = v
         self._headers = {name: MAGIC + v.fingerprint for name, v in self.latest.items()}
+        self._fast: dict[str, Any] = {}
+        for name, v in self.latest.items():
+            try:
+                self._fast[name] = compile_writer(v.schema)
+            except Unsupported:
+                pass
 
     def encode(self, name: str, record: dict) -> bytes:
         """Frame `record` with the newest version of `name`; SchemaMismatch says which field is wrong."""
+        fast = self._fast.get(name)
+        if fast is not None:
+            out = [self._headers[name]]
+            try:
+                fast(out, record)
+                return b"".join(out)
+            except Exception:  # noqa: S110  (fastavro below decides, and explains what is wrong)
+                pass
         try:
             schema = self.latest[name]
         except KeyError:
