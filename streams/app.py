@@ -38,6 +38,7 @@ app = faust.App(
     web_enabled=False,
     producer_acks=-1,
     producer_linger=0.005,
+    producer_max_batch_size=256 * 1024,  # ten feeds per publication: fewer, fuller produce requests
     broker_commit_every=1000,
     # a worker killed -9 is noticed after this long, and its partitions go to the others
     broker_session_timeout=10.0,
