@@ -517,3 +517,12 @@ def bench_pipeline(n: int) -> None:
     s = settings()
     _run(stack.up(s))
     _run(run(s, n))
+
+
+@bench.command("codec")
+@click.option("--records", "n", default=20_000, show_default=True)
+def bench_codec(n: int) -> None:
+    """The Avro codec against bare fastavro schemaless read/write on the same records."""
+    from ops.bench_codec import run
+
+    run(n)

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.schema import fingerprint, to_parsing_canonical_form
@@ -49,8 +49,7 @@ class SchemaVersion:
         return self.fingerprint.hex()
 
 
-@dataclass(frozen=True)
-class Decoded:
+class Decoded(NamedTuple):  # a tuple: cheap to make once per message
     name: str
     version: int
     record: dict
@@ -137,7 +136,9 @@ class Codec:
             ) from None
 
     def decode(self, data: bytes, expect: str | None = None) -> Decoded:
-        writer = self.writer_of(data)
+        writer = self.by_fingerprint.get(data[2:HEADER]) if data[:2] == MAGIC else None
+        if writer is None:
+            writer = self.writer_of(data)  # raises the error that says what is wrong
         if expect is not None and writer.name != expect:
             raise WrongSchema(f"this topic carries {expect}, not {writer.name} v{writer.version}")
         reader = self.latest[writer.name]

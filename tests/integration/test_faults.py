@@ -1,0 +1,158 @@
+"""Faults against the real broker and database: a worker killed with SIGKILL mid-stream,
+PostgreSQL stopped under the ledger, and bytes of every kind thrown at every inbound topic."""
+
+import asyncio
+import random
+import zlib
+
+import pytest
+
+from consumers.feed import Feed
+from ops.bench_pipeline import subjects
+from ops.cli import _subscribe
+from ops.db import connect
+from schemas.codec import HEADER, default_codec
+from schemas.errors import CodecError
+from tests.helpers import approved_entry, consume, decoded, delivery, eventually, produce, seed_catalog
+
+DELIVERY = "govbus.exchange.DataDelivery"
+
+
+async def count_feed(bus, dept: str) -> set[str]:
+    return {r["event_id"] for r in decoded(await consume(bus.settings.bootstrap, bus.feed(dept), count=10**7,
+                                                         timeout=1))}
+
+
+async def ledger_count(bus, sql: str, *args) -> int:
+    conn = await connect(bus.settings.dsn)
+    try:
+        return await conn.fetchval(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def test_a_worker_killed_mid_stream_loses_nothing_and_subscribers_see_no_duplicate(bus, workers, ledger):
+    n = 3000
+    await seed_catalog(bus, approved_entry("ga-population.yaml"))
+    await _subscribe("NJ-MZ", "GA-RK-001", True)
+    await _subscribe("NJ-RS", "GA-RK-001", True)
+    first = workers.start()
+    codec = default_codec()
+    records = [delivery(subject=s, items={"姓名": f"居民{i}"}) for i, s in enumerate(subjects(n))]
+    ids = {r["event_id"] for r in records}
+    sending = asyncio.create_task(produce(bus.settings.bootstrap, bus.topic("govbus.deliveries"),
+                                          [codec.encode(DELIVERY, r) for r in records]))
+
+    async def some_done():
+        return len(await count_feed(bus, "NJ-MZ")) >= n // 4
+
+    assert await eventually(some_done, timeout=120)
+    first.kill()  # SIGKILL, mid-stream: nothing flushed, nothing committed on the way out
+    await sending
+    workers.start()
+
+    async def all_done():
+        return await count_feed(bus, "NJ-MZ") >= ids and await count_feed(bus, "NJ-RS") >= ids
+
+    assert await eventually(all_done, timeout=300)
+    seen: list[str] = []
+
+    async def read_all():
+        async with Feed("NJ-MZ", group_id="after-kill") as feed:
+            async for rec in feed:
+                seen.append(rec.event_id)
+                if len(set(seen)) == n:
+                    return
+
+    await asyncio.wait_for(read_all(), 120)
+    assert len(seen) == len(set(seen)) == n  # the SDK dropped whatever the restart sent twice
+
+    async def ledger_complete():
+        got = await ledger_count(bus, "SELECT count(*) FROM ledger_feed_deliveries WHERE event_id = ANY($1)",
+                                 list(ids))
+        return got == 2 * n
+
+    assert await eventually(ledger_complete, timeout=120)
+    assert await ledger_count(bus, "SELECT count(*) FROM ledger_deliveries WHERE event_id = ANY($1)", list(ids)) == n
+
+
+async def test_the_ledger_waits_out_a_database_outage_and_catches_up(bus, workers, ledger):
+    from ops.stack import LocalPostgres
+
+    if not bus.settings.local_postgres:
+        pytest.skip("stopping PostgreSQL needs the suite's own local server")
+    n = 500
+    await seed_catalog(bus, approved_entry("ga-population.yaml"))
+    await _subscribe("NJ-MZ", "GA-RK-001", True)
+    workers.start()
+    codec = default_codec()
+    records = [delivery(subject=s) for s in subjects(n)]
+    ids = [r["event_id"] for r in records]
+    pg = LocalPostgres(bus.settings)
+    await pg.stop()
+    try:
+        await produce(bus.settings.bootstrap, bus.topic("govbus.deliveries"),
+                      [codec.encode(DELIVERY, r) for r in records])
+        await asyncio.sleep(30)  # the stream goes on; the ledger keeps its place and retries
+        assert len(await count_feed(bus, "NJ-MZ")) == n
+        assert not ledger.done()
+    finally:
+        await pg.start()
+
+    async def caught_up():
+        return await ledger_count(bus, "SELECT count(*) FROM ledger_deliveries WHERE event_id = ANY($1)", ids) == n
+
+    assert await eventually(caught_up, timeout=120)
+    assert await ledger_count(bus, "SELECT count(*) FROM ledger_feed_deliveries WHERE event_id = ANY($1)", ids) == n
+
+
+def fuzz_corpus(valid: list[bytes], count: int, seed: int) -> list[bytes]:
+    """Random bytes, truncations, and single-byte mutations of valid events."""
+    rnd = random.Random(seed)
+    out = []
+    for i in range(count):
+        base = rnd.choice(valid)
+        kind = i % 4
+        if kind == 0:
+            out.append(rnd.randbytes(rnd.randrange(0, 64)))
+        elif kind == 1:
+            out.append(base[: rnd.randrange(0, len(base))])
+        elif kind == 2:
+            b = bytearray(base)
+            pos = rnd.randrange(HEADER, len(b))
+            b[pos] = rnd.randrange(256)
+            out.append(bytes(b))
+        else:
+            out.append(base + rnd.randbytes(rnd.randrange(1, 8)))
+    return out
+
+
+@pytest.mark.parametrize("topic", ["govbus.deliveries", "govbus.catalog.inbox", "govbus.sharing.inbox"])
+async def test_any_bytes_on_an_inbound_topic_are_rejected_or_handled_and_the_worker_goes_on(bus, workers, topic):
+    await seed_catalog(bus, approved_entry("ga-population.yaml"))
+    await _subscribe("NJ-MZ", "GA-RK-001", True)
+    w = workers.start()
+    codec = default_codec()
+    valid = [codec.encode(DELIVERY, delivery()) for _ in range(5)]
+    corpus = fuzz_corpus(valid, 200, seed=zlib.crc32(topic.encode()))
+    undecodable = 0
+    for data in corpus:
+        try:
+            codec.decode(data)
+        except CodecError:
+            undecodable += 1
+    await produce(bus.settings.bootstrap, bus.topic(topic), corpus)
+    marker = delivery()
+    await produce(bus.settings.bootstrap, bus.topic("govbus.deliveries"), [codec.encode(DELIVERY, marker)])
+
+    async def marker_arrived():
+        return marker["event_id"] in await count_feed(bus, "NJ-MZ")
+
+    assert await eventually(marker_arrived, timeout=60)
+    rejects = decoded(await consume(bus.settings.bootstrap, bus.topic("govbus.rejects"), count=undecodable,
+                                    timeout=60))
+    from_topic = [r for r in rejects if r["source_topic"] == bus.topic(topic)]
+    assert len(from_topic) >= undecodable > 0
+    assert all(r["reason"] for r in from_topic)
+    assert not any(r["code"] == "internal_error" for r in rejects), [r["reason"] for r in rejects]
+    assert w.proc.poll() is None
