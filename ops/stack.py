@@ -146,7 +146,9 @@ class LocalKafka:
     def _format_once(self) -> None:
         if (self.data / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster_id = "-"
+        while cluster_id.startswith("-"):  # the storage tool would read a leading '-' as an option
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         _run(self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.props)))
 
     async def reset(self) -> None:
