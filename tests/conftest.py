@@ -25,6 +25,15 @@ def pytest_configure(config):
     os.environ.setdefault("GOVBUS_PG_PORT", "15532")
 
 
+LOCAL: dict[str, object] = {}  # the services this session started itself
+
+
+@pytest.fixture
+def own_postgres():
+    """The suite's own PostgreSQL (None when GOVBUS_DATABASE_URL points elsewhere)."""
+    return LOCAL.get("postgres")
+
+
 @pytest.fixture(scope="session")
 async def stack() -> Settings:
     from ops import db
@@ -41,6 +50,7 @@ async def stack() -> Settings:
     if pg:
         starts.append(pg.start())
     await asyncio.gather(*starts)
+    LOCAL.update(kafka=kafka, postgres=pg)
     os.environ["GOVBUS_KAFKA_BOOTSTRAP"] = s.bootstrap
     os.environ["GOVBUS_DATABASE_URL"] = s.dsn
     await db.migrate(s.dsn)

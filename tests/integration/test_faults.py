@@ -76,11 +76,9 @@ async def test_a_worker_killed_mid_stream_loses_nothing_and_subscribers_see_no_d
     assert await ledger_count(bus, "SELECT count(*) FROM ledger_deliveries WHERE event_id = ANY($1)", list(ids)) == n
 
 
-async def test_the_ledger_waits_out_a_database_outage_and_catches_up(bus, workers, ledger):
-    from ops.stack import LocalPostgres
-
-    if not bus.settings.local_postgres:
-        pytest.skip("stopping PostgreSQL needs the suite's own local server")
+async def test_the_ledger_waits_out_a_database_outage_and_catches_up(bus, workers, ledger, own_postgres):
+    if own_postgres is None:
+        pytest.skip("stopping PostgreSQL needs the suite's own server; GOVBUS_DATABASE_URL points elsewhere")
     n = 500
     await seed_catalog(bus, approved_entry("ga-population.yaml"))
     await _subscribe("NJ-MZ", "GA-RK-001", True)
@@ -88,7 +86,7 @@ async def test_the_ledger_waits_out_a_database_outage_and_catches_up(bus, worker
     codec = default_codec()
     records = [delivery(subject=s) for s in subjects(n)]
     ids = [r["event_id"] for r in records]
-    pg = LocalPostgres(bus.settings)
+    pg = own_postgres
     await pg.stop()
     try:
         await produce(bus.settings.bootstrap, bus.topic("govbus.deliveries"),
