@@ -207,13 +207,9 @@ def change(department: str, change_date: str, change_kind: str, description: str
 
 
 async def _fetch(sql: str, *args) -> list:
-    from ops.db import connect
+    from ops.db import fetch
 
-    conn = await connect(settings().dsn)
-    try:
-        return await conn.fetch(sql, *args)
-    finally:
-        await conn.close()
+    return await fetch(settings().dsn, sql, *args)
 
 
 @catalog.command("list")

@@ -443,12 +443,12 @@ def deadlines_run() -> None:
 def deadlines_extend(deadline_id: str, days: int, approved_by: str, actor: str) -> None:
     """Extend a deadline where the measures allow it (once, within the limit, with the head's approval)."""
     from ops.kafka_io import send_events
+    from streams.deadlines import command_record
     from topics.registry import DEADLINE_COMMANDS
 
-    _run(send_events(DEADLINE_COMMANDS, [(deadline_id.encode(), "govbus.deadlines.DeadlineCommand", {
-        "event_id": uuid.uuid4().hex, "occurred_at": datetime.now(UTC), "action": "extend",
-        "deadline_id": deadline_id, "case_type": None, "case_id": None, "party": None, "received_on": None,
-        "extension_days": days, "approved_by": approved_by, "actor": actor})]))
+    rec = command_record(datetime.now(UTC), "extend", deadline_id, actor, extension_days=days, approved_by=approved_by)
+    rec["event_id"] = uuid.uuid4().hex  # each request is its own: a second one is refused, not dropped
+    _run(send_events(DEADLINE_COMMANDS, [(deadline_id.encode(), "govbus.deadlines.DeadlineCommand", rec)]))
     click.echo(f"extension of {deadline_id} by {days} working days requested; see `govbus deadlines notices`")
 
 
@@ -476,17 +476,10 @@ def deadlines_list(party: str | None, show_all: bool) -> None:
 @click.option("--limit", default=50, show_default=True)
 def deadlines_notices(party: str | None, limit: int) -> None:
     """Recent reminders, breaches and other deadline notices (from the ledger)."""
-    async def fetch():
-        from ops.db import connect
+    from ops.db import fetch
 
-        conn = await connect(settings().dsn)
-        try:
-            return await conn.fetch("SELECT * FROM deadline_notices WHERE ($1::text IS NULL OR party = $1)"
-                                    " ORDER BY occurred_at DESC LIMIT $2", party, limit)
-        finally:
-            await conn.close()
-
-    for r in _run(fetch()):
+    for r in _run(fetch(settings().dsn, "SELECT * FROM deadline_notices WHERE ($1::text IS NULL OR party = $1)"
+                        " ORDER BY occurred_at DESC LIMIT $2", party, limit)):
         click.echo(f"{r['occurred_at']:%Y-%m-%d %H:%M} {r['kind']:11} {r['party']:8} [{r['rule_id']}] {r['message']}")
 
 

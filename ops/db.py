@@ -48,3 +48,12 @@ async def migrate(dsn: str) -> list[str]:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK)
         await conn.close()
     return applied_now
+
+
+async def fetch(dsn: str, sql: str, *args) -> list[asyncpg.Record]:
+    """One query on a short-lived connection (the CLI's way to read the ledger)."""
+    conn = await connect(dsn)
+    try:
+        return await conn.fetch(sql, *args)
+    finally:
+        await conn.close()

@@ -142,13 +142,9 @@ def rule(request_id: str, authority: str, person: str, ruling: str | None, reaso
 
 
 async def _fetch(sql: str, *args) -> list:
-    from ops.db import connect
+    from ops.db import fetch
 
-    conn = await connect(settings().dsn)
-    try:
-        return await conn.fetch(sql, *args)
-    finally:
-        await conn.close()
+    return await fetch(settings().dsn, sql, *args)
 
 
 @share.command()

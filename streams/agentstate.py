@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Awaitable, Callable, Iterable
-from datetime import date, datetime
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import faust
+
+ZONE = ZoneInfo("Asia/Shanghai")
+Handler = Callable[[dict, date, datetime], Awaitable[None]]
 
 
 def _json_default(v: Any) -> Any:
@@ -59,3 +63,35 @@ class AgentState:
             await self.topics[name].send(key=base64.b64decode(key), value=base64.b64decode(value))
         self.put(f"done:{event_id}", 1)
         self.table.pop(f"out:{event_id}".encode(), None)
+
+
+async def serve_inbox(stream, state: AgentState, handlers: Mapping[str, Handler], label: str) -> None:
+    """The loop of an inbox agent: decode, dispatch by record type, refuse what does not belong.
+
+    Each handler gets the record, the day of receipt (the bus's, in Beijing time: deadlines count
+    from the day after) and the time now.
+    """
+    from schemas.errors import CodecError
+    from streams.app import CODEC, VIEWS
+    from streams.rejects import send_internal_error, send_reject
+
+    for view in VIEWS:
+        await view.wait_ready()
+    async for event in stream.events():
+        msg = event.message
+        now = datetime.now(UTC)
+        try:
+            decoded = CODEC.decode(msg.value or b"")
+        except CodecError as exc:
+            await send_reject(msg, exc.code, exc.reason, now)
+            continue
+        handler = handlers.get(decoded.name)
+        if handler is None:
+            await send_reject(msg, "wrong_schema", f"the {label} inbox does not take {decoded.name}", now)
+            continue
+        rec = decoded.record
+        received_on = datetime.fromtimestamp(msg.timestamp, ZONE).date()  # faust: seconds
+        try:
+            await state.handle(rec["event_id"], handler, rec, received_on, now)
+        except Exception as exc:  # a fault of the bus must not stop the stream; the input is kept
+            await send_internal_error(msg, exc, now, rec)

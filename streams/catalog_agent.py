@@ -9,24 +9,16 @@ Replays are harmless: see streams/agentstate.py.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from schemas.errors import CodecError
 from streams import catalog as rules
-from streams.agentstate import AgentState
-from streams.app import CODEC, DEPARTMENTS, PREFIX, VIEWS, app, calendar, topic
-from streams.rejects import send_internal_error, send_reject
+from streams.agentstate import AgentState, serve_inbox
+from streams.app import CODEC, DEPARTMENTS, PREFIX, app, calendar, topic
 from topics import registry
 
 log = logging.getLogger("govbus.catalog")
-ZONE = ZoneInfo("Asia/Shanghai")
 REVIEW_DAYS = 10  # the authority reviews within 10 working days of receipt
-INBOX_SCHEMAS = {
-    "govbus.catalog.CatalogSubmission", "govbus.catalog.CatalogReview", "govbus.catalog.DemandList",
-    "govbus.catalog.SystemRegistration", "govbus.catalog.CatalogChange",
-}
 
 inbox_topic = topic(registry.CATALOG_INBOX)
 catalog_topic = topic(registry.CATALOG)
@@ -63,26 +55,7 @@ def _deadline(now: datetime, action: str, deadline_id: str, actor: str, **fields
 
 @app.agent(inbox_topic)
 async def process_catalog(stream):
-    for view in VIEWS:
-        await view.wait_ready()
-    async for event in stream.events():
-        msg = event.message
-        now = datetime.now(UTC)
-        try:
-            decoded = CODEC.decode(msg.value or b"")
-        except CodecError as exc:
-            await send_reject(msg, exc.code, exc.reason, now)
-            continue
-        if decoded.name not in INBOX_SCHEMAS:
-            await send_reject(msg, "wrong_schema", f"the catalog inbox does not take {decoded.name}", now)
-            continue
-        rec = decoded.record
-        # the day of receipt is the bus's, in Beijing time; deadlines count from the day after
-        received_on = datetime.fromtimestamp(msg.timestamp, ZONE).date()  # faust: seconds
-        try:
-            await state.handle(rec["event_id"], HANDLERS[decoded.name], rec, received_on, now)
-        except Exception as exc:  # a fault of the bus must not stop the stream; the input is kept
-            await send_internal_error(msg, exc, now, rec)
+    await serve_inbox(stream, state, HANDLERS, "catalog")
 
 
 async def on_submission(rec: dict, received_on: date, now: datetime) -> None:

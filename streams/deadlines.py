@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from operator import attrgetter
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from streams.workcalendar import Deadline, WorkCalendar
@@ -501,3 +502,10 @@ def _message(
             f"({proc.rule_id})."
         )
     raise ValueError(f"unknown notice kind {kind!r}")
+
+
+def command_record(now: datetime, action: str, deadline_id: str, actor: str, **fields: Any) -> dict[str, Any]:
+    """A govbus.deadlines.DeadlineCommand; its event id is derived, so a re-sent command is recognisable."""
+    return {"event_id": f"{deadline_id}:{action}", "occurred_at": now, "action": action, "deadline_id": deadline_id,
+            "case_type": None, "case_id": None, "party": None, "received_on": None, "extension_days": None,
+            "approved_by": None, "actor": actor, **fields}

@@ -7,24 +7,16 @@ streams/agentstate.py.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
+from datetime import date, datetime
 
-from schemas.errors import CodecError
 from streams import sharing as rules
-from streams.agentstate import AgentState
-from streams.app import CODEC, DEPARTMENTS, PREFIX, VIEWS, app, calendar, catalog, topic
+from streams.agentstate import AgentState, serve_inbox
+from streams.app import CODEC, DEPARTMENTS, PREFIX, app, calendar, catalog, topic
 from streams.catalog import Problem
-from streams.rejects import send_internal_error, send_reject
 from topics import registry
 
 log = logging.getLogger("govbus.sharing")
-ZONE = ZoneInfo("Asia/Shanghai")
 ANSWER_DAYS = 10
-INBOX_SCHEMAS = {
-    "govbus.sharing.ShareRequest", "govbus.sharing.ShareAnswer", "govbus.sharing.GrantRevocation",
-    "govbus.sharing.Dispute", "govbus.sharing.DisputeRuling",
-}
 
 inbox_topic = topic(registry.SHARING_INBOX)
 grants_topic = topic(registry.GRANTS)
@@ -67,25 +59,7 @@ def _publish_grant(grant: dict) -> None:
 
 @app.agent(inbox_topic)
 async def process_sharing(stream):
-    for view in VIEWS:
-        await view.wait_ready()
-    async for event in stream.events():
-        msg = event.message
-        now = datetime.now(UTC)
-        try:
-            decoded = CODEC.decode(msg.value or b"")
-        except CodecError as exc:
-            await send_reject(msg, exc.code, exc.reason, now)
-            continue
-        if decoded.name not in INBOX_SCHEMAS:
-            await send_reject(msg, "wrong_schema", f"the sharing inbox does not take {decoded.name}", now)
-            continue
-        received_on = datetime.fromtimestamp(msg.timestamp, ZONE).date()  # faust: seconds
-        rec = decoded.record
-        try:
-            await state.handle(rec["event_id"], HANDLERS[decoded.name], rec, received_on, now)
-        except Exception as exc:  # a fault of the bus must not stop the stream; the input is kept
-            await send_internal_error(msg, exc, now, rec)
+    await serve_inbox(stream, state, HANDLERS, "sharing")
 
 
 async def on_request(rec: dict, received_on: date, now: datetime) -> None:
