@@ -29,6 +29,12 @@ LOCAL: dict[str, object] = {}  # the services this session started itself
 
 
 @pytest.fixture
+def own_kafka():
+    """The suite's own Kafka broker (None when GOVBUS_KAFKA_BOOTSTRAP points elsewhere)."""
+    return LOCAL.get("kafka")
+
+
+@pytest.fixture
 def own_postgres():
     """The suite's own PostgreSQL (None when GOVBUS_DATABASE_URL points elsewhere)."""
     return LOCAL.get("postgres")

@@ -31,12 +31,16 @@ async def ledger_count(bus, sql: str, *args) -> int:
         await conn.close()
 
 
-async def test_a_worker_killed_mid_stream_loses_nothing_and_subscribers_see_no_duplicate(bus, workers, ledger):
-    n = 3000
+async def prepare(bus) -> None:
+    """The catalog entry and two subscribers, in place before any worker starts."""
     await seed_catalog(bus, approved_entry("ga-population.yaml"))
     await _subscribe("NJ-MZ", "GA-RK-001", True)
     await _subscribe("NJ-RS", "GA-RK-001", True)
-    first = workers.start()
+
+
+async def stream_with_a_fault(bus, workers, n: int, fault) -> None:
+    """Publish n deliveries; `fault()` strikes once a quarter has reached a feed; then every
+    delivery must reach both feeds and the ledger, and a subscriber reads each exactly once."""
     codec = default_codec()
     records = [delivery(subject=s, items={"姓名": f"居民{i}"}) for i, s in enumerate(subjects(n))]
     ids = {r["event_id"] for r in records}
@@ -47,9 +51,8 @@ async def test_a_worker_killed_mid_stream_loses_nothing_and_subscribers_see_no_d
         return len(await count_feed(bus, "NJ-MZ")) >= n // 4
 
     assert await eventually(some_done, timeout=120)
-    first.kill()  # SIGKILL, mid-stream: nothing flushed, nothing committed on the way out
+    await fault()
     await sending
-    workers.start()
 
     async def all_done():
         return await count_feed(bus, "NJ-MZ") >= ids and await count_feed(bus, "NJ-RS") >= ids
@@ -74,6 +77,44 @@ async def test_a_worker_killed_mid_stream_loses_nothing_and_subscribers_see_no_d
 
     assert await eventually(ledger_complete, timeout=120)
     assert await ledger_count(bus, "SELECT count(*) FROM ledger_deliveries WHERE event_id = ANY($1)", list(ids)) == n
+
+
+async def test_a_worker_killed_mid_stream_loses_nothing_and_subscribers_see_no_duplicate(bus, workers, ledger):
+    await prepare(bus)
+    first = workers.start()
+
+    async def kill():
+        first.kill()  # SIGKILL, mid-stream: nothing flushed, nothing committed on the way out
+        workers.start()
+
+    await stream_with_a_fault(bus, workers, 3000, kill)
+
+
+async def test_two_workers_one_stopped_and_started_again_lose_nothing(bus, workers, ledger):
+    await prepare(bus)
+    workers.start()
+    second = workers.start()
+
+    async def rebalance():
+        second.stop()  # its partitions move to the other worker, and back when it returns
+        await asyncio.sleep(2)
+        second.start()
+
+    await stream_with_a_fault(bus, workers, 3000, rebalance)
+
+
+async def test_a_broker_restart_mid_stream_loses_nothing(bus, workers, ledger, own_kafka):
+    if own_kafka is None:
+        pytest.skip("restarting the broker needs the suite's own; GOVBUS_KAFKA_BOOTSTRAP points elsewhere")
+    await prepare(bus)
+    workers.start()
+
+    async def restart():
+        await own_kafka.stop()
+        await asyncio.sleep(3)
+        await own_kafka.start()
+
+    await stream_with_a_fault(bus, workers, 3000, restart)
 
 
 async def test_the_ledger_waits_out_a_database_outage_and_catches_up(bus, workers, ledger, own_postgres):
