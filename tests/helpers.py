@@ -89,3 +89,15 @@ async def seed_catalog(bus, *entries: dict) -> None:
         await p.flush()
     finally:
         await p.stop()
+
+
+async def ledger_rows(sql: str, *args, want: int = 1, timeout: float = 30.0):
+    """Rows of a ledger query, once there are at least `want` of them (None after `timeout`)."""
+    from ops.config import settings
+    from ops.db import fetch
+
+    async def check():
+        rows = await fetch(settings().dsn, sql, *args)
+        return rows if len(rows) >= want else None
+
+    return await eventually(check, timeout=timeout)

@@ -9,7 +9,7 @@ import yaml
 
 from ops.catalog_cli import _submit_and_wait, entry_from_file, review_and_wait
 from ops.config import REPO_ROOT
-from tests.helpers import consume, decoded, eventually
+from tests.helpers import consume, decoded, ledger_rows
 
 SEED = REPO_ROOT / "ops" / "seed" / "catalog"
 
@@ -33,20 +33,6 @@ def submission(dept: str, raw: dict, kind: str = "new", change_date: str | None 
 def review(sub_id: str, reviewer: str, decision: str = "approve", reason: str | None = None) -> dict:
     return {"event_id": uuid.uuid4().hex, "occurred_at": datetime.now(UTC), "reviewer": reviewer,
             "reviewer_person": "审核员", "submission_id": sub_id, "decision": decision, "reason": reason}
-
-
-async def db_rows(bus, sql, *args, want=1):
-    from ops.db import connect
-
-    async def check():
-        conn = await connect(bus.settings.dsn)
-        try:
-            rows = await conn.fetch(sql, *args)
-        finally:
-            await conn.close()
-        return rows if len(rows) >= want else None
-
-    return await eventually(check, timeout=30)
 
 
 @pytest.mark.rule("R-12.1")
@@ -75,9 +61,9 @@ async def test_a_county_entry_is_reviewed_by_its_county_and_rolls_up(bus, worker
     assert [r["resource_code"] for r in lists[-1]["resources"]] == ["WY-MZ-DB-001"]
 
     # in the ledger: in the county catalog and the city's, and on WY-MZ's responsibility list
-    rows = await db_rows(bus, "SELECT county, provider FROM catalog_entries WHERE resource_code = 'WY-MZ-DB-001'")
+    rows = await ledger_rows("SELECT county, provider FROM catalog_entries WHERE resource_code = 'WY-MZ-DB-001'")
     assert (rows[0]["county"], rows[0]["provider"]) == ("WY", "WY-MZ")
-    rows = await db_rows(bus, "SELECT resource_code FROM responsibility_lists WHERE department = 'WY-MZ'")
+    rows = await ledger_rows("SELECT resource_code FROM responsibility_lists WHERE department = 'WY-MZ'")
     assert [r["resource_code"] for r in rows] == ["WY-MZ-DB-001"]
 
     # the review deadline was started for the county authority and answered by the approval

@@ -11,7 +11,17 @@ from consumers.feed import Feed
 from ops.cli import _subscribe
 from ops.share_cli import send_share
 from schemas.codec import default_codec
-from tests.helpers import approved_entry, consume, decoded, delivery, eventually, produce, resident_id, seed_catalog
+from tests.helpers import (
+    approved_entry,
+    consume,
+    decoded,
+    delivery,
+    eventually,
+    ledger_rows,
+    produce,
+    resident_id,
+    seed_catalog,
+)
 
 DELIVERY = "govbus.exchange.DataDelivery"
 ID1, ID2 = resident_id("51102419751230567"), resident_id("51102519920715004")
@@ -130,8 +140,6 @@ async def test_a_department_sees_exactly_its_granted_scope_before_after_and_afte
     await asyncio.sleep(3)
     assert len(await feed_of(bus, "NJ-YB")) == 1
 
-    from tests.integration.test_pipeline import ledger_rows
-
     rows = await ledger_rows("SELECT subscriber, grant_id, purpose FROM ledger_feed_deliveries WHERE grant_id = $1",
                              grant_id)
     assert [(r["subscriber"], r["purpose"]) for r in rows] == [("NJ-YB", "医保救助衔接")]
@@ -210,8 +218,6 @@ async def test_the_same_items_about_the_same_person_from_two_departments_raise_o
     a = alerts[0]
     assert (a["kind"], a["department"], a["source_department"], a["system_code"], a["items"]) == (
         "duplicate_collection", "NJ-MZ", "NJ-GA", "MZ-JZ", ["姓名", "户籍地址"])
-
-    from tests.integration.test_pipeline import ledger_rows
 
     (row,) = await ledger_rows("SELECT * FROM alert_summary WHERE alert_id = $1", a["alert_id"])
     assert row["subjects_count"] == 1 and row["department"] == "NJ-MZ"

@@ -5,7 +5,6 @@ import asyncio
 
 from consumers.feed import Feed
 from ops.cli import _subscribe
-from ops.db import connect
 from ops.publish import publish_rows, read_rows
 from schemas.codec import HEADER, MAGIC, default_codec
 from tests.helpers import (
@@ -13,7 +12,7 @@ from tests.helpers import (
     consume,
     decoded,
     delivery,
-    eventually,
+    ledger_rows,
     produce,
     resident_id,
     seed_catalog,
@@ -35,24 +34,6 @@ async def read_feed(department: str, count: int, timeout: float = 30.0) -> list:
 
     await asyncio.wait_for(go(), timeout)
     return out
-
-
-async def ledger_rows(sql: str, *args, want: int = 1):
-    async def check():
-        conn = await connect_db()
-        try:
-            rows = await conn.fetch(sql, *args)
-        finally:
-            await conn.close()
-        return rows if len(rows) >= want else None
-
-    return await eventually(check, timeout=30)
-
-
-async def connect_db():
-    from ops.config import settings
-
-    return await connect(settings().dsn)
 
 
 async def test_publication_reaches_the_subscriber_feed_and_the_ledger(bus, workers, ledger):
