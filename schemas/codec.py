@@ -76,6 +76,9 @@ class Codec:
         for v in sorted(self.versions, key=lambda v: v.version):
             self.latest[v.name] = v
         self._headers = {name: MAGIC + v.fingerprint for name, v in self.latest.items()}
+        # writer fingerprint -> the reader schema to resolve to (None: the writer is the newest)
+        self._resolve_to = {v.fingerprint: None if self.latest[v.name] is v else self.latest[v.name].schema
+                            for v in self.versions}
         self._fast: dict[str, Any] = {}
         for name, v in self.latest.items():
             try:
@@ -141,14 +144,10 @@ class Codec:
             writer = self.writer_of(data)  # raises the error that says what is wrong
         if expect is not None and writer.name != expect:
             raise WrongSchema(f"this topic carries {expect}, not {writer.name} v{writer.version}")
-        reader = self.latest[writer.name]
         buf = io.BytesIO(data)
         buf.seek(HEADER)
         try:
-            if reader is writer:
-                record = schemaless_reader(buf, writer.schema, None)
-            else:
-                record = schemaless_reader(buf, writer.schema, reader.schema)
+            record = schemaless_reader(buf, writer.schema, self._resolve_to[writer.fingerprint])
         except Exception as exc:
             raise Undecodable(
                 f"body does not decode as {writer.name} v{writer.version}: {type(exc).__name__}: {exc}"
