@@ -2,7 +2,6 @@
 
     ConsumerError                 retriable = False
      +-- SinkUnavailable          retriable = True, retry_after: the store is down; keep the batch, wait, retry
-     +-- FeedRecordUnreadable     a record on a feed does not decode; it is skipped and counted
 """
 
 from __future__ import annotations
@@ -18,7 +17,3 @@ class SinkUnavailable(ConsumerError):
     def __init__(self, reason: str, retry_after: float):
         super().__init__(reason)
         self.retry_after = retry_after
-
-
-class FeedRecordUnreadable(ConsumerError):
-    pass

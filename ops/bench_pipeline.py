@@ -31,7 +31,7 @@ from ops.config import Settings
 from schemas.codec import default_codec
 from streams.identifiers import resident_id_check_char
 from topics.admin import apply_topics
-from topics.registry import DELIVERIES, FEED_PARTITIONS, name_of
+from topics.registry import CATALOG, DELIVERIES, FEED_PARTITIONS, GRANTS, name_of
 
 FANOUT = ["NJ-YB", "NJ-RS", "NJ-WJ", "NJ-JY", "NJ-ZJ", "NJ-CZ", "NJ-SW", "NJ-STHJ", "NJ-JT", "NJ-MZ"]
 ITEM_SETS = [["姓名"], ["保障类别"], ["姓名", "保障类别"], ["月救助金额"], ["姓名", "月救助金额"]]
@@ -97,7 +97,7 @@ async def _seed(s: Settings) -> None:
     p = AIOKafkaProducer(bootstrap_servers=s.bootstrap, acks="all")
     await p.start()
     try:
-        await p.send(name_of_raw("govbus.catalog", s), key=b"WY-MZ-DB-001",
+        await p.send(name_of(CATALOG, s.topic_prefix), key=b"WY-MZ-DB-001",
                      value=codec.encode("govbus.catalog.CatalogEntry", entry))
         for i, dept in enumerate(FANOUT):
             grant = {"grant_id": f"grant:bench-{i}", "grantee": dept, "provider": "WY-MZ",
@@ -106,15 +106,11 @@ async def _seed(s: Settings) -> None:
                      "valid_until": (date.today() + timedelta(days=1)).isoformat(), "revoked": False,
                      "revoked_reason": None, "granted_by": "WY-MZ", "request_id": f"bench-{i}",
                      "granted_at": datetime.now(UTC)}
-            await p.send(name_of_raw("govbus.grants", s), key=grant["grant_id"].encode(),
+            await p.send(name_of(GRANTS, s.topic_prefix), key=grant["grant_id"].encode(),
                          value=codec.encode("govbus.sharing.Grant", grant))
         await p.flush()
     finally:
         await p.stop()
-
-
-def name_of_raw(name: str, s: Settings) -> str:
-    return s.topic_prefix + name
 
 
 async def bench_pipeline(base: Settings, n: int, workdir: Path) -> float:

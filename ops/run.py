@@ -227,17 +227,13 @@ async def _demo(settings: Settings, stop: asyncio.Event) -> None:
             await ledger_counts()
 
     async def ledger_counts() -> None:
-        from ops.db import connect
+        from ops.db import fetch
 
-        conn = await connect(settings.dsn)
-        try:
-            row = await conn.fetchrow(
-                "SELECT (SELECT count(*) FROM ledger_deliveries) AS accepted,"
-                " (SELECT count(*) FROM ledger_feed_deliveries) AS fed,"
-                " (SELECT count(*) FROM ledger_rejects) AS rejects")
-            print(f"[ledger] accepted {row['accepted']}, delivered to feeds {row['fed']}, rejects {row['rejects']}")
-        finally:
-            await conn.close()
+        (row,) = await fetch(settings.dsn,
+                             "SELECT (SELECT count(*) FROM ledger_deliveries) AS accepted,"
+                             " (SELECT count(*) FROM ledger_feed_deliveries) AS fed,"
+                             " (SELECT count(*) FROM ledger_rejects) AS rejects")
+        print(f"[ledger] accepted {row['accepted']}, delivered to feeds {row['fed']}, rejects {row['rejects']}")
 
     try:
         await asyncio.gather(tail(DEMO_SUBSCRIBER), tail(SHARE_REQUESTER), publish())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -99,8 +100,6 @@ class CompactedView:
             await self.ensure_fresh_since(moment)
 
     async def _catch_up(self) -> None:
-        import time
-
         assert self._consumer is not None
         asked_at = time.time()
         ends = await self._consumer.end_offsets(self._tps)

@@ -10,7 +10,7 @@ import pytest
 from consumers.feed import Feed
 from ops.bench_pipeline import subjects
 from ops.cli import _subscribe
-from ops.db import connect
+from ops.db import fetch
 from schemas.codec import HEADER, default_codec
 from schemas.errors import CodecError
 from tests.helpers import approved_entry, consume, decoded, delivery, eventually, produce, seed_catalog
@@ -24,11 +24,8 @@ async def count_feed(bus, dept: str) -> set[str]:
 
 
 async def ledger_count(bus, sql: str, *args) -> int:
-    conn = await connect(bus.settings.dsn)
-    try:
-        return await conn.fetchval(sql, *args)
-    finally:
-        await conn.close()
+    (row,) = await fetch(bus.settings.dsn, sql, *args)
+    return row[0]
 
 
 async def prepare(bus) -> None:
