@@ -76,14 +76,25 @@ def _w_bytes(out: list, v: Any) -> None:
     out.append(bytes(v))
 
 
+_recent_times: dict[int, tuple[datetime, bytes]] = {}  # id -> (the datetime, its encoding); kept alive here
+
+
 def _w_timestamp_millis(out: list, v: Any) -> None:
     if type(v) is int:
         out.append(zigzag(v))
         return
+    hit = _recent_times.get(id(v))
+    if hit is not None and hit[0] is v:  # the records of one fan-out share their datetimes
+        out.append(hit[1])
+        return
     if v.tzinfo is None:
         raise Unsupported("naive datetime")  # fastavro's own rules apply then
     d = v - EPOCH
-    out.append(zigzag((d.days * 86400 + d.seconds) * 1000 + int(d.microseconds / 1000)))
+    encoded = zigzag((d.days * 86400 + d.seconds) * 1000 + int(d.microseconds / 1000))
+    if len(_recent_times) >= 8:
+        _recent_times.clear()
+    _recent_times[id(v)] = (v, encoded)
+    out.append(encoded)
 
 
 PRIMITIVES: dict[str, Writer] = {

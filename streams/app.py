@@ -2,7 +2,9 @@
 
 Processing guarantee: at-least-once. Offsets are committed only after the producer has
 flushed what the agents sent for them; a restarted worker may send some records again,
-and every effect downstream (feeds, ledger) is idempotent on the event id.
+and every effect downstream (feeds, ledger) is idempotent on the event id. The delivery
+stream (streams.deliveries) runs in the same worker on its own batch loop, with the same
+guarantee.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ app = faust.App(
     web_enabled=False,
     producer_acks=-1,
     producer_linger=0.005,
-    producer_max_batch_size=256 * 1024,  # ten feeds per publication: fewer, fuller produce requests
+    producer_max_batch_size=256 * 1024,
     broker_commit_every=1000,
     # a worker killed -9 is noticed after this long, and its partitions go to the others
     broker_session_timeout=10.0,
@@ -54,21 +56,8 @@ def topic(spec: registry.TopicSpec) -> faust.TopicT:
                      key_serializer="raw", value_serializer="raw")
 
 
-deliveries_topic = topic(registry.DELIVERIES)
 rejects_topic = topic(registry.REJECTS)
-
-
-async def produce(topic_name: str, key: bytes, value: bytes) -> None:
-    """Hand a record to the worker's producer: the light path for the hot loop.
-
-    The same producer that faust flushes before it commits offsets (at-least-once), without the
-    per-message bookkeeping of faust's Topic.send.
-    """
-    await app.producer.send(topic_name, key, value, None, None, None)
-
-
 FEED_NAMES = {code: registry.feed_name(code, PREFIX) for code in DEPARTMENTS}
-ACCEPTED_NAME = registry.name_of(registry.ACCEPTED, PREFIX)
 
 
 subscriptions = Subscriptions()

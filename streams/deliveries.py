@@ -1,33 +1,45 @@
-"""The delivery agent: decode a publication, hold it against the catalog (one source, valid
+"""The delivery stream: decode a publication, hold it against the catalog (one source, valid
 subject, catalogued items), watch for duplicate collection, record it as accepted, and deliver
 to each authorized department exactly its granted scope; refuse anything else, with its reason.
 
-Deliveries are keyed by subject, so the per-subject memory of who published what is
-partition-local (a faust table with the same partitioning as the deliveries topic).
+It runs in every worker beside the faust agents, as a batch loop on aiokafka: the rules are the
+same per record, but a batch of publications is read at once, its outputs go out as Kafka record
+batches, and the input offsets are committed once the broker has acknowledged every output
+(at-least-once; feeds, ledger and alerts are idempotent on their ids). Workers share the
+deliveries topic's partitions in the consumer group `<prefix>govbus-deliveries`.
+
+Deliveries are keyed by subject, so the per-subject memory of who published what (for duplicate
+collection) is partition-local: each worker holds the memory of the partitions it owns, restores
+it from the compacted topic `govbus.deliveries.sources` when it is given a partition, and writes
+every change there in the same batch as the outputs it belongs to.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+from collections import Counter
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+
 from ops import metrics
 from schemas.errors import CodecError
-from streams.agentstate import AgentState
 from streams.app import (
-    ACCEPTED_NAME,
     CODEC,
     DEPARTMENTS,
     FEED_NAMES,
     PREFIX,
+    SETTINGS,
     VIEWS,
     app,
     catalog,
-    deliveries_topic,
     grants,
     grants_view,
-    produce,
     subscriptions,
 )
 from streams.exchange import (
@@ -39,7 +51,8 @@ from streams.exchange import (
     remember_sources,
 )
 from streams.identifiers import subject_problem
-from streams.rejects import send_internal_error, send_reject
+from streams.outputs import Outputs, key_hash
+from streams.rejects import internal_error_reason, reject_message
 from streams.sharing import routes
 from topics import registry
 
@@ -49,77 +62,252 @@ DELIVERY = "govbus.exchange.DataDelivery"
 FEED = "govbus.exchange.FeedDelivery"
 ALERT = "govbus.ops.Alert"
 
+DELIVERIES_NAME = registry.name_of(registry.DELIVERIES, PREFIX)
+ACCEPTED_NAME = registry.name_of(registry.ACCEPTED, PREFIX)
 ALERTS_NAME = registry.name_of(registry.ALERTS, PREFIX)
-subject_sources = AgentState(app, "subject_sources", registry.name_of(registry.SUBJECT_SOURCES, PREFIX), (),
-                             partitions=registry.DELIVERIES.partitions)
+REJECTS_NAME = registry.name_of(registry.REJECTS, PREFIX)
+SOURCES_NAME = registry.name_of(registry.SUBJECT_SOURCES, PREFIX)
+GROUP = f"{PREFIX}govbus-deliveries"
+PARTITIONS = {
+    ACCEPTED_NAME: registry.ACCEPTED.partitions, ALERTS_NAME: registry.ALERTS.partitions,
+    REJECTS_NAME: registry.REJECTS.partitions, SOURCES_NAME: registry.SUBJECT_SOURCES.partitions,
+    **{name: registry.FEED_PARTITIONS for name in FEED_NAMES.values()},
+}
+MAX_BATCH = 1000  # publications per poll: outputs of a whole batch are acknowledged before its commit
 
 
 def receives(department: str, resource_code: str) -> bool:
     return department in subscriptions.of(resource_code) or grants.receives(department, resource_code)
 
 
-async def _alert(kind: str, rule_ids, record: dict, now: datetime, *, source: str | None, items, message: str,
-                 aid: str) -> None:
-    rec = {"event_id": f"{aid}:{record['subject_id']}", "alert_id": aid, "occurred_at": now, "kind": kind,
-           "rule_ids": list(rule_ids), "department": record["publisher"], "source_department": source,
-           "system_code": record.get("system_code"), "resource_code": record["resource_code"], "items": list(items),
-           "subject_id": record["subject_id"], "message": message}
-    metrics.ALERTS.labels(kind).inc()
-    await produce(ALERTS_NAME, aid.encode(), CODEC.encode(ALERT, rec))
+def _memory_value(memory: dict) -> bytes:
+    return json.dumps(memory, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-@app.agent(deliveries_topic)
-async def process_deliveries(stream):
-    for view in VIEWS:
-        await view.wait_ready()
-    async for event in stream.events():
-        msg = event.message
+class DeliveryStream(ConsumerRebalanceListener):
+    def __init__(self, bootstrap: str):
+        self.bootstrap = bootstrap
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.memory: dict[int, dict[str, dict]] = {}  # partition -> subject -> item definition -> source
+        self.lock = asyncio.Lock()  # one batch at a time; a rebalance waits for the batch in hand
+        # the batch whose outputs are on their way (its task commits once they are acknowledged),
+        # with the first offset of each of its partitions: the next batch is judged meanwhile
+        self.inflight: tuple[asyncio.Task, dict[TopicPartition, int]] | None = None
+        self.tally: Counter = Counter()  # metric children counted over a batch, added at its end
+        self.stopping = asyncio.Event()
+        self.stopped = asyncio.Event()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        for view in VIEWS:
+            await view.wait_ready()
+        self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=5,
+                                         max_batch_size=256 * 1024, request_timeout_ms=120_000)
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=GROUP, enable_auto_commit=False,
+            auto_offset_reset="earliest", max_poll_records=MAX_BATCH, fetch_max_bytes=16 * 1024 * 1024,
+            session_timeout_ms=10_000, heartbeat_interval_ms=2_000,
+        )
+        await self.producer.start()
+        await self.consumer.start()
+        self.consumer.subscribe([DELIVERIES_NAME], listener=self)
+        try:
+            while not self.stopping.is_set():
+                batches = await self.consumer.getmany(timeout_ms=200)
+                async with self.lock:
+                    if batches:
+                        await self._process(batches)
+                    elif (failed := await self._settle()) is not None:
+                        await self._rewind(failed)
+        finally:
+            async with self.lock:
+                await self._settle()  # what failed here is not committed: read again on the next start
+            await self.consumer.stop()  # leaves the group: the others take over at once
+            await self.producer.stop()
+            self.stopped.set()
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        """Finish the batch in hand (sent and committed), then leave the group."""
+        self.stopping.set()
+        if self.consumer is not None:
+            try:
+                await asyncio.wait_for(self.stopped.wait(), timeout)
+            except TimeoutError:
+                log.warning("delivery stream did not stop within %.0fs", timeout)
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        async with self.lock:  # the batch in hand is sent and committed first
+            if (failed := await self._settle()) is not None:
+                await self._rewind(failed)
+            for tp in revoked:
+                self.memory.pop(tp.partition, None)
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        await self._restore([tp.partition for tp in assigned if tp.partition not in self.memory])
+        log.info("deliveries partitions %s", sorted(self.memory))
+
+    async def _restore(self, partitions: list[int]) -> None:
+        """Read the memory of these partitions from its compacted topic, to the end."""
+        if not partitions:
+            return
+        reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
+        await reader.start()
+        try:
+            tps = [TopicPartition(SOURCES_NAME, p) for p in partitions]
+            reader.assign(tps)
+            await reader.seek_to_beginning(*tps)
+            ends = await reader.end_offsets(tps)
+            loaded: dict[int, dict[str, dict]] = {p: {} for p in partitions}
+            while [tp for tp in tps if await reader.position(tp) < ends[tp]]:
+                for tp, recs in (await reader.getmany(timeout_ms=500)).items():
+                    part = loaded[tp.partition]
+                    for r in recs:
+                        if r.value is None:
+                            part.pop(r.key.decode(), None)
+                        else:
+                            part[r.key.decode()] = json.loads(r.value)
+            self.memory.update(loaded)
+        finally:
+            await reader.stop()
+
+    # ------------------------------------------------------------------ a batch
+
+    async def _process(self, batches: dict[TopicPartition, list]) -> None:
+        # a batch fetched just before a rebalance may hold partitions this worker no longer owns:
+        # their new owner processes them
+        owned = self.consumer.assignment()
+        missing = [tp.partition for tp in owned if tp.partition not in self.memory]
+        if missing:  # the restore at assignment failed (logged): once more, before anything is judged
+            await self._restore(missing)
+        batches = {tp: recs for tp, recs in batches.items() if tp in owned and tp.partition in self.memory}
+        if not batches:
+            return
+        # a revocation acknowledged before a publication was made applies to it (R-26.2)
+        await grants_view.ensure_fresh_since(max(r.timestamp for recs in batches.values() for r in recs) / 1000)
+        out = Outputs(self.producer, PARTITIONS)
+        for tp, recs in batches.items():
+            memory = self.memory[tp.partition]
+            for msg in recs:
+                self._one(msg, memory, out)
+        for counter, n in self.tally.items():
+            counter.inc(n)
+        self.tally.clear()
+        first = {tp: recs[0].offset for tp, recs in batches.items()}
+        failed = await self._settle()
+        if failed is not None:  # the batch before this one failed: both are read again, this one unsent
+            await self._rewind({**first, **failed})
+            return
+        commit = {tp: recs[-1].offset + 1 for tp, recs in batches.items()}
+        self.inflight = (asyncio.create_task(self._finish(out, commit)), first)
+
+    async def _finish(self, out: Outputs, commit: dict[TopicPartition, int]) -> bool:
+        try:
+            await out.send()
+        except KafkaError:
+            log.exception("outputs of a batch not acknowledged by the broker; the batch is read again")
+            return False
+        try:
+            await self.consumer.commit(commit)
+        except (CommitFailedError, IllegalStateError) as exc:
+            log.warning("commit refused (%s): the partitions' new owner delivers these again, by the same ids", exc)
+        except KafkaError:
+            log.exception("commit failed: these publications are delivered again, by the same ids")
+        return True
+
+    async def _settle(self) -> dict[TopicPartition, int] | None:
+        """Wait for the batch in flight; its first offsets when it failed, else None."""
+        if self.inflight is None:
+            return None
+        task, first = self.inflight
+        self.inflight = None
+        return None if await task else first
+
+    async def _rewind(self, first: dict[TopicPartition, int]) -> None:
+        """Read these partitions again from these offsets, with the memory as the broker has it."""
+        owned = self.consumer.assignment()
+        for tp, offset in first.items():
+            if tp in owned:
+                self.consumer.seek(tp, offset)
+        self.memory.clear()
+        await asyncio.sleep(1.0)
+        await self._restore(sorted(tp.partition for tp in owned))
+
+    def _one(self, msg, memory: dict[str, dict], out: Outputs) -> None:
         now = datetime.now(UTC)
         try:
             record = CODEC.decode(msg.value or b"", DELIVERY).record
         except CodecError as exc:
-            await send_reject(msg, exc.code, exc.reason, now)
-            continue
+            self._reject(out, msg, exc.code, exc.reason, now)
+            return
         try:
-            await _deliver(msg, record, now)
+            self._deliver(msg, record, memory, now, out)
         except Exception as exc:  # a fault of the bus must not stop the stream; the input is kept
-            await send_internal_error(msg, exc, now, record)
+            log.exception("could not process %s:%s:%s", msg.topic, msg.partition, msg.offset)
+            self._reject(out, msg, "internal_error", internal_error_reason(exc), now, record)
+
+    def _deliver(self, msg, record: dict, memory: dict[str, dict], now: datetime, out: Outputs) -> None:
+        entry = catalog.entries.get(record["resource_code"])
+        refusal = check_delivery(record, DEPARTMENTS) or check_against_catalog(record, entry, subject_problem)
+        if refusal is not None:
+            self._reject(out, msg, refusal.code, refusal.reason, now, record, refusal.rule_ids)
+            if refusal.code == "one_source_violation":
+                self._alert(out, "one_source_violation", refusal.rule_ids, record, now,
+                            source=entry["entry"]["provider"], items=sorted(record["items"]), message=refusal.reason,
+                            aid=f"one_source_violation:{record['publisher']}:{record['resource_code']}")
+            return
+
+        subject = record["subject_id"]
+        key = subject.encode()
+        hashed = key_hash(key)
+        sources = catalog.sources()
+        known = memory.get(subject) or {}
+        for f in duplicate_findings(record, entry, sources, known, receives):
+            what = "passed on data it received from" if f.kind == "republication" else "collected again what is"
+            self._alert(
+                out, f.kind, f.rule_ids, record, now, source=f.source_department, items=f.items,
+                aid=alert_id(f, record["publisher"], record.get("system_code"), record["resource_code"]),
+                message=(f"{record['publisher']} (system {record.get('system_code') or 'unnamed'}) {what} "
+                         f"{f.source_department}'s {f.source_resource}: {', '.join(f.items)}"),
+            )
+        if remember_sources(record, entry, sources, known):
+            memory[subject] = known
+            out.add(SOURCES_NAME, key, _memory_value(known), partition=msg.partition)
+
+        out.add(ACCEPTED_NAME, key, msg.value, hashed=hashed)  # the publication's own bytes, as validated
+        self.tally[metrics.accepted(record["publisher"])] += 1
+        today = now.astimezone(ZONE).date()
+        ways = routes(record["publisher"], subject, entry, subscriptions.of(record["resource_code"]),
+                      grants.of(record["resource_code"]), today)
+        for fed in feed_records(record, ways, now):
+            out.add(FEED_NAMES[fed["subscriber"]], key, CODEC.encode(FEED, fed), hashed=hashed)
+            self.tally[metrics.fed(fed["subscriber"])] += 1
+        metrics.LAG.observe(max(0.0, (now - record["occurred_at"]).total_seconds()))
+
+    def _reject(self, out: Outputs, msg, code: str, reason: str, now: datetime, record: dict | None = None,
+                rule_ids: Iterable[str] = ()) -> None:
+        key, value = reject_message(msg, code, reason, now, record, rule_ids)
+        out.add(REJECTS_NAME, key, value)
+
+    def _alert(self, out: Outputs, kind: str, rule_ids, record: dict, now: datetime, *, source: str | None, items,
+               message: str, aid: str) -> None:
+        rec = {"event_id": f"{aid}:{record['subject_id']}", "alert_id": aid, "occurred_at": now, "kind": kind,
+               "rule_ids": list(rule_ids), "department": record["publisher"], "source_department": source,
+               "system_code": record.get("system_code"), "resource_code": record["resource_code"],
+               "items": list(items), "subject_id": record["subject_id"], "message": message}
+        metrics.ALERTS.labels(kind).inc()
+        out.add(ALERTS_NAME, aid.encode(), CODEC.encode(ALERT, rec))
 
 
-async def _deliver(msg, record: dict, now: datetime) -> None:
-    entry = catalog.entries.get(record["resource_code"])
-    refusal = check_delivery(record, DEPARTMENTS) or check_against_catalog(record, entry, subject_problem)
-    if refusal is not None:
-        await send_reject(msg, refusal.code, refusal.reason, now, record, refusal.rule_ids)
-        if refusal.code == "one_source_violation":
-            await _alert("one_source_violation", refusal.rule_ids, record, now,
-                         source=entry["entry"]["provider"], items=sorted(record["items"]),
-                         message=refusal.reason,
-                         aid=f"one_source_violation:{record['publisher']}:{record['resource_code']}")
-        return
+delivery_stream = DeliveryStream(SETTINGS.bootstrap)
 
-    key = record["subject_id"].encode()
-    sources = catalog.sources()
-    memory = subject_sources.get(record["subject_id"]) or {}
-    for f in duplicate_findings(record, entry, sources, memory, receives):
-        what = "passed on data it received from" if f.kind == "republication" else "collected again what is"
-        await _alert(
-            f.kind, f.rule_ids, record, now, source=f.source_department, items=f.items,
-            aid=alert_id(f, record["publisher"], record.get("system_code"), record["resource_code"]),
-            message=(f"{record['publisher']} (system {record.get('system_code') or 'unnamed'}) {what} "
-                     f"{f.source_department}'s {f.source_resource}: {', '.join(f.items)}"),
-        )
-    if remember_sources(record, entry, sources, memory):
-        subject_sources.put(record["subject_id"], memory)
 
-    await produce(ACCEPTED_NAME, key, CODEC.encode(DELIVERY, record))
-    metrics.accepted(record["publisher"]).inc()
-    # a revocation acknowledged before this publication was made applies to it (R-26.2)
-    await grants_view.ensure_fresh_since(msg.timestamp)
-    today = now.astimezone(ZONE).date()
-    ways = routes(record["publisher"], record["subject_id"], entry, subscriptions.of(record["resource_code"]),
-                  grants.of(record["resource_code"]), today)
-    for fed in feed_records(record, ways, now):
-        await produce(FEED_NAMES[fed["subscriber"]], key, CODEC.encode(FEED, fed))
-        metrics.fed(fed["subscriber"]).inc()
-    metrics.LAG.observe(max(0.0, (now - record["occurred_at"]).total_seconds()))
+@app.task
+async def run_delivery_stream() -> None:
+    await delivery_stream.run()
+
+
+@app.on_before_shutdown.connect
+async def stop_delivery_stream(app, **kwargs) -> None:  # noqa: ARG001
+    await delivery_stream.stop()

@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from json.encoder import encode_basestring
 from typing import Any
 
 from schemas.provenance import provenance_digest
@@ -69,8 +70,14 @@ def feed_records(d: Mapping[str, Any], routes: Iterable[Any], now: datetime) -> 
     """One feed record per route (see streams.sharing.routes): exactly the granted items, naming the
     grant and purpose it is delivered under, with a provenance digest over what is delivered (R-28.1)."""
     out = []
+    scopes: dict[tuple[str, ...] | None, tuple[dict, str]] = {}  # departments granted the same items share one
     for r in routes:
-        items = d["items"] if r.items is None else {k: v for k, v in d["items"].items() if k in r.items}
+        scope = scopes.get(r.items)
+        if scope is None:
+            items = d["items"] if r.items is None else {k: v for k, v in d["items"].items() if k in r.items}
+            scope = scopes[r.items] = (
+                items, provenance_digest(d["publisher"], d["resource_code"], d["event_id"], d["subject_id"], items))
+        items, digest = scope
         out.append({
             "event_id": d["event_id"],
             "subscriber": r.department,
@@ -83,7 +90,7 @@ def feed_records(d: Mapping[str, Any], routes: Iterable[Any], now: datetime) -> 
             "delivered_at": now,
             "grant_id": r.grant_id,
             "purpose": r.purpose,
-            "digest": provenance_digest(d["publisher"], d["resource_code"], d["event_id"], d["subject_id"], items),
+            "digest": digest,
             "flags": [],
         })
     return out
@@ -150,7 +157,8 @@ def item_sources(entries: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, s
 
 
 def value_digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, ensure_ascii=False, sort_keys=True).encode()).hexdigest()[:16]
+    text = encode_basestring(value) if type(value) is str else json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ from streams.exchange import reject_record
 log = logging.getLogger("govbus.rejects")
 
 
-async def send_reject(msg, code: str, reason: str, now: datetime, record: dict | None = None,
-                      rule_ids: Iterable[str] = (), publisher_field: str = "publisher") -> None:
+def reject_message(msg, code: str, reason: str, now: datetime, record: dict | None = None,
+                   rule_ids: Iterable[str] = (), publisher_field: str = "publisher") -> tuple[bytes, bytes]:
+    """The rejects-topic message (key, value) for an input refused with a reason; counted and logged."""
     metrics.REJECTED.labels(code).inc()
     rec = reject_record(
         source_topic=msg.topic, partition=msg.partition, offset=msg.offset, raw=msg.value or b"",
@@ -22,14 +23,24 @@ async def send_reject(msg, code: str, reason: str, now: datetime, record: dict |
         publisher=record.get(publisher_field) if record else None,
         event_id=record.get("event_id") if record else None, rule_ids=rule_ids,
     )
-    await rejects_topic.send(key=rec["reject_id"].encode(), value=CODEC.encode("govbus.ops.Reject", rec))
     log.info("rejected %s:%s:%s (%s): %s", msg.topic, msg.partition, msg.offset, code, reason)
+    return rec["reject_id"].encode(), CODEC.encode("govbus.ops.Reject", rec)
+
+
+def internal_error_reason(exc: Exception) -> str:
+    return (f"the bus failed on this input ({type(exc).__name__}: {exc}); "
+            "it is kept here to be replayed once the fault is fixed")
+
+
+async def send_reject(msg, code: str, reason: str, now: datetime, record: dict | None = None,
+                      rule_ids: Iterable[str] = (), publisher_field: str = "publisher") -> None:
+    key, value = reject_message(msg, code, reason, now, record, rule_ids, publisher_field)
+    await rejects_topic.send(key=key, value=value)
 
 
 async def send_internal_error(msg, exc: Exception, now: datetime, record: dict | None = None) -> None:
     """An input the bus failed on through its own fault: kept on the rejects topic, with the error,
     for an operator to replay once the fault is fixed; the stream goes on."""
     log.exception("could not process %s:%s:%s", msg.topic, msg.partition, msg.offset)
-    await send_reject(msg, "internal_error", f"the bus failed on this input ({type(exc).__name__}: {exc}); "
-                      "it is kept here to be replayed once the fault is fixed", now, record,
+    await send_reject(msg, "internal_error", internal_error_reason(exc), now, record,
                       publisher_field="publisher" if record and "publisher" in record else "event_id")

@@ -97,8 +97,9 @@ SHARING_STATE = TopicSpec(
     "The sharing agent's table (faust changelog): requests and grants.",
 )
 SUBJECT_SOURCES = TopicSpec(
-    "govbus-subject_sources-changelog", "subject_id", "(JSON, internal)", 8, "compact", FOREVER,
-    "Per subject, who published which data item: the delivery agent's duplicate-collection memory.",
+    "govbus.deliveries.sources", "subject_id", "(JSON, internal)", 8, "compact", FOREVER,
+    "Per subject, who published which data item: the delivery stream's duplicate-collection memory;"
+    " partition p belongs to partition p of govbus.deliveries.",
 )
 ALERTS = TopicSpec(
     "govbus.alerts", "alert_id", "govbus.ops.Alert", 1, "delete", FOREVER,

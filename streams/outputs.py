@@ -1,0 +1,62 @@
+"""What one batch of inputs sends, gathered into Kafka record batches per topic-partition.
+
+The hot path appends records synchronously (no coroutine, no future per record) and `send()`
+hands every record batch to the producer at once, then waits until the broker has every one of
+them: the caller commits its input offsets only after that (at-least-once, nothing lost).
+
+Partitions follow Kafka's default partitioner (murmur2 of the key), so records keyed by subject
+land where any other Kafka client would put them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import murmur2
+
+
+def key_hash(key: bytes) -> int:
+    """The default partitioner's hash: partition = key_hash(key) % partitions."""
+    return murmur2(key) & 0x7FFFFFFF
+
+
+class Outputs:
+    def __init__(self, producer: AIOKafkaProducer, partitions: dict[str, int]):
+        self.producer = producer
+        self.partitions = partitions  # topic -> partition count
+        self._open: dict[tuple[str, int], object] = {}
+        self._full: dict[tuple[str, int], list] = defaultdict(list)
+        self.count = 0
+
+    def add(self, topic: str, key: bytes, value: bytes, *, hashed: int | None = None,
+            partition: int | None = None) -> None:
+        """Append a record; its partition is `partition`, else from the key's hash (`hashed` saves
+        hashing the same key again for each topic)."""
+        if partition is None:
+            partition = (key_hash(key) if hashed is None else hashed) % self.partitions[topic]
+        tp = (topic, partition)
+        batch = self._open.get(tp)
+        if batch is None:
+            batch = self._open[tp] = self.producer.create_batch()
+        if batch.append(key=key, value=value, timestamp=None) is None:  # full: start another
+            self._full[tp].append(batch)
+            batch = self._open[tp] = self.producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                raise ValueError(f"a record of {len(value)} bytes is larger than a whole batch for {topic}")
+        self.count += 1
+
+    async def send(self) -> None:
+        """Send everything and return once the broker has acknowledged all of it; raise if any failed."""
+        for tp, batch in self._open.items():
+            self._full[tp].append(batch)
+        self._open.clear()
+        pending, self._full = self._full, defaultdict(list)
+        # one chain per partition keeps its batches in order; partitions go side by side
+        futures = await asyncio.gather(*(self._submit(tp, batches) for tp, batches in pending.items()))
+        await asyncio.gather(*(f for chain in futures for f in chain))
+        self.count = 0
+
+    async def _submit(self, tp: tuple[str, int], batches: list) -> list[asyncio.Future]:
+        return [await self.producer.send_batch(b, tp[0], partition=tp[1]) for b in batches]
