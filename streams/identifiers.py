@@ -8,6 +8,7 @@ officer can act on: what is wrong, at which character (counted from 1), and what
 from __future__ import annotations
 
 from datetime import date
+from operator import mul
 
 # --------------------------------------------------------------------------- resident identity number (GB 11643)
 
@@ -21,7 +22,9 @@ _EARLIEST_BIRTH = date(1850, 1, 1)
 
 def resident_id_check_char(first17: str) -> str:
     """The GB 11643 check character (0-9 or X) for the first 17 digits (R-17.2)."""
-    return _ID_CHECK[sum(int(c) * w for c, w in zip(first17, _ID_WEIGHTS, strict=True)) % 11]
+    if len(first17) != 17:
+        raise ValueError(f"the check character is computed from 17 digits, not {len(first17)}")
+    return _ID_CHECK[sum(map(mul, map(int, first17), _ID_WEIGHTS)) % 11]
 
 
 def resident_id_problem(value: str, today: date | None = None) -> str | None:
@@ -31,9 +34,10 @@ def resident_id_problem(value: str, today: date | None = None) -> str | None:
             return (f"{value!r} looks like an old 15-digit identity number; "
                     "records are keyed by the 18-digit resident identity number")
         return f"a resident identity number has 18 characters, {value!r} has {len(value)}"
-    for pos, c in enumerate(value[:17], 1):
-        if c not in _DIGITS:
-            return f"{value!r}: character {pos} is {c!r}; the first 17 characters must be digits 0-9"
+    if not (value[:17].isascii() and value[:17].isdigit()):  # ASCII 0-9 only
+        for pos, c in enumerate(value[:17], 1):
+            if c not in _DIGITS:
+                return f"{value!r}: character {pos} is {c!r}; the first 17 characters must be digits 0-9"
     if value[17] == "x":
         return f"{value!r}: the check character must be an uppercase X, not a lowercase x"
     if value[17] not in _DIGITS and value[17] != "X":

@@ -1,6 +1,13 @@
-from schemas.provenance import provenance_digest
+import hashlib
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from schemas.provenance import canonical_text, provenance_digest
 from streams.departments import load
-from streams.exchange import check_delivery
+from streams.exchange import check_delivery, value_digest
 from tests.helpers import delivery
 
 DEPTS = load()
@@ -26,3 +33,21 @@ def test_digest_changes_with_any_content():
     assert a != provenance_digest("NJ-GA", "R", "e", "s", {"x": "2"})
     assert a != provenance_digest("NJ-SCJG", "R", "e", "s", {"x": "1"})
     assert a == provenance_digest("NJ-GA", "R", "e", "s", {"x": "1"})
+
+
+_values = st.one_of(st.text(), st.integers(), st.floats(allow_nan=True), st.booleans(), st.none(),
+                    st.lists(st.text(), max_size=3), st.dictionaries(st.text(), st.integers(), max_size=3))
+
+
+@pytest.mark.rule("R-28.1")
+@given(st.lists(st.text(), min_size=4, max_size=4), st.dictionaries(st.text(), _values, max_size=6))
+def test_digest_is_sha256_of_the_documented_canonical_json(head, items):
+    reference = json.dumps([*head, items], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    assert canonical_text(*head, items) == reference
+    assert provenance_digest(*head, items) == hashlib.sha256(reference.encode()).hexdigest()
+
+
+@given(st.one_of(st.text(), st.integers(), st.floats(allow_nan=False), st.none(), st.lists(st.text(), max_size=3)))
+def test_value_digest_is_the_json_of_the_value(value):
+    reference = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    assert value_digest(value) == hashlib.sha256(reference.encode()).hexdigest()[:16]
