@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import CommitFailedError
 
 from ops.config import settings
 from schemas.codec import default_codec
@@ -139,7 +140,11 @@ class Feed:
 
     async def commit(self) -> None:
         if self._pending and self._consumer is not None:
-            await self._consumer.commit(dict(self._pending))
+            try:
+                await self._consumer.commit(dict(self._pending))
+            except CommitFailedError as exc:  # the group rebalanced: the new owner reads these again
+                log.warning("commit of %s not accepted (%s); records since the last commit come again and are "
+                            "dropped as duplicates where this reader has seen them", self.topic, exc)
             self._pending.clear()
         self._uncommitted = 0
 

@@ -182,7 +182,9 @@ class LedgerSink:
                     if records:
                         await WRITERS[name][1](conn, records)
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, asyncio.TimeoutError) as exc:
+                asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, asyncio.TimeoutError,
+                # a connection cut in the middle of a statement, found out by the transaction's rollback
+                asyncpg.InternalClientError) as exc:
             if self._pool is not None:
                 self._pool.terminate()
                 self._pool = None

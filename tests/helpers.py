@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from ops.seeds import approved_entry  # noqa: F401  (re-exported for the tests)
 from schemas.codec import default_codec
 from streams.identifiers import resident_id_check_char
+from streams.views import partitions_of
 
 
 def resident_id(body17: str = "51100219800101123") -> str:
@@ -40,6 +41,37 @@ async def produce(bootstrap: str, topic: str, values: list[bytes], key: bytes = 
         await p.flush()
     finally:
         await p.stop()
+
+
+async def produce_keyed(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+    """(key, value) pairs, in order, as fast as the broker takes them."""
+    p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024)
+    await p.start()
+    try:
+        for key, value in messages:
+            await p.send(topic, key=key, value=value)
+        await p.flush()
+    finally:
+        await p.stop()
+
+
+async def read_to_end(bootstrap: str, topic: str) -> list[bytes]:
+    """Every value on `topic`, from its start to the end offsets at the time of asking."""
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                         isolation_level="read_committed")
+    await c.start()
+    try:
+        tps = await partitions_of(c, topic)
+        c.assign(tps)
+        await c.seek_to_beginning(*tps)
+        ends = await c.end_offsets(tps)
+        out: list[bytes] = []
+        while [tp for tp in tps if await c.position(tp) < ends[tp]]:
+            for recs in (await c.getmany(timeout_ms=500)).values():
+                out.extend(r.value for r in recs)
+        return out
+    finally:
+        await c.stop()
 
 
 async def consume(bootstrap: str, topic: str, *, count: int, timeout: float = 30.0,

@@ -2,10 +2,12 @@
 PostgreSQL stopped under the ledger, and bytes of every kind thrown at every inbound topic."""
 
 import asyncio
+import os
 import random
 import zlib
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from consumers.feed import Feed
 from ops.bench_pipeline import subjects
@@ -13,14 +15,40 @@ from ops.cli import _subscribe
 from ops.db import fetch
 from schemas.codec import HEADER, default_codec
 from schemas.errors import CodecError
-from tests.helpers import approved_entry, consume, decoded, delivery, eventually, produce, seed_catalog
+from streams.views import partitions_of
+from tests.helpers import (
+    approved_entry,
+    consume,
+    decoded,
+    delivery,
+    eventually,
+    produce,
+    produce_keyed,
+    read_to_end,
+    seed_catalog,
+)
 
 DELIVERY = "govbus.exchange.DataDelivery"
+# publications per fault run; GOVBUS_FAULT_DELIVERIES=3000 gives a quick local run of the same tests
+N = int(os.environ.get("GOVBUS_FAULT_DELIVERIES", "100000"))
+FEEDS = ("NJ-MZ", "NJ-RS")
 
 
-async def count_feed(bus, dept: str) -> set[str]:
-    return {r["event_id"] for r in decoded(await consume(bus.settings.bootstrap, bus.feed(dept), count=10**7,
-                                                         timeout=1))}
+async def topic_size(bus, topic: str) -> int:
+    """Records on a topic (its end offsets): progress without reading it."""
+    c = AIOKafkaConsumer(bootstrap_servers=bus.settings.bootstrap, group_id=None)
+    await c.start()
+    try:
+        return sum((await c.end_offsets(await partitions_of(c, topic))).values())
+    finally:
+        await c.stop()
+
+
+async def feed_ids(bus, dept: str) -> set[str]:
+    """The event ids on a department's feed, read to its end."""
+    codec = default_codec()
+    return {codec.decode(v, "govbus.exchange.FeedDelivery").record["event_id"]
+            for v in await read_to_end(bus.settings.bootstrap, bus.feed(dept))}
 
 
 async def ledger_count(bus, sql: str, *args) -> int:
@@ -35,44 +63,54 @@ async def prepare(bus) -> None:
     await _subscribe("NJ-RS", "GA-RK-001", True)
 
 
-async def stream_with_a_fault(bus, workers, n: int, fault) -> None:
-    """Publish n deliveries; `fault()` strikes once a quarter has reached a feed; then every
-    delivery must reach both feeds and the ledger, and a subscriber reads each exactly once."""
+def publications(n: int) -> tuple[list[tuple[bytes, bytes]], set[str]]:
+    """n publications keyed by subject, as departments send them (spread over all partitions)."""
     codec = default_codec()
     records = [delivery(subject=s, items={"姓名": f"居民{i}"}) for i, s in enumerate(subjects(n))]
-    ids = {r["event_id"] for r in records}
-    sending = asyncio.create_task(produce(bus.settings.bootstrap, bus.topic("govbus.deliveries"),
-                                          [codec.encode(DELIVERY, r) for r in records]))
+    return ([(r["subject_id"].encode(), codec.encode(DELIVERY, r)) for r in records],
+            {r["event_id"] for r in records})
+
+
+async def stream_with_a_fault(bus, n: int, fault) -> None:
+    """Publish n deliveries; `fault()` strikes once a quarter has reached a feed; then every
+    delivery must reach both feeds and the ledger, and a subscriber reads each exactly once."""
+    messages, ids = publications(n)
+    sending = asyncio.create_task(produce_keyed(bus.settings.bootstrap, bus.topic("govbus.deliveries"), messages))
 
     async def some_done():
-        return len(await count_feed(bus, "NJ-MZ")) >= n // 4
+        return await topic_size(bus, bus.feed("NJ-MZ")) >= n // 4
 
-    assert await eventually(some_done, timeout=120)
+    assert await eventually(some_done, timeout=300, interval=0.5)
     await fault()
     await sending
 
     async def all_done():
-        return await count_feed(bus, "NJ-MZ") >= ids and await count_feed(bus, "NJ-RS") >= ids
+        for dept in FEEDS:
+            if await topic_size(bus, bus.feed(dept)) < n or not await feed_ids(bus, dept) >= ids:
+                return False
+        return True
 
-    assert await eventually(all_done, timeout=300)
+    assert await eventually(all_done, timeout=900, interval=5)
     seen: list[str] = []
+    distinct: set[str] = set()
 
     async def read_all():
-        async with Feed("NJ-MZ", group_id="after-kill") as feed:
+        async with Feed("NJ-MZ", group_id="after-fault") as feed:
             async for rec in feed:
                 seen.append(rec.event_id)
-                if len(set(seen)) == n:
+                distinct.add(rec.event_id)
+                if len(distinct) == n:
                     return
 
-    await asyncio.wait_for(read_all(), 120)
-    assert len(seen) == len(set(seen)) == n  # the SDK dropped whatever the restart sent twice
+    await asyncio.wait_for(read_all(), 300)
+    assert len(seen) == len(distinct) == n  # the SDK dropped whatever the fault made the bus send twice
 
     async def ledger_complete():
         got = await ledger_count(bus, "SELECT count(*) FROM ledger_feed_deliveries WHERE event_id = ANY($1)",
                                  list(ids))
         return got == 2 * n
 
-    assert await eventually(ledger_complete, timeout=120)
+    assert await eventually(ledger_complete, timeout=600, interval=2)
     assert await ledger_count(bus, "SELECT count(*) FROM ledger_deliveries WHERE event_id = ANY($1)", list(ids)) == n
 
 
@@ -84,7 +122,7 @@ async def test_a_worker_killed_mid_stream_loses_nothing_and_subscribers_see_no_d
         first.kill()  # SIGKILL, mid-stream: nothing flushed, nothing committed on the way out
         workers.start()
 
-    await stream_with_a_fault(bus, workers, 3000, kill)
+    await stream_with_a_fault(bus, N, kill)
 
 
 async def test_two_workers_one_stopped_and_started_again_lose_nothing(bus, workers, ledger):
@@ -97,7 +135,7 @@ async def test_two_workers_one_stopped_and_started_again_lose_nothing(bus, worke
         await asyncio.sleep(2)
         second.start()
 
-    await stream_with_a_fault(bus, workers, 3000, rebalance)
+    await stream_with_a_fault(bus, N, rebalance)
 
 
 async def test_a_broker_restart_mid_stream_loses_nothing(bus, workers, ledger, own_kafka):
@@ -111,35 +149,40 @@ async def test_a_broker_restart_mid_stream_loses_nothing(bus, workers, ledger, o
         await asyncio.sleep(3)
         await own_kafka.start()
 
-    await stream_with_a_fault(bus, workers, 3000, restart)
+    await stream_with_a_fault(bus, N, restart)
 
 
-async def test_the_ledger_waits_out_a_database_outage_and_catches_up(bus, workers, ledger, own_postgres):
+async def test_the_ledger_waits_out_a_database_outage_mid_stream_and_catches_up(bus, workers, ledger, own_postgres):
     if own_postgres is None:
         pytest.skip("stopping PostgreSQL needs the suite's own server; GOVBUS_DATABASE_URL points elsewhere")
-    n = 500
     await seed_catalog(bus, approved_entry("ga-population.yaml"))
     await _subscribe("NJ-MZ", "GA-RK-001", True)
     workers.start()
-    codec = default_codec()
-    records = [delivery(subject=s) for s in subjects(n)]
-    ids = [r["event_id"] for r in records]
-    pg = own_postgres
-    await pg.stop()
+    messages, ids = publications(N)
+    sending = asyncio.create_task(produce_keyed(bus.settings.bootstrap, bus.topic("govbus.deliveries"), messages))
+    ledgered = "SELECT count(*) FROM ledger_deliveries WHERE event_id = ANY($1)"
+
+    async def some_ledgered():
+        return await ledger_count(bus, ledgered, list(ids)) >= N // 4
+
+    assert await eventually(some_ledgered, timeout=300, interval=1)
+    await own_postgres.stop()
     try:
-        await produce(bus.settings.bootstrap, bus.topic("govbus.deliveries"),
-                      [codec.encode(DELIVERY, r) for r in records])
+        before = await topic_size(bus, bus.feed("NJ-MZ"))
         await asyncio.sleep(30)  # the stream goes on; the ledger keeps its place and retries
-        assert len(await count_feed(bus, "NJ-MZ")) == n
+        after = await topic_size(bus, bus.feed("NJ-MZ"))
+        assert after > before or after >= N  # feeds do not wait for the database
         assert not ledger.done()
     finally:
-        await pg.start()
+        await own_postgres.start()
+    await sending
+
+    fed = "SELECT count(*) FROM ledger_feed_deliveries WHERE event_id = ANY($1)"
 
     async def caught_up():
-        return await ledger_count(bus, "SELECT count(*) FROM ledger_deliveries WHERE event_id = ANY($1)", ids) == n
+        return await ledger_count(bus, ledgered, list(ids)) == N and await ledger_count(bus, fed, list(ids)) == N
 
-    assert await eventually(caught_up, timeout=120)
-    assert await ledger_count(bus, "SELECT count(*) FROM ledger_feed_deliveries WHERE event_id = ANY($1)", ids) == n
+    assert await eventually(caught_up, timeout=600, interval=2)
 
 
 def fuzz_corpus(valid: list[bytes], count: int, seed: int) -> list[bytes]:
@@ -182,7 +225,7 @@ async def test_any_bytes_on_an_inbound_topic_are_rejected_or_handled_and_the_wor
     await produce(bus.settings.bootstrap, bus.topic("govbus.deliveries"), [codec.encode(DELIVERY, marker)])
 
     async def marker_arrived():
-        return marker["event_id"] in await count_feed(bus, "NJ-MZ")
+        return marker["event_id"] in await feed_ids(bus, "NJ-MZ")
 
     assert await eventually(marker_arrived, timeout=60)
     rejects = decoded(await consume(bus.settings.bootstrap, bus.topic("govbus.rejects"), count=undecodable,
