@@ -18,9 +18,11 @@ the last of their outputs. Prints both and the ratio.
 from __future__ import annotations
 
 import asyncio
+import re
 import tempfile
 import time
 import uuid
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -32,7 +34,7 @@ from ops.config import Settings
 from schemas.codec import default_codec
 from streams.identifiers import resident_id_check_char
 from topics.admin import apply_topics
-from topics.registry import CATALOG, DELIVERIES, FEED_PARTITIONS, GRANTS, name_of
+from topics.registry import CATALOG, DELIVERIES, FEED_PARTITIONS, GRANTS, feed_name, name_of
 
 FANOUT = ["NJ-YB", "NJ-RS", "NJ-WJ", "NJ-JY", "NJ-ZJ", "NJ-CZ", "NJ-SW", "NJ-STHJ", "NJ-JT", "NJ-MZ"]
 ITEM_SETS = [["姓名"], ["保障类别"], ["姓名", "保障类别"], ["月救助金额"], ["姓名", "月救助金额"]]
@@ -126,19 +128,49 @@ async def _seed(s: Settings) -> None:
         await p.stop()
 
 
-async def bench_pipeline(base: Settings, n: int, workdir: Path) -> float:
+async def _balanced(workers: list, partitions: int, timeout: float = 120.0) -> None:
+    """Wait until the workers' latest assignments split the deliveries partitions between them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        latest = []
+        for w in workers:
+            found = ASSIGNED.findall(w.log.read_text(errors="replace")) if w.log.exists() else []
+            latest.append({int(p) for p in found[-1].split(",") if p.strip()} if found else set())
+        if all(latest) and sum(map(len, latest)) == partitions and set().union(*latest) == set(range(partitions)):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"workers did not share the {partitions} partitions: {latest}")
+        await asyncio.sleep(0.2)
+
+
+ASSIGNED = re.compile(r"deliveries partitions \[([0-9, ]*)\]")
+
+
+@asynccontextmanager
+async def deployment(base: Settings, workdir: Path, workers: int = 1):
+    """A fresh deployment (its own topic prefix) with the bench catalog entry and ten grants, and
+    `workers` worker processes that have shared out the deliveries partitions."""
     from ops.workers import WorkerProcess
 
     s = replace(base, topic_prefix=f"bench-{uuid.uuid4().hex[:8]}.")
     await apply_topics(s)
     await _seed(s)
-    worker = WorkerProcess(s.topic_prefix, workdir, env={"GOVBUS_KAFKA_BOOTSTRAP": s.bootstrap})
-    worker.start()
+    procs = [WorkerProcess(s.topic_prefix, workdir, name=f"{s.topic_prefix}worker{i}",
+                           env={"GOVBUS_KAFKA_BOOTSTRAP": s.bootstrap}) for i in range(workers)]
     try:
-        feeds = [f"{s.topic_prefix}govbus.feed.{d}" for d in FANOUT]
-        return await _timed(s.bootstrap, name_of(DELIVERIES, s.topic_prefix), feeds, publications(n))
+        for w in procs:
+            w.start()
+        await _balanced(procs, DELIVERIES.partitions)
+        yield s
     finally:
-        worker.stop()
+        for w in procs:
+            w.stop()
+
+
+async def bench_pipeline(base: Settings, n: int, workdir: Path, workers: int = 1) -> float:
+    async with deployment(base, workdir, workers) as s:
+        feeds = [feed_name(d, s.topic_prefix) for d in FANOUT]
+        return await _timed(s.bootstrap, name_of(DELIVERIES, s.topic_prefix), feeds, publications(n))
 
 
 async def _raw_loop(bootstrap: str, source: str, outputs: list[str], group: str, stop: asyncio.Event) -> None:
@@ -192,3 +224,15 @@ async def run(base: Settings, n: int) -> dict[str, float]:
     print(f"{'govbus pipeline (x10)':28}{pipeline:14,.0f}")
     print(f"{'ratio pipeline / raw':28}{pipeline / raw:14.2f}")
     return {"raw": raw, "pipeline": pipeline, "ratio": pipeline / raw}
+
+
+async def run_scaling(base: Settings, n: int, counts: tuple[int, ...] = (1, 2)) -> dict[int, float]:
+    """The same run with one worker, then two (the deliveries partitions split between them)."""
+    rates = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in counts:
+            rates[k] = await bench_pipeline(base, n, Path(tmp), workers=k)
+    print(f"{'workers':8}{'deliveries/s':>14}{'x one worker':>14}")
+    for k, rate in rates.items():
+        print(f"{k:<8}{rate:14,.0f}{rate / rates[counts[0]]:14.2f}")
+    return rates

@@ -512,6 +512,31 @@ def bench_pipeline(n: int) -> None:
     _run(run(s, n))
 
 
+@bench.command("scaling")
+@click.option("--deliveries", "n", default=20_000, show_default=True, help="Publications per run.")
+def bench_scaling(n: int) -> None:
+    """Deliveries per second with one worker, then with two sharing the partitions."""
+    from ops import stack
+    from ops.bench_pipeline import run_scaling
+
+    s = settings()
+    _run(stack.up(s))
+    _run(run_scaling(s, n))
+
+
+@bench.command("latency")
+@click.option("--rate", default=1000, show_default=True, help="Publications per second, evenly paced.")
+@click.option("--seconds", default=30.0, show_default=True, help="Measured seconds, after a 5 s warm-up.")
+def bench_latency(rate: int, seconds: float) -> None:
+    """Publication to arrival on a feed at a steady rate: p50, p99, max."""
+    from ops import stack
+    from ops.bench_latency import run
+
+    s = settings()
+    _run(stack.up(s))
+    _run(run(s, rate, seconds))
+
+
 @bench.command("codec")
 @click.option("--records", "n", default=20_000, show_default=True)
 def bench_codec(n: int) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -28,7 +29,7 @@ from schemas.errors import (
     UnknownSchema,
     WrongSchema,
 )
-from schemas.fastpath import Unsupported, compile_writer
+from schemas.fastpath import Unsupported, compile_template, compile_writer
 
 SCHEMA_DIR = Path(__file__).resolve().parent
 MAGIC = b"\xc3\x01"
@@ -80,11 +81,38 @@ class Codec:
         self._resolve_to = {v.fingerprint: None if self.latest[v.name] is v else self.latest[v.name].schema
                             for v in self.versions}
         self._fast: dict[str, Any] = {}
+        self._templates: dict[tuple[str, frozenset[str]], Any] = {}
         for name, v in self.latest.items():
             try:
                 self._fast[name] = compile_writer(v.schema)
             except Unsupported:
                 pass
+
+    def encoder(self, name: str, common: dict, varying: frozenset[str]) -> Callable[[dict], bytes]:
+        """Encode many records of `name` that share every field but `varying` (one publication fanned
+        out to many feeds): the shared fields, taken from `common`, are encoded once. Each call takes
+        a whole record, reads only its `varying` fields, and gives the same bytes as
+        `encode(name, record)`; it falls back to that (and its explanations) for anything the
+        compiled writer does not take."""
+
+        def slow(record: dict) -> bytes:
+            return self.encode(name, record)
+
+        try:
+            prepare = self._templates.get((name, varying))
+            if prepare is None:
+                prepare = self._templates[(name, varying)] = compile_template(self.latest[name].schema, varying)
+            fast = prepare(self._headers[name], common)
+        except Exception:  # noqa: BLE001  (encode() decides, and explains what is wrong)
+            return slow
+
+        def encode(record: dict) -> bytes:
+            try:
+                return fast(record)
+            except Exception:  # noqa: BLE001
+                return slow(record)
+
+        return encode
 
     def encode(self, name: str, record: dict) -> bytes:
         """Frame `record` with the newest version of `name`; SchemaMismatch says which field is wrong."""

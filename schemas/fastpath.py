@@ -196,3 +196,65 @@ def _array(items: Writer) -> Writer:
         out.append(b"\x00")
 
     return write
+
+
+def compile_template(schema: dict, varying: frozenset[str]) -> Callable[[bytes, dict], Callable[[dict], bytes]]:
+    """For many records that differ only in the `varying` fields (one publication fanned out to its
+    feeds): `prepare(header, common)` encodes every other field of `common` once, and the function it
+    returns writes a record from its varying values alone (straight-line code, strings in place),
+    reusing the bytes of a mapping it has already written (feeds granted the same items share one)."""
+    if schema.get("type") != "record":
+        raise Unsupported("templates are for records")
+    fields = [(f["name"], compile_writer(f["type"]), "default" in f, f.get("default")) for f in schema["fields"]]
+    env: dict[str, Any] = {"SMALL": _SMALL, "zigzag": zigzag, "MISSING": object()}
+    consts = [f"c{i}" for i in range(sum(1 for f in fields if f[0] in varying) + 1)]
+    body = ["    def write(values):", "        out = [c0]", "        append = out.append", "        get = values.get"]
+    k = 0
+    for i, (name, w, has_default, default) in enumerate(fields):
+        if name not in varying:
+            continue
+        if has_default:
+            env[f"d{i}"] = default
+            body += [f"        x = get({name!r}, MISSING)", "        if x is MISSING:", f"            x = d{i}"]
+        else:
+            body.append(f"        x = values[{name!r}]")
+        if w is _w_string:
+            body += ["        b = x.encode()", "        n = len(b)",
+                     "        append(SMALL[n] if n < 64 else zigzag(n))", "        append(b)"]
+        else:
+            env[f"w{i}"] = w
+            body += ["        if type(x) is dict:",
+                     "            hit = written.get(id(x))",
+                     "            if hit is None or hit[0] is not x:",
+                     "                part = []",
+                     f"                w{i}(part, x)",
+                     "                hit = written[id(x)] = (x, b''.join(part))",
+                     "            append(hit[1])",
+                     "        else:",
+                     f"            w{i}(out, x)"]
+        k += 1
+        body.append(f"        append(c{k})")
+    source = "\n".join([f"def make({', '.join(consts)}, written):", *body, "        return b''.join(out)",
+                        "    return write"])
+    exec(compile(source, f"<avro template {schema.get('name', 'record')}>", "exec"), env)  # noqa: S102
+    make = env["make"]
+    missing = env["MISSING"]
+
+    def prepare(header: bytes, common: dict) -> Callable[[dict], bytes]:
+        segments: list[bytes] = []
+        buf = [header]
+        for name, w, has_default, default in fields:
+            if name in varying:
+                segments.append(b"".join(buf))
+                buf = []
+                continue
+            x = common.get(name, missing)
+            if x is missing:
+                if not has_default:
+                    raise KeyError(name)
+                x = default
+            w(buf, x)
+        segments.append(b"".join(buf))
+        return make(*segments, {})
+
+    return prepare

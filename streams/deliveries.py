@@ -73,6 +73,7 @@ PARTITIONS = {
     REJECTS_NAME: registry.REJECTS.partitions, SOURCES_NAME: registry.SUBJECT_SOURCES.partitions,
     **{name: registry.FEED_PARTITIONS for name in FEED_NAMES.values()},
 }
+PER_FEED = frozenset({"subscriber", "items", "grant_id", "purpose", "digest"})  # the rest is the publication's
 MAX_BATCH = 1000  # publications per poll: outputs of a whole batch are acknowledged before its commit
 
 
@@ -280,8 +281,10 @@ class DeliveryStream(ConsumerRebalanceListener):
         today = now.astimezone(ZONE).date()
         ways = routes(record["publisher"], subject, entry, subscriptions.of(record["resource_code"]),
                       grants.of(record["resource_code"]), today)
-        for fed in feed_records(record, ways, now):
-            out.add(FEED_NAMES[fed["subscriber"]], key, CODEC.encode(FEED, fed), hashed=hashed)
+        feeds = feed_records(record, ways, now)
+        encode = CODEC.encoder(FEED, feeds[0], PER_FEED) if feeds else None
+        for fed in feeds:
+            out.add(FEED_NAMES[fed["subscriber"]], key, encode(fed), hashed=hashed)
             self.tally[metrics.fed(fed["subscriber"])] += 1
         metrics.LAG.observe(max(0.0, (now - record["occurred_at"]).total_seconds()))
 

@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.codec import HEADER, default_codec
+from schemas.errors import SchemaMismatch
 from schemas.fastpath import compile_writer, zigzag
 
 CODEC = default_codec()
@@ -61,3 +62,27 @@ def test_a_record_that_does_not_fit_falls_back_to_fastavros_explanation():
     naive = {**bad, "publisher": "P", "occurred_at": datetime(2026, 1, 1) + timedelta(hours=1)}
     data = CODEC.encode("govbus.exchange.DataDelivery", naive)  # fastavro's rules for naive datetimes
     assert data[HEADER:] == fastavro_bytes("govbus.exchange.DataDelivery", naive)
+
+
+FEED = "govbus.exchange.FeedDelivery"
+PER_FEED = frozenset({"subscriber", "items", "grant_id", "purpose", "digest"})
+
+
+@given(st.lists(st.tuples(st.text(max_size=12), st.dictionaries(st.text(max_size=8), scalars, max_size=4),
+                          st.none() | st.text(max_size=20)), min_size=1, max_size=6),
+       st.none() | st.text(max_size=10))
+def test_a_fanout_encodes_each_record_as_encode_does(variants, system_code):
+    shared_items: dict = {"姓名": "居民"}
+    base = next(iter(generate_many(CODEC.latest[FEED].schema, 1)))
+    base["system_code"] = system_code
+    records = [{**base, "subscriber": sub, "items": items or shared_items, "purpose": purpose, "grant_id": f"g{i}",
+                "digest": sub[::-1]} for i, (sub, items, purpose) in enumerate(variants)]
+    encode = CODEC.encoder(FEED, records[0], PER_FEED)
+    assert [encode(r) for r in records] == [CODEC.encode(FEED, r) for r in records]
+
+
+def test_a_fanout_record_that_does_not_fit_is_explained_like_encode():
+    record = next(iter(generate_many(CODEC.latest[FEED].schema, 1)))
+    encode = CODEC.encoder(FEED, record, PER_FEED)
+    with pytest.raises(SchemaMismatch, match="subscriber"):
+        encode({**record, "subscriber": 42})

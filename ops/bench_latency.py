@@ -1,0 +1,103 @@
+"""End-to-end latency at a steady rate: from a department's publication to its arrival on a feed.
+
+    govbus bench latency [--rate 1000] [--seconds 30]
+
+A fresh deployment (catalog entry, ten directed authorizations, one worker) as in
+`govbus bench pipeline`. A publisher sends `rate` publications a second, evenly paced, each
+stamped with the time it is sent (`occurred_at`); a subscriber reads one department's feed
+(every publication reaches all ten) and takes arrival time minus `occurred_at`. The first
+5 seconds are a warm-up and are not counted. Prints p50, p99 and max, and the rate achieved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from ops.bench_pipeline import FANOUT, deployment, subjects
+from ops.config import Settings
+from schemas.codec import default_codec
+from topics.registry import DELIVERIES, feed_name, name_of
+
+WARMUP = 5.0
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+async def _publish(bootstrap: str, topic: str, rate: int, seconds: float) -> int:
+    codec = default_codec()
+    ids = subjects(min(int(rate * seconds), 50_000))
+    p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1)
+    await p.start()
+    sent = 0
+    try:
+        start = time.monotonic()
+        total = int(rate * seconds)
+        while sent < total:
+            wait = start + sent / rate - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            while sent < total and start + sent / rate <= time.monotonic():
+                sid = ids[sent % len(ids)]
+                rec = {"event_id": f"lat-{sent}-{uuid.uuid4().hex[:8]}", "occurred_at": datetime.now(UTC),
+                       "publisher": "WY-MZ", "resource_code": "WY-MZ-DB-001", "subject_id": sid,
+                       "system_code": "WY-MZ-JZ", "items": {"姓名": f"居民{sent}", "保障类别": "城市低保",
+                                                             "月救助金额": 650.0}}
+                await p.send(topic, key=sid.encode(), value=codec.encode("govbus.exchange.DataDelivery", rec))
+                sent += 1
+        await p.flush()
+    finally:
+        await p.stop()
+    return sent
+
+
+async def _listen(bootstrap: str, topic: str, counted_from: float, want: int, out: list[float],
+                  timeout: float) -> None:
+    codec = default_codec()
+    c = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
+                         fetch_max_wait_ms=10)
+    await c.start()
+    seen = 0
+    try:
+        deadline = time.monotonic() + timeout
+        while seen < want and time.monotonic() < deadline:
+            for recs in (await c.getmany(timeout_ms=100)).values():
+                arrived = time.time()
+                for r in recs:
+                    seen += 1
+                    sent_at = codec.decode(r.value, "govbus.exchange.FeedDelivery").record["occurred_at"].timestamp()
+                    if sent_at >= counted_from:
+                        out.append(arrived - sent_at)
+    finally:
+        await c.stop()
+
+
+async def run(base: Settings, rate: int, seconds: float) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        async with deployment(base, Path(tmp)) as s:
+            latencies: list[float] = []
+            total = int(rate * (seconds + WARMUP))
+            listener = asyncio.create_task(_listen(s.bootstrap, feed_name(FANOUT[0], s.topic_prefix),
+                                                   time.time() + WARMUP, total, latencies, seconds * 3 + 60))
+            await asyncio.sleep(1)  # the subscriber is reading
+            t0 = time.monotonic()
+            sent = await _publish(s.bootstrap, name_of(DELIVERIES, s.topic_prefix), rate, seconds + WARMUP)
+            achieved = sent / (time.monotonic() - t0)
+            await listener
+    if not latencies:
+        raise RuntimeError("nothing arrived on the feed")
+    lat = sorted(latencies)
+    result = {"rate": achieved, "count": len(lat), "p50": lat[len(lat) // 2] * 1000,
+              "p99": percentile(lat, 0.99) * 1000, "max": lat[-1] * 1000}
+    print(f"{'publications/s':>16}{'measured':>10}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
+    print(f"{result['rate']:16,.0f}{result['count']:10,}{result['p50']:10.1f}{result['p99']:10.1f}"
+          f"{result['max']:10.1f}")
+    return result
