@@ -165,6 +165,19 @@ async def deployment(base: Settings, workdir: Path, workers: int = 1):
     finally:
         for w in procs:
             w.stop()
+        await drop_topics(s.bootstrap, s.topic_prefix)
+
+
+async def drop_topics(bootstrap: str, prefix: str) -> None:
+    """Delete a bench run's topics: a broker kept for many runs would otherwise gather thousands."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        topics = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        for i in range(0, len(topics), 100):
+            await admin.delete_topics(topics[i:i + 100])
+    finally:
+        await admin.close()
 
 
 async def bench_pipeline(base: Settings, n: int, workdir: Path, workers: int = 1) -> float:
@@ -213,6 +226,7 @@ async def bench_raw(base: Settings, n: int) -> float:
     finally:
         stop.set()
         await loop
+        await drop_topics(base.bootstrap, prefix)
 
 
 async def run(base: Settings, n: int) -> dict[str, float]:

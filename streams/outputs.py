@@ -59,4 +59,8 @@ class Outputs:
         self.count = 0
 
     async def _submit(self, tp: tuple[str, int], batches: list) -> list[asyncio.Future]:
-        return [await self.producer.send_batch(b, tp[0], partition=tp[1]) for b in batches]
+        futures = []
+        for b in batches:
+            b.close()  # complete: the producer sends it at once instead of lingering for more
+            futures.append(await self.producer.send_batch(b, tp[0], partition=tp[1]))
+        return futures

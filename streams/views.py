@@ -41,6 +41,9 @@ class CompactedView:
         self._ready = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        # end offsets are asked on a client of their own: on the follower's connection the broker
+        # would answer only after the follower's pending fetch, which waits up to fetch_max_wait_ms
+        self._offsets: AIOKafkaConsumer | None = None
         self._tps: list[TopicPartition] = []
         self._positions: dict[TopicPartition, int] = {}
         self._advanced = asyncio.Condition()
@@ -53,6 +56,9 @@ class CompactedView:
             auto_offset_reset="earliest", isolation_level="read_committed",
         )
         await self._consumer.start()
+        self._offsets = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+                                         isolation_level="read_committed")
+        await self._offsets.start()
         tps = self._tps = await partitions_of(self._consumer, self.topic)
         self._consumer.assign(tps)
         await self._consumer.seek_to_beginning(*tps)
@@ -100,9 +106,9 @@ class CompactedView:
             await self.ensure_fresh_since(moment)
 
     async def _catch_up(self) -> None:
-        assert self._consumer is not None
+        assert self._offsets is not None
         asked_at = time.time()
-        ends = await self._consumer.end_offsets(self._tps)
+        ends = await self._offsets.end_offsets(self._tps)
         async with self._advanced:
             await self._advanced.wait_for(lambda: all(self._positions.get(tp, 0) >= end for tp, end in ends.items()))
         self._fresh_at = max(self._fresh_at, asked_at)
@@ -119,6 +125,8 @@ class CompactedView:
                 pass
         if self._consumer:
             await self._consumer.stop()
+        if self._offsets:
+            await self._offsets.stop()
 
 
 async def snapshot(bootstrap: str, topic: str, timeout: float = 10.0) -> dict[bytes, bytes]:
