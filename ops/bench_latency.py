@@ -6,7 +6,9 @@ A fresh deployment (catalog entry, ten directed authorizations, one worker) as i
 `govbus bench pipeline`. A publisher sends `rate` publications a second, evenly paced, each
 stamped with the time it is sent (`occurred_at`); a subscriber reads one department's feed
 (every publication reaches all ten) and takes arrival time minus `occurred_at`. The first
-5 seconds are a warm-up and are not counted. Prints p50, p99 and max, and the rate achieved.
+5 seconds are a warm-up and are not counted. The same publisher and subscriber are first run
+around the raw aiokafka loop of `govbus bench pipeline` (one of its ten outputs is read): the
+floor that Kafka, the clients and this machine set. Prints p50, p99 and max of both.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from ops.bench_pipeline import FANOUT, deployment, subjects
+from ops.bench_pipeline import FANOUT, deployment, raw_deployment, subjects
 from ops.config import Settings
 from schemas.codec import default_codec
 from topics.registry import DELIVERIES, feed_name, name_of
@@ -73,31 +75,38 @@ async def _listen(bootstrap: str, topic: str, counted_from: float, want: int, ou
                 arrived = time.time()
                 for r in recs:
                     seen += 1
-                    sent_at = codec.decode(r.value, "govbus.exchange.FeedDelivery").record["occurred_at"].timestamp()
+                    sent_at = codec.decode(r.value).record["occurred_at"].timestamp()  # feed record or raw copy
                     if sent_at >= counted_from:
                         out.append(arrived - sent_at)
     finally:
         await c.stop()
 
 
-async def run(base: Settings, rate: int, seconds: float) -> dict[str, float]:
+async def _measure(bootstrap: str, source: str, output: str, rate: int, seconds: float) -> dict[str, float]:
+    latencies: list[float] = []
+    total = int(rate * (seconds + WARMUP))
+    listener = asyncio.create_task(_listen(bootstrap, output, time.time() + WARMUP, total, latencies,
+                                           seconds * 3 + 60))
+    await asyncio.sleep(1)  # the subscriber is reading
+    t0 = time.monotonic()
+    sent = await _publish(bootstrap, source, rate, seconds + WARMUP)
+    achieved = sent / (time.monotonic() - t0)
+    await listener
+    if not latencies:
+        raise RuntimeError(f"nothing arrived on {output}")
+    lat = sorted(latencies)
+    return {"rate": achieved, "count": len(lat), "p50": lat[len(lat) // 2] * 1000,
+            "p99": percentile(lat, 0.99) * 1000, "max": lat[-1] * 1000}
+
+
+async def run(base: Settings, rate: int, seconds: float) -> dict[str, dict[str, float]]:
+    async with raw_deployment(base) as (source, outputs):
+        raw = await _measure(base.bootstrap, source, outputs[0], rate, seconds)
     with tempfile.TemporaryDirectory() as tmp:
         async with deployment(base, Path(tmp)) as s:
-            latencies: list[float] = []
-            total = int(rate * (seconds + WARMUP))
-            listener = asyncio.create_task(_listen(s.bootstrap, feed_name(FANOUT[0], s.topic_prefix),
-                                                   time.time() + WARMUP, total, latencies, seconds * 3 + 60))
-            await asyncio.sleep(1)  # the subscriber is reading
-            t0 = time.monotonic()
-            sent = await _publish(s.bootstrap, name_of(DELIVERIES, s.topic_prefix), rate, seconds + WARMUP)
-            achieved = sent / (time.monotonic() - t0)
-            await listener
-    if not latencies:
-        raise RuntimeError("nothing arrived on the feed")
-    lat = sorted(latencies)
-    result = {"rate": achieved, "count": len(lat), "p50": lat[len(lat) // 2] * 1000,
-              "p99": percentile(lat, 0.99) * 1000, "max": lat[-1] * 1000}
-    print(f"{'publications/s':>16}{'measured':>10}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
-    print(f"{result['rate']:16,.0f}{result['count']:10,}{result['p50']:10.1f}{result['p99']:10.1f}"
-          f"{result['max']:10.1f}")
-    return result
+            pipeline = await _measure(s.bootstrap, name_of(DELIVERIES, s.topic_prefix),
+                                      feed_name(FANOUT[0], s.topic_prefix), rate, seconds)
+    print(f"{'':26}{'publications/s':>16}{'measured':>10}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
+    for label, r in (("raw aiokafka loop (x10)", raw), ("govbus pipeline (x10)", pipeline)):
+        print(f"{label:26}{r['rate']:16,.0f}{r['count']:10,}{r['p50']:10.1f}{r['p99']:10.1f}{r['max']:10.1f}")
+    return {"raw": raw, "pipeline": pipeline}

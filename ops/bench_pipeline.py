@@ -207,7 +207,10 @@ async def _raw_loop(bootstrap: str, source: str, outputs: list[str], group: str,
         await producer.stop()
 
 
-async def bench_raw(base: Settings, n: int) -> float:
+@asynccontextmanager
+async def raw_deployment(base: Settings):
+    """The baseline: an input topic, 10 output topics and the raw loop between them, running.
+    Yields (input topic, output topics)."""
     prefix = f"raw-{uuid.uuid4().hex[:8]}."
     source = f"{prefix}in"
     outputs = [f"{prefix}out.{d}" for d in FANOUT]
@@ -222,11 +225,16 @@ async def bench_raw(base: Settings, n: int) -> float:
     stop = asyncio.Event()
     loop = asyncio.create_task(_raw_loop(base.bootstrap, source, outputs, f"{prefix}g", stop))
     try:
-        return await _timed(base.bootstrap, source, outputs, publications(n))
+        yield source, outputs
     finally:
         stop.set()
         await loop
         await drop_topics(base.bootstrap, prefix)
+
+
+async def bench_raw(base: Settings, n: int) -> float:
+    async with raw_deployment(base) as (source, outputs):
+        return await _timed(base.bootstrap, source, outputs, publications(n))
 
 
 async def run(base: Settings, n: int) -> dict[str, float]:

@@ -17,6 +17,7 @@ every change there in the same batch as the outputs it belongs to.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 from collections import Counter
@@ -104,6 +105,11 @@ class DeliveryStream(ConsumerRebalanceListener):
     async def run(self) -> None:
         for view in VIEWS:
             await view.wait_ready()
+        # what is loaded by now (code, catalog, views) lives as long as the worker: keep it out of
+        # the collector's full passes, and let those come less often, so a large heap of long-lived
+        # objects does not stall the stream for a full traversal every few thousand publications
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 100)
         self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=5,
                                          max_batch_size=256 * 1024, request_timeout_ms=120_000)
         self.consumer = AIOKafkaConsumer(
