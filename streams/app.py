@@ -63,7 +63,19 @@ FEED_NAMES = {code: registry.feed_name(code, PREFIX) for code in DEPARTMENTS}
 subscriptions = Subscriptions()
 
 
+class Changes:
+    """How many times the views the router reads (subscriptions, catalog, grants) have changed:
+    what is cached from them is kept only while this count stays the same."""
+
+    count = 0
+
+    @classmethod
+    def bump(cls) -> None:
+        cls.count += 1
+
+
 def _apply_subscription(key: bytes | None, value: bytes | None) -> None:
+    Changes.bump()
     if value is None:  # tombstone: key is resource|subscriber
         if key:
             resource, _, subscriber = key.decode().partition("|")
@@ -100,6 +112,7 @@ class CatalogView:
         self._sources: dict[str, tuple[str, str]] | None = None
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
+        Changes.bump()
         if value is None:
             if key:
                 self.entries.pop(key.decode(), None)
@@ -121,6 +134,7 @@ class GrantsView:
         self.by_resource: dict[str, dict[str, dict]] = {}
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
+        Changes.bump()
         if value is None:
             return
         g = CODEC.decode(value, "govbus.sharing.Grant").record

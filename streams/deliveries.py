@@ -22,7 +22,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -37,6 +37,7 @@ from streams.app import (
     PREFIX,
     SETTINGS,
     VIEWS,
+    Changes,
     app,
     catalog,
     grants,
@@ -54,7 +55,7 @@ from streams.exchange import (
 from streams.identifiers import subject_problem
 from streams.outputs import Outputs, key_hash
 from streams.rejects import internal_error_reason, reject_message
-from streams.sharing import routes
+from streams.sharing import Route, routes
 from topics import registry
 
 log = logging.getLogger("govbus.deliveries")
@@ -96,6 +97,8 @@ class DeliveryStream(ConsumerRebalanceListener):
         # the batch whose outputs are on their way (its task commits once they are acknowledged),
         # with the first offset of each of its partitions: the next batch is judged meanwhile
         self.inflight: tuple[asyncio.Task, dict[TopicPartition, int]] | None = None
+        self._routes_cache: dict[tuple[str, str, date], list[Route]] = {}
+        self._routes_seen = -1  # Changes.count the cache was filled at
         self.tally: Counter = Counter()  # metric children counted over a batch, added at its end
         self.stopping = asyncio.Event()
         self.stopped = asyncio.Event()
@@ -284,15 +287,29 @@ class DeliveryStream(ConsumerRebalanceListener):
 
         out.add(ACCEPTED_NAME, key, msg.value, hashed=hashed)  # the publication's own bytes, as validated
         self.tally[metrics.accepted(record["publisher"])] += 1
-        today = now.astimezone(ZONE).date()
-        ways = routes(record["publisher"], subject, entry, subscriptions.of(record["resource_code"]),
-                      grants.of(record["resource_code"]), today)
+        ways = self._routes(record, entry, now.astimezone(ZONE).date())
         feeds = feed_records(record, ways, now)
         encode = CODEC.encoder(FEED, feeds[0], PER_FEED) if feeds else None
         for fed in feeds:
             out.add(FEED_NAMES[fed["subscriber"]], key, encode(fed), hashed=hashed)
             self.tally[metrics.fed(fed["subscriber"])] += 1
         metrics.LAG.observe(max(0.0, (now - record["occurred_at"]).total_seconds()))
+
+    def _routes(self, record: dict, entry: dict, today: date) -> list[Route]:
+        """Who receives this publication; the same for every subject of a resource on a day unless a
+        grant of it is limited to listed subjects, so kept until the views change or the day does."""
+        if self._routes_seen != Changes.count:
+            self._routes_cache.clear()
+            self._routes_seen = Changes.count
+        key = (record["resource_code"], record["publisher"], today)
+        ways = self._routes_cache.get(key)
+        if ways is None:
+            held = grants.of(record["resource_code"])
+            ways = routes(record["publisher"], record["subject_id"], entry, subscriptions.of(record["resource_code"]),
+                          held, today)
+            if not any(g["subjects"] for g in held):
+                self._routes_cache[key] = ways
+        return ways
 
     def _reject(self, out: Outputs, msg, code: str, reason: str, now: datetime, record: dict | None = None,
                 rule_ids: Iterable[str] = ()) -> None:
