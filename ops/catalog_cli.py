@@ -7,7 +7,7 @@ import io
 import json
 import sys
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,36 +31,165 @@ def _run(coro):
     return run(coro)
 
 
+SUBMISSION_FIELDS = (*CONTENT_FIELDS, "kind", "change_date", "change_reason")
+DEMAND_FIELDS = ("name", "provider", "resource_code", "data_items", "purpose", "basis")
+SYSTEM_FIELDS = ("system_code", "name", "stage", "interfaces", "resource_codes")
+INTERFACE_FIELDS = ("name", "kind", "resource_code")
+
+
 def _read(path: str) -> Any:
-    text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    """What a YAML or JSON file ('-': standard input) holds, or a ClickException saying why it cannot be read."""
+    where = "standard input" if path == "-" else path
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(f"{where} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {where}: {exc.strerror}") from None
     try:
         return yaml.safe_load(text)  # YAML is a superset of JSON
     except yaml.YAMLError as exc:
-        raise click.ClickException(f"{path} is neither YAML nor JSON: {exc}") from None
+        raise click.ClickException(f"{where} is neither YAML nor JSON: {exc}") from None
+    except RecursionError:
+        raise click.ClickException(f"{where} nests lists and mappings too deeply to read") from None
+    except ValueError as exc:  # a date that is no day (2026-13-01), a number too long to convert
+        raise click.ClickException(f"{where} cannot be read: {exc}") from None
 
 
-def entry_from_file(raw: dict[str, Any], provider: str) -> dict[str, Any]:
-    """A CatalogEntry content record from what an officer wrote; unknown keys are an error, not ignored."""
-    unknown = sorted(set(raw) - set(CONTENT_FIELDS) - {"kind", "change_date", "change_reason"})
+# What an officer wrote, checked against what the bus carries: each helper raises a ClickException naming the
+# field and what it takes. Whether the content is acceptable (required fields, rules) is the agents' to say.
+
+
+def _shown(value: Any) -> str:
+    """A value read from a file, as a message names it."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, (list, tuple, set)):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, (datetime, date)):
+        return f"the date {value}"
+    return repr(value)
+
+
+def _mapping(value: Any, what: str, fields: tuple[str, ...]) -> dict[str, Any]:
+    """`value` as a mapping of some of `fields`; unknown fields are an error, not ignored."""
+    if not isinstance(value, dict):
+        raise click.ClickException(f"{what} is a mapping of fields ({', '.join(fields)}), not {_shown(value)}")
+    odd = [k for k in value if not isinstance(k, str)]
+    if odd:
+        raise click.ClickException(f"{what}: a field name is text, not {_shown(odd[0])}")
+    unknown = sorted(set(value) - set(fields))
     if unknown:
-        raise click.ClickException(f"unknown fields {', '.join(unknown)}; an entry has {', '.join(CONTENT_FIELDS)}")
+        raise click.ClickException(f"unknown fields {', '.join(unknown)} in {what}; it has {', '.join(fields)}")
+    return value
+
+
+def _text(value: Any, field: str) -> str | None:
+    """A text field: a number or a date is written as text, nothing stays None, a list or mapping is an error."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple, set, dict, bytes)):
+        raise click.ClickException(f"{field} is text, not {_shown(value)}")
+    return str(value)
+
+
+def _required(value: Any, field: str) -> str:
+    text = _text(value, field)
+    if text is None:
+        raise click.ClickException(f"{field} is missing")
+    return text
+
+
+def _flag(value: Any, field: str) -> bool:
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    raise click.ClickException(f"{field} is true or false, not {_shown(value)}")
+
+
+def _sequence(value: Any, field: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise click.ClickException(f"{field} is a list, not {_shown(value)}")
+    return value
+
+
+def entry_from_file(raw: Any, provider: str) -> dict[str, Any]:
+    """A CatalogEntry content record from what an officer wrote; unknown keys are an error, not ignored."""
+    raw = _mapping(raw, "an entry", SUBMISSION_FIELDS)
     items = []
-    for i in raw.get("data_items") or []:
-        if not isinstance(i, dict) or "name" not in i:
-            raise click.ClickException(f"data item {i!r} needs at least a name and a type")
-        items.append({"name": str(i["name"]), "type": str(i.get("type", "")),
-                      **{f: bool(i.get(f, False)) for f in ("subject_id", "basic", "personal")}})
-    entry: dict[str, Any] = {f: raw.get(f) for f in CONTENT_FIELDS}
-    for f, v in entry.items():
-        if f not in ("data_items", "classified") and v is not None:
-            entry[f] = str(v)
+    for n, i in enumerate(_sequence(raw.get("data_items"), "data_items"), 1):
+        what = f"data item {n}"
+        i = _mapping(i, what, ITEM_FIELDS)
+        if i.get("name") is None:
+            raise click.ClickException(f"{what} needs at least a name and a type")
+        items.append({"name": _required(i["name"], f"{what}: name"), "type": _text(i.get("type"), f"{what}: type")
+                      or "", **{f: _flag(i.get(f), f"{what}: {f}") for f in ("subject_id", "basic", "personal")}})
+    entry: dict[str, Any] = {f: _text(raw.get(f), f) for f in CONTENT_FIELDS if f not in ("data_items", "classified")}
     for f in ("resource_code", "name", "summary", "classification", "format", "share_attribute", "open_attribute",
               "security_level", "usage_requirements", "update_cycle", "legal_basis", "system_code"):
         entry[f] = entry[f] or ""  # missing required fields are the agent's to refuse, with the rule id
     entry["provider"] = entry["provider"] or provider
     entry["data_items"] = items
-    entry["classified"] = bool(raw.get("classified", False))
+    entry["classified"] = _flag(raw.get("classified"), "classified")
     return entry
+
+
+def submission_from_file(e: Any, top: dict[str, Any], department: str, now: datetime) -> dict[str, Any]:
+    """A CatalogSubmission of one entry a file gives; `top` holds the file's own kind and change_date, if any."""
+    entry = entry_from_file(e, department)
+    reason = e.get("change_reason")
+    if reason is not None and not isinstance(reason, str):
+        raise click.ClickException(f"change_reason is text, not {_shown(reason)}: write it in quotes")
+    change_date = e.get("change_date", top.get("change_date"))
+    return {"event_id": uuid.uuid4().hex, "occurred_at": now, "submitter": department,
+            "kind": _required(e.get("kind", top.get("kind", "new")), "kind (new or update)"),
+            "change_date": _text(change_date, "change_date") if change_date else None,
+            "change_reason": reason, "entry": entry}
+
+
+def demands_from_file(raw: Any) -> list[dict[str, Any]]:
+    """The Demand records of a demand list file: a list of demands, or {demands: [...]}."""
+    demands = raw["demands"] if isinstance(raw, dict) and set(raw) == {"demands"} else raw
+    if not isinstance(demands, list):
+        raise click.ClickException(f"a demand list is a list of demands ({', '.join(DEMAND_FIELDS)}), "
+                                   f"or demands: [...], not {_shown(demands)}")
+    out = []
+    for n, d in enumerate(demands, 1):
+        what = f"demand {n}"
+        d = _mapping(d, what, DEMAND_FIELDS)
+        out.append({"name": _required(d.get("name"), f"{what}: name"),
+                    "provider": _text(d.get("provider"), f"{what}: provider"),
+                    "resource_code": _text(d.get("resource_code"), f"{what}: resource_code"),
+                    "data_items": [_required(x, f"{what}: data item {k}")
+                                   for k, x in enumerate(_sequence(d.get("data_items"), f"{what}: data_items"), 1)],
+                    "purpose": _text(d.get("purpose") or "", f"{what}: purpose"),
+                    "basis": _text(d.get("basis"), f"{what}: basis")})
+    return out
+
+
+def system_from_file(raw: Any) -> dict[str, Any]:
+    """The fields of a SystemRegistration from a system file."""
+    raw = _mapping(raw, "a system", SYSTEM_FIELDS)
+    interfaces = []
+    for n, i in enumerate(_sequence(raw.get("interfaces"), "interfaces"), 1):
+        what = f"interface {n}"
+        i = _mapping(i, what, INTERFACE_FIELDS)
+        interfaces.append({"name": _required(i.get("name"), f"{what}: name"),
+                           "kind": _required(i.get("kind"), f"{what}: kind (share or open)"),
+                           "resource_code": _text(i.get("resource_code"), f"{what}: resource_code")})
+    return {"system_code": _required(raw.get("system_code"), "system_code"),
+            "name": _required(raw.get("name"), "name"),
+            "stage": _required(raw.get("stage", "registered"), "stage (registered or accepted)"),
+            "interfaces": interfaces,
+            "resource_codes": [_required(c, f"resource code {k}")
+                               for k, c in enumerate(_sequence(raw.get("resource_codes"), "resource_codes"), 1)]}
 
 
 def _print_decisions(decisions: list[dict]) -> None:
@@ -105,20 +234,15 @@ def catalog() -> None:
 def submit(path: str, department: str, wait: float) -> None:
     """Submit catalog entries from a YAML or JSON file: one entry, a list, or {entries: [...]}."""
     raw = _read(path)
-    entries = raw.get("entries", [raw]) if isinstance(raw, dict) else raw
+    # {entries: [...]} may give the kind and change_date of all its entries
+    top = _mapping(raw, "the file", ("entries", "kind", "change_date")) \
+        if isinstance(raw, dict) and "entries" in raw else {}
+    entries = top["entries"] if top else [raw] if isinstance(raw, dict) else raw
     if not isinstance(entries, list) or not entries:
         raise click.ClickException(f"{path} holds no catalog entry")
     now = datetime.now(UTC)
-    events = []
-    for e in entries:
-        if not isinstance(e, dict):
-            raise click.ClickException(f"an entry is a mapping of fields, not {e!r}")
-        kind = str(e.get("kind", raw.get("kind", "new") if isinstance(raw, dict) else "new"))
-        change_date = e.get("change_date", raw.get("change_date") if isinstance(raw, dict) else None)
-        rec = {"event_id": uuid.uuid4().hex, "occurred_at": now, "submitter": department, "kind": kind,
-               "change_date": str(change_date) if change_date else None,
-               "change_reason": e.get("change_reason"), "entry": entry_from_file(e, department)}
-        events.append((department.encode(), "govbus.catalog.CatalogSubmission", rec))
+    events = [(department.encode(), "govbus.catalog.CatalogSubmission",
+               submission_from_file(e, top, department, now)) for e in entries]
     decisions = _run(_submit_and_wait(events, wait))
     for _, _, rec in events:
         click.echo(f"submitted {rec['entry']['resource_code'] or '(no code)'} as {rec['event_id']}")
@@ -155,13 +279,8 @@ def review(submission_id: str, reviewer: str, person: str, decision: str | None,
 @click.option("--wait", type=float, default=20.0, show_default=True)
 def register_system(path: str, department: str, wait: float) -> None:
     """Register an information system (code, name, stage, interfaces, resource_codes) (R-13.2)."""
-    raw = _read(path)
     rec = {"event_id": uuid.uuid4().hex, "occurred_at": datetime.now(UTC), "department": department,
-           "system_code": str(raw["system_code"]), "name": str(raw["name"]),
-           "stage": str(raw.get("stage", "registered")),
-           "interfaces": [{"name": str(i["name"]), "kind": str(i["kind"]), "resource_code": i.get("resource_code")}
-                          for i in raw.get("interfaces") or []],
-           "resource_codes": [str(c) for c in raw.get("resource_codes") or []]}
+           **system_from_file(_read(path))}
     decisions = _run(_submit_and_wait([(department.encode(), "govbus.catalog.SystemRegistration", rec)], wait))
     _print_decisions(decisions)
     if any(d["status"] == "refused" for d in decisions):
@@ -174,13 +293,8 @@ def register_system(path: str, department: str, wait: float) -> None:
 @click.option("--wait", type=float, default=20.0, show_default=True)
 def demand(path: str, department: str, wait: float) -> None:
     """Submit a demand list (需求清单): resources the department needs, each with its purpose."""
-    raw = _read(path)
-    items = raw.get("demands", raw) if isinstance(raw, dict) else raw
     rec = {"event_id": uuid.uuid4().hex, "occurred_at": datetime.now(UTC), "submitter": department,
-           "items": [{"name": str(i.get("name", "")), "provider": i.get("provider"),
-                      "resource_code": i.get("resource_code"),
-                      "data_items": [str(x) for x in i.get("data_items") or []],
-                      "purpose": str(i.get("purpose") or ""), "basis": i.get("basis")} for i in items]}
+           "items": demands_from_file(_read(path))}
     decisions = _run(_submit_and_wait([(department.encode(), "govbus.catalog.DemandList", rec)], wait))
     _print_decisions(decisions)
     if any(d["status"] == "refused" for d in decisions):

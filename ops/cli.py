@@ -17,6 +17,7 @@ from ops.config import settings
 def _run(coro):
     from aiokafka.errors import KafkaConnectionError
 
+    from schemas.errors import SchemaMismatch
     from streams.views import TopicMissing
 
     try:
@@ -25,6 +26,9 @@ def _run(coro):
         sys.exit(130)
     except TopicMissing as exc:
         raise click.ClickException(str(exc)) from None
+    except SchemaMismatch as exc:
+        # a value the command's own checks let through; events are encoded before any is sent
+        raise click.ClickException(f"not sent: {exc.reason}") from None
     except KafkaConnectionError:
         s = settings()
         raise click.ClickException(
@@ -335,7 +339,7 @@ def calendar() -> None:
 async def _load_calendar():
     from schemas.codec import default_codec
     from streams.views import snapshot
-    from streams.workcalendar import WorkCalendar, year_from_record
+    from streams.workcalendar import WorkCalendar, publish_event
     from topics.registry import CALENDAR, name_of
 
     s = settings()
@@ -348,7 +352,7 @@ async def _load_calendar():
         return cal
     codec = default_codec()
     for value in published.values():
-        cal.publish(year_from_record(codec.decode(value, "govbus.calendar.CalendarYear").record))
+        publish_event(cal, codec, value)
     return cal
 
 
@@ -366,8 +370,12 @@ def _date(value: str):
 @click.argument("days", type=click.IntRange(min=1))
 def calendar_due(received: str, days: int) -> None:
     """The deadline DAYS working days after RECEIVED (the day of receipt does not count)."""
+    day = _date(received)
     cal = _run(_load_calendar())
-    click.echo(str(cal.add_working_days(_date(received), days)))
+    try:
+        click.echo(str(cal.add_working_days(day, days)))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 @calendar.command("is-workday")
@@ -388,21 +396,20 @@ def calendar_is_workday(day: str) -> None:
 @click.option("--as", "publisher", default="NJ-SJJ", show_default=True, help="Publishing authority.")
 def calendar_publish(path: str, publisher: str) -> None:
     """Publish a year's calendar from a YAML or JSON file (year, source, holidays, workdays)."""
-    from pathlib import Path
-
-    import yaml
-
+    from ops.catalog_cli import _mapping, _read, _required
     from streams.workcalendar import WorkCalendar, year_from_record
 
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    if not isinstance(raw, dict) or "year" not in raw or "source" not in raw:
-        raise click.ClickException("a calendar file gives year, source, holidays and workdays")
+    fields = ("year", "source", "holidays", "workdays")
+    raw = _mapping(_read(path), "a calendar file", fields)
+    if "year" not in raw or "source" not in raw:
+        raise click.ClickException(f"a calendar file gives {', '.join(fields)}")
+    source = _required(raw["source"], "source (the notice the calendar comes from)")
     try:
         year = year_from_record(raw)
         WorkCalendar().publish(year)
-    except (TypeError, ValueError) as exc:
+    except ValueError as exc:
         raise click.ClickException(f"{path}: {exc}") from None
-    _run(_publish_calendar(year, str(raw["source"]), publisher))
+    _run(_publish_calendar(year, source, publisher))
     click.echo(f"published the {year.year} calendar: {len(year.holidays)} days off, "
                f"{len(year.workdays)} adjusted working days")
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,10 +39,28 @@ class Row:
     problem: str | None = None
 
 
+# csv's own default field limit: a longer cell is refused, not published (often a quote left open)
+MAX_CELL_CHARS = 131_072
+# half of a UTF-16 surrogate pair, as a JSON escape like \ud800 alone reads: no character UTF-8 can hold
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _scalar(v: Any) -> Any:
     if isinstance(v, (dict, list)):
         return json.dumps(v, ensure_ascii=False)
     return v
+
+
+def _surrogate_problem(rec: dict[str, Any]) -> str | None:
+    texts = [("subject_id", rec["subject_id"]), ("event_id", rec.get("event_id") or "")]
+    for k, v in rec["items"].items():
+        texts += [(f"the name of data item {k!r}", k), (f"data item {k!r}", v if isinstance(v, str) else "")]
+    for where, text in texts:
+        found = _SURROGATE.search(text)
+        if found:
+            return (f"{where} holds the escape {found[0].encode('unicode_escape').decode()}, half of a character "
+                    "(an unpaired UTF-16 surrogate): correct the export that wrote it")
+    return None
 
 
 def _record(obj: Any) -> dict[str, Any]:
@@ -58,61 +78,134 @@ def _record(obj: Any) -> dict[str, Any]:
     rec: dict[str, Any] = {"subject_id": subject.strip(), "items": {str(k): _scalar(v) for k, v in items.items()}}
     if obj.get("event_id") is not None:
         rec["event_id"] = str(obj["event_id"])
+    problem = _surrogate_problem(rec)
+    if problem is not None:
+        raise ValueError(problem)
     if obj.get("occurred_at"):
         rec["occurred_at"] = datetime.fromisoformat(str(obj["occurred_at"]))
     return rec
 
 
+def _row(line: int, raw: bytes, obj: Any, where: str) -> Row:
+    try:
+        return Row(line, raw, record=_record(obj))
+    except ValueError as exc:
+        return Row(line, raw, problem=f"{where}: {exc}")
+    except RecursionError:
+        return Row(line, raw, problem=f"{where}: a value nests arrays and objects too deeply")
+
+
+class _NotJSON(ValueError):
+    """Why json cannot read a text: a syntax error at (lineno, colno), or a limit of the reader (colno None)."""
+
+    def __init__(self, reason: str, lineno: int | None = None, colno: int | None = None):
+        super().__init__(reason)
+        self.reason, self.lineno, self.colno = reason, lineno, colno
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _NotJSON(exc.msg, exc.lineno, exc.colno) from None
+    except RecursionError:
+        raise _NotJSON("arrays and objects are nested too deeply to read") from None
+    except ValueError:  # the only other one: an integer longer than Python converts
+        raise _NotJSON(f"a number has more than {sys.get_int_max_str_digits()} digits") from None
+
+
+def _csv_records(text: str) -> list[tuple[int, bytes, list[str] | str]]:
+    """(first line, own bytes, cells or why not) of each CSV record; lines end in \\n, \\r\\n or a bare \\r."""
+    taken: list[str] = []
+
+    def lines() -> Iterator[str]:
+        for line in io.StringIO(text, newline=""):
+            taken.append(line)
+            yield line
+
+    reader = csv.reader(lines())
+    records: list[tuple[int, bytes, list[str] | str]] = []
+    first = 1
+    # csv stops at its field limit mid-record, and would read the rest of a long quoted cell as new rows:
+    # lift the limit while reading, so that each record ends where it ends, and refuse long cells one by one
+    limit = csv.field_size_limit(max(csv.field_size_limit(), len(text)))
+    try:
+        while True:
+            try:
+                cells: list[str] | str = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                cells = f"line {first} cannot be read as CSV: {exc}"
+            longest = max(cells, key=len, default="") if isinstance(cells, list) else ""
+            if len(longest) > MAX_CELL_CHARS:
+                cells = (f"line {first}: a cell of {len(longest)} characters is longer than the {MAX_CELL_CHARS} "
+                         "a cell may hold" + (f"; it runs to line {first + len(taken) - 1}: is a quote left open?"
+                                              if len(taken) > 1 else ""))
+            records.append((first, "".join(taken).encode(), cells))
+            first += len(taken)
+            taken.clear()
+    finally:
+        csv.field_size_limit(limit)
+    return records
+
+
 def read_rows(data: bytes, fmt: str) -> Iterator[Row]:
-    """Rows of a JSON array, JSON Lines or CSV document, each with its record or its problem."""
+    """Rows of a JSON array, JSON Lines or CSV document, each with its record or its problem; never raises."""
     text = data.decode("utf-8-sig", errors="replace")
     if fmt == "csv":
-        lines = text.splitlines(keepends=True)
-        reader = csv.reader(io.StringIO(text))
-        try:
-            header = [h.strip() for h in next(reader)]
-        except StopIteration:
+        records = iter(_csv_records(text))
+        line, raw, header = next(records, (0, b"", None))
+        if header is None:
             return
+        if isinstance(header, str):
+            yield Row(line, raw, problem=f"the CSV header: {header}")
+            return
+        header = [h.strip() for h in header]
         if "subject_id" not in header:
-            yield Row(1, lines[0].encode() if lines else b"", problem="the CSV header has no subject_id column")
+            yield Row(line, raw, problem="the CSV header has no subject_id column")
             return
-        for values in reader:
-            line = reader.line_num
-            raw = lines[line - 1].encode() if line - 1 < len(lines) else b""
-            if not values or values == [""]:
+        for line, raw, values in records:
+            if isinstance(values, str):
+                yield Row(line, raw, problem=values)
+            elif not values or values == [""]:
                 continue
-            if len(values) != len(header):
+            elif len(values) != len(header):
                 yield Row(line, raw, problem=f"line {line} has {len(values)} fields, the header has {len(header)}")
-                continue
-            obj = {h: (v if v != "" else None) for h, v in zip(header, values, strict=True)}
-            try:
-                yield Row(line, raw, record=_record(obj))
-            except ValueError as exc:
-                yield Row(line, raw, problem=f"line {line}: {exc}")
+            else:
+                yield _row(line, raw, {h: (v if v != "" else None) for h, v in zip(header, values, strict=True)},
+                           f"line {line}")
         return
     stripped = text.lstrip()
     if fmt == "json" and stripped.startswith("["):
         try:
-            docs = json.loads(text)
-        except json.JSONDecodeError as exc:
-            yield Row(exc.lineno, data, problem=f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+            docs = _json(text)
+        except _NotJSON as exc:
+            if exc.colno is not None:
+                yield Row(exc.lineno, data,
+                          problem=f"not valid JSON: {exc.reason} at line {exc.lineno} column {exc.colno}")
+            else:
+                start = text.count("\n", 0, len(text) - len(stripped)) + 1
+                yield Row(start, data, problem=f"the JSON array at line {start} cannot be read: {exc.reason}")
             return
         for i, obj in enumerate(docs, 1):
-            raw = json.dumps(obj, ensure_ascii=False).encode()
-            try:
-                yield Row(i, raw, record=_record(obj))
-            except ValueError as exc:
-                yield Row(i, raw, problem=f"element {i}: {exc}")
+            # an element with a lone surrogate escape (\ud800) keeps it escaped in its bytes
+            raw = json.dumps(obj, ensure_ascii=False).encode("utf-8", errors="backslashreplace")
+            yield _row(i, raw, obj, f"element {i}")
         return
-    for line, chunk in enumerate(text.splitlines(), 1):
+    # JSON Lines end in \n (or \r\n); U+2028, U+0085 and the like may stand unescaped inside a JSON string
+    for line, chunk in enumerate(text.split("\n"), 1):
+        chunk = chunk.removesuffix("\r")
         if not chunk.strip():
             continue
         try:
-            yield Row(line, chunk.encode(), record=_record(json.loads(chunk)))
-        except json.JSONDecodeError as exc:
-            yield Row(line, chunk.encode(), problem=f"line {line} is not valid JSON: {exc.msg}")
-        except ValueError as exc:
-            yield Row(line, chunk.encode(), problem=f"line {line}: {exc}")
+            obj = _json(chunk)
+        except _NotJSON as exc:
+            problem = (f"line {line} is not valid JSON: {exc.reason} at column {exc.colno}" if exc.colno is not None
+                       else f"line {line} cannot be read as JSON: {exc.reason}")
+            yield Row(line, chunk.encode(), problem=problem)
+            continue
+        yield _row(line, chunk.encode(), obj, f"line {line}")
 
 
 def format_of(path: str) -> str:

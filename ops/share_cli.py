@@ -23,6 +23,17 @@ def _list(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
+def _day(value: str, option: str) -> date:
+    """A date given as YYYY-MM-DD, exactly as the bus carries it."""
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        day = None
+    if day is None or day.isoformat() != value:
+        raise click.ClickException(f"{option} {value!r} is not a date of the form YYYY-MM-DD")
+    return day
+
+
 async def send_share(schema: str, rec: dict, request_id: str, wait: float) -> list[dict]:
     """Send one sharing event and wait for the decision on the request it concerns."""
     from ops.kafka_io import send_and_wait
@@ -71,11 +82,17 @@ def share() -> None:
 def request(resource_code: str, requester: str, purpose: str, items: str, subjects: str | None,
             valid_from: str | None, valid_until: str | None, wait: float) -> None:
     """Ask for a conditional resource; the provider answers within 10 working days."""
-    start = valid_from or date.today().isoformat()
+    start = _day(valid_from, "--from") if valid_from is not None else date.today()
+    end = _day(valid_until, "--until") if valid_until is not None else None
+    if end is None:
+        try:
+            end = start + timedelta(days=365)
+        except OverflowError:
+            raise click.ClickException(f"a validity of one year from {start} ends after {date.max}: "
+                                       "give --until") from None
     rec = {"event_id": uuid.uuid4().hex, "occurred_at": _now(), "requester": requester,
            "resource_code": resource_code, "purpose": purpose, "items": _list(items), "subjects": _list(subjects),
-           "valid_from": start, "valid_until": valid_until or (date.fromisoformat(start) + timedelta(days=365))
-           .isoformat()}
+           "valid_from": start.isoformat(), "valid_until": end.isoformat()}
     _finish(_run(send_share("govbus.sharing.ShareRequest", rec, rec["event_id"], wait)))
 
 

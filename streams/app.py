@@ -20,7 +20,7 @@ from schemas.codec import default_codec
 from streams.departments import load as load_departments
 from streams.exchange import Subscriptions, item_sources
 from streams.views import CompactedView
-from streams.workcalendar import WorkCalendar, year_from_record
+from streams.workcalendar import WorkCalendar, publish_event
 from topics import registry
 
 SETTINGS = settings()
@@ -98,7 +98,7 @@ calendar = WorkCalendar()
 
 def _apply_calendar(key: bytes | None, value: bytes | None) -> None:
     if value is not None:
-        calendar.publish(year_from_record(CODEC.decode(value, "govbus.calendar.CalendarYear").record))
+        publish_event(calendar, CODEC, value)
 
 
 calendar_view = CompactedView(SETTINGS.bootstrap, registry.name_of(registry.CALENDAR, PREFIX), _apply_calendar)

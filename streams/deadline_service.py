@@ -29,7 +29,7 @@ from streams.deadlines import DeadlineEngine, DeadlineRefused, DeadlineState, No
 from streams.departments import load as load_departments
 from streams.exchange import reject_record
 from streams.views import CompactedView, partitions_of
-from streams.workcalendar import WorkCalendar, year_from_record
+from streams.workcalendar import WorkCalendar, publish_event
 from topics import registry
 
 log = logging.getLogger("govbus.deadlines")
@@ -94,8 +94,7 @@ class DeadlineService:
                                            self._apply_calendar)
 
     def _apply_calendar(self, key: bytes | None, value: bytes | None) -> None:
-        if value is not None:
-            self.calendar.publish(year_from_record(self.codec.decode(value, "govbus.calendar.CalendarYear").record))
+        if value is not None and publish_event(self.calendar, self.codec, value):
             self._calendar_changed = True
 
     async def start(self) -> None:

@@ -9,14 +9,19 @@ once the year is published.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import MAXYEAR, MINYEAR, date, datetime, timedelta
+from typing import Any
 
 import chinese_calendar
 from chinese_calendar import constants as _cc
 
+from schemas.errors import CodecError
+
 BUILTIN_YEARS = frozenset(d.year for d in _cc.holidays)
+log = logging.getLogger("govbus.calendar")
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ class WorkCalendar:
             raise ValueError("a deadline is at least one working day")
         d, counted, provisional = received, 0, False
         while counted < days:
-            d += timedelta(days=1)
+            d = _next_day(d, +1, f"{days} working days after {received}")
             work = self.is_workday(d)
             if work is None:
                 provisional = True
@@ -84,15 +89,72 @@ class WorkCalendar:
         """The working day `days` working days before `due` (for reminders); weekends in unknown years."""
         d, counted = due, 0
         while counted < days:
-            d -= timedelta(days=1)
+            d = _next_day(d, -1, f"{days} working days before {due}")
             work = self.is_workday(d)
             counted += work if work is not None else d.weekday() < 5
         return d
 
 
-def year_from_record(rec: dict) -> PublishedYear:
-    """A PublishedYear from a govbus.calendar.CalendarYear event (or a publication file)."""
-    def dates(values) -> frozenset[date]:
-        return frozenset(v if isinstance(v, date) else date.fromisoformat(str(v)) for v in values or ())
+def _next_day(d: date, step: int, counting: str) -> date:
+    try:
+        return d + timedelta(days=step)
+    except OverflowError:
+        raise ValueError(f"counting {counting} goes beyond {date.max if step > 0 else date.min}, "
+                         "where the calendar ends") from None
 
-    return PublishedYear(int(rec["year"]), dates(rec.get("holidays")), dates(rec.get("workdays")))
+
+def _year(value: Any) -> int:
+    year = None
+    if isinstance(value, (int, str)) and not isinstance(value, bool):
+        try:
+            year = int(value)
+        except ValueError:
+            pass
+    elif isinstance(value, float) and value.is_integer():
+        year = int(value)
+    if year is None or not MINYEAR <= year <= MAXYEAR:
+        raise ValueError(f"year {value!r} is not a year: give it as a number, e.g. 2027")
+    return year
+
+
+def _days(values: Any, field: str) -> frozenset[date]:
+    if values is None:
+        return frozenset()
+    if not isinstance(values, (list, tuple, set, frozenset)):
+        one = f"{values}: write [{values}] for one day" if isinstance(values, date) else repr(values)
+        raise ValueError(f"{field} is a list of dates (YYYY-MM-DD), not {one}")
+    days = set()
+    for v in values:
+        if isinstance(v, datetime):  # a datetime is a date too, and would be published with its time
+            raise ValueError(f"{field}: {v} has a time of day; give the date alone, YYYY-MM-DD")
+        if isinstance(v, str):
+            try:
+                v = date.fromisoformat(v)
+            except ValueError:
+                pass
+        if not isinstance(v, date):
+            raise ValueError(f"{field}: {v!r} is not a date of the form YYYY-MM-DD")
+        days.add(v)
+    return frozenset(days)
+
+
+def year_from_record(rec: Mapping[str, Any]) -> PublishedYear:
+    """A PublishedYear from a govbus.calendar.CalendarYear event (or a publication file); ValueError says what
+    is wrong with one that cannot be read."""
+    return PublishedYear(_year(rec.get("year")), _days(rec.get("holidays"), "holidays"),
+                         _days(rec.get("workdays"), "workdays"))
+
+
+def publish_event(calendar: WorkCalendar, codec: Any, value: bytes) -> bool:
+    """Add a govbus.calendar.CalendarYear event read from the calendar topic to `calendar`. One that cannot be
+    read is logged and skipped (the year stays provisional until published again), never raised: the topic is
+    compacted, and a reader that stopped at it would stop at it on every start."""
+    rec: Mapping[str, Any] = {}
+    try:
+        rec = codec.decode(value, "govbus.calendar.CalendarYear").record
+        calendar.publish(year_from_record(rec))
+    except (CodecError, ValueError) as exc:
+        log.error("skipped the calendar of %s (event %s): %s; the authority publishes it again with "
+                  "`govbus calendar publish`", rec.get("year", "an unknown year"), rec.get("event_id", "?"), exc)
+        return False
+    return True

@@ -6,8 +6,8 @@ the two places where the CLI meets the broker replaced by fakes (`ops.kafka_io.s
 codec, as `send_events` does before it sends anything, so "the command accepted the input" also
 means "what it would send can be encoded".
 
-Known crashes are kept as strict xfail tests holding the minimal failing input; the passing
-properties next to them leave exactly those inputs out of their domain, and say so.
+The crashes these properties found are kept as plain tests holding the minimal failing input, next to
+the property that found them; the properties' domains include those inputs again.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta, timezone
 from unittest import mock
 
+import click
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -42,7 +43,7 @@ from streams.identifiers import (
     uscc_check_char,
     uscc_problem,
 )
-from streams.workcalendar import WorkCalendar, year_from_record
+from streams.workcalendar import WorkCalendar, publish_event, year_from_record
 
 CODEC = default_codec()
 RUNNER = CliRunner()
@@ -56,9 +57,9 @@ SCALARS = (st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1)
 JSON_VALUES = st.recursive(
     SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=10)
-# U+0085, U+2028 and U+2029 are legal unescaped inside a JSON string but str.splitlines() breaks a
-# line there: see test_json_lines_with_a_unicode_line_separator_inside_a_string_round_trip (xfail).
-RAW_SAFE_TEXT = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x85\u2028\u2029"), max_size=12)
+# text that can stand unescaped in a UTF-8 file (no lone surrogates), U+0085, U+2028 and U+2029 included: they
+# are legal inside a JSON string, and JSON Lines end at \n only
+RAW_SAFE_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
 SUBJECTS = st.text(max_size=20).filter(lambda s: s.strip())
 TIMES = st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2100, 1, 1),
                      timezones=st.sampled_from([None, UTC, timezone(timedelta(hours=8))]))
@@ -182,17 +183,16 @@ def _csv_text(header: list[str], rows: Iterable[list[str]], terminator: str) -> 
 @example(data=b"[", fmt="json")
 @example(data=b'[{"subject_id": 1,', fmt="json")
 def test_arbitrary_bytes_give_records_or_actionable_problems(data, fmt):
-    if fmt == "csv":  # a bare CR in a CSV file crashes the reader: see the xfail test below
-        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     check_rows(data, fmt)
 
 
 @FAST
-@given(text=st.lists(st.sampled_from([*'ab ,"\n{}[]:\t', "subject_id", "\u2028"]), max_size=40).map("".join))
+@given(text=st.lists(st.sampled_from([*'ab ,"\n\r\x0c{}[]:\t', "subject_id", "\u2028"]), max_size=40)
+       .map("".join))
 def test_arbitrary_csv_like_text_gives_records_or_actionable_problems(text):
     for fmt in ("csv", "json"):
-        check_rows(text.replace("\r", "\n").encode(), fmt)
-        check_rows(("subject_id,a\n" + text).replace("\r", "\n").encode(), fmt)
+        check_rows(text.encode(), fmt)
+        check_rows(("subject_id,a\n" + text).encode(), fmt)
 
 
 @FAST
@@ -290,53 +290,71 @@ def test_a_broken_csv_row_names_its_line_and_carries_its_own_bytes(lines):
             assert "no subject_id" in r.problem and f"line {n}" in r.problem
 
 
-@pytest.mark.parametrize("data, fmt", [
-    pytest.param(b'[{"subject_id": "\\ud800"}]', "json", id="json-array-lone-surrogate-escape", marks=pytest.mark.xfail(
-        strict=True, raises=UnicodeEncodeError,
-        reason="read_rows re-encodes each JSON array element with json.dumps(ensure_ascii=False).encode(), which "
-               "raises UnicodeEncodeError for a lone surrogate escape such as \\ud800 outside the try block; the "
-               "whole file fails instead of the element becoming a problem row")),
-    pytest.param(b"[" + b"1" * 4301 + b"]", "json", id="json-array-integer-over-4300-digits", marks=pytest.mark.xfail(
-        strict=True, raises=ValueError,
-        reason="json.loads raises a plain ValueError (int max_str_digits) that read_rows' JSON array branch does not "
-               "catch (it catches JSONDecodeError only); JSON Lines do turn it into a problem row")),
-    pytest.param(b"[" * 100_000, "json", id="json-array-deep-nesting", marks=pytest.mark.xfail(
-        strict=True, raises=RecursionError,
-        reason="deeply nested JSON makes json.loads raise RecursionError, which read_rows does not catch")),
-    pytest.param(b'{"a":' * 100_000, "json", id="json-lines-deep-nesting", marks=pytest.mark.xfail(
-        strict=True, raises=RecursionError,
-        reason="deeply nested JSON Lines make json.loads raise RecursionError, which read_rows does not catch")),
-    pytest.param(b"subject_id,a\rx,1\r", "csv", id="csv-classic-mac-line-endings", marks=pytest.mark.xfail(
-        strict=True, raises=csv.Error,
-        reason="read_rows feeds csv.reader an io.StringIO without newline=''; a bare CR (classic Mac line endings, "
-               "or an unquoted CR in a cell as csv.writer(lineterminator='\\n') writes it) raises csv.Error "
-               "'new-line character seen in unquoted field', uncaught")),
-    pytest.param(b"subject_id,a\nx," + b"y" * 131_073 + b"\n", "csv", id="csv-field-over-131072-chars",
-                 marks=pytest.mark.xfail(
-                     strict=True, raises=csv.Error,
-                     reason="a CSV field longer than csv.field_size_limit() (131072) raises csv.Error "
-                            "'field larger than field limit', uncaught: the whole file fails")),
+# Inputs that once crashed read_rows (the whole file failed): each is now a row of its own, with its problem.
+@pytest.mark.parametrize("data, fmt, problems", [
+    pytest.param(b'[{"subject_id": "\\ud800"}]', "json",
+                 [(1, "element 1: subject_id holds the escape \\ud800, half of a character")],
+                 id="json-array-lone-surrogate-escape"),
+    pytest.param(b'[{"subject_id": "x", "a": ["\\udc00"]}, {"subject_id": "y"}]', "json",
+                 [(1, "element 1: data item 'a' holds the escape \\udc00")], id="json-array-nested-lone-surrogate"),
+    pytest.param(b"[" + b"1" * 4301 + b"]", "json",
+                 [(1, "the JSON array at line 1 cannot be read: a number has more than 4300 digits")],
+                 id="json-array-integer-over-4300-digits"),
+    pytest.param(b"\n\n" + b"[" * 100_000, "json",
+                 [(3, "the JSON array at line 3 cannot be read: arrays and objects are nested too deeply to read")],
+                 id="json-array-deep-nesting"),
+    pytest.param(b'{"subject_id": "x"}\n' + b'{"a":' * 100_000, "json",
+                 [(2, "line 2 cannot be read as JSON: arrays and objects are nested too deeply to read")],
+                 id="json-lines-deep-nesting"),
+    pytest.param(b'{"subject_id": "x"}\n[' + b"1" * 4301 + b"]\n", "json",
+                 [(2, "line 2 cannot be read as JSON: a number has more than 4300 digits")],
+                 id="json-lines-integer-over-4300-digits"),
+    pytest.param(b"subject_id,a\rx,1\r", "csv", [], id="csv-classic-mac-line-endings"),
+    pytest.param(b"subject_id,a\nx," + b"y" * 131_073 + b"\nz,2\n", "csv",
+                 [(2, "line 2: a cell of 131073 characters is longer than the 131072 a cell may hold")],
+                 id="csv-field-over-131072-chars"),
+    pytest.param(b'subject_id,a\nx,"' + b"y\n" * 70_000 + b"z,2\n", "csv",
+                 [(2, "line 2: a cell of 140004 characters is longer than the 131072 a cell may hold; "
+                      "it runs to line 70002: is a quote left open?")],
+                 id="csv-quote-left-open"),
 ])
-def test_known_inputs_that_crash_the_reader(data, fmt):
-    check_rows(data, fmt)
+def test_inputs_that_crashed_the_reader_give_a_problem_row(data, fmt, problems):
+    rows = check_rows(data, fmt)
+    bad = [r for r in rows if r.problem]
+    assert len(bad) == len(problems), bad
+    for r, (line, start) in zip(bad, problems, strict=True):
+        assert r.line == line and r.problem.startswith(start), r.problem
+    assert all(r.record["subject_id"] in "xyz" for r in rows if r.record)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "JSON Lines are split with str.splitlines(), which also breaks at U+0085, U+2028 and U+2029; those are "
-    "legal unescaped inside a JSON string (json.dumps(ensure_ascii=False) writes them raw), so one valid record "
-    "becomes two 'not valid JSON' rejects. Minimal: '{\"subject_id\": \"x\", \"a\": \"p\\u2028q\"}\\n'"))
-def test_json_lines_with_a_unicode_line_separator_inside_a_string_round_trip():
-    rows = check_rows('{"subject_id": "x", "a": "p\u2028q"}\n'.encode(), "json")
-    assert [r.record for r in rows] == [{"subject_id": "x", "items": {"a": "p\u2028q"}}]
+def test_a_lone_surrogate_escape_keeps_its_escape_in_the_rejected_bytes():
+    (row,) = check_rows(b'[{"subject_id": "\\ud800"}]', "json")
+    assert row.raw == b'{"subject_id": "\\ud800"}'
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a CSV row's raw bytes (what its reject carries) are looked up in str.splitlines(), which breaks at "
-    "\\x0b, \\x0c, \\x1c-\\x1e, U+0085, U+2028, U+2029 too, while csv.reader counts '\\n' lines: after such a "
-    "character in a cell, every later reject carries another line's bytes. "
-    "Minimal: 'subject_id,a\\nx,p\\u2028q\\ny\\n' gives line 3 (y) the raw bytes b'q\\n'"))
-def test_a_broken_csv_row_carries_its_own_bytes_after_a_cell_with_a_form_feed_or_line_separator():
-    rows = check_rows("subject_id,a\nx,p\u2028q\ny\n".encode(), "csv")
+def test_classic_mac_line_endings_are_lines():
+    rows = check_rows(b"subject_id,a\rx,1\ry,2,3\r", "csv")
+    assert [(r.line, r.raw, r.record, r.problem) for r in rows] == [
+        (2, b"x,1\r", {"subject_id": "x", "items": {"a": "1"}}, None),
+        (3, b"y,2,3\r", None, "line 3 has 3 fields, the header has 2")]
+
+
+def test_a_quoted_cell_over_several_lines_is_one_row_named_by_its_first_line():
+    rows = check_rows(b'subject_id,a\nx,"p\nq"\ny\n', "csv")
+    assert [(r.line, r.raw) for r in rows] == [(2, b'x,"p\nq"\n'), (4, b"y\n")]
+    assert rows[0].record == {"subject_id": "x", "items": {"a": "p\nq"}} and rows[1].problem.startswith("line 4 ")
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85"])
+def test_json_lines_with_a_unicode_line_separator_inside_a_string_round_trip(separator):
+    rows = check_rows(f'{{"subject_id": "x", "a": "p{separator}q"}}\r\n{{"subject_id": "y"}}\n'.encode(), "json")
+    assert [(r.line, r.record) for r in rows] == [
+        (1, {"subject_id": "x", "items": {"a": f"p{separator}q"}}), (2, {"subject_id": "y", "items": {}})]
+
+
+@pytest.mark.parametrize("separator", ["\x0b", "\x0c", "\x1c", "\x85", "\u2028", "\u2029"])
+def test_a_broken_csv_row_carries_its_own_bytes_after_a_cell_with_a_form_feed_or_line_separator(separator):
+    rows = check_rows(f"subject_id,a\nx,p{separator}q\ny\n".encode(), "csv")
     assert [(r.line, r.raw) for r in rows if r.problem] == [(3, b"y\n")]
 
 
@@ -492,28 +510,6 @@ SUBMISSIONS = st.one_of(entries(), st.lists(entries() | SCALARS, max_size=3),
                         JSON_VALUES)
 
 
-def _submit_crash_trigger(raw) -> str | None:
-    """The known crash (see the xfail test) this parsed file would hit first, if any."""
-    entries_ = raw.get("entries", [raw]) if isinstance(raw, dict) else raw
-    if not isinstance(entries_, list):
-        return None
-    for e in entries_:
-        if not isinstance(e, dict):
-            return None  # refused cleanly: "an entry is a mapping of fields"
-        if any(not isinstance(k, str) for k in e):
-            return "non-text key"
-        if set(e) - set(ENTRY_KEYS):
-            return None  # refused cleanly: "unknown fields"
-        items = e.get("data_items") or []
-        if not isinstance(items, Iterable):
-            return "data_items is a number"
-        if any(not isinstance(i, dict) or "name" not in i for i in items):
-            return None  # refused cleanly: "data item ... needs at least a name"
-        if not isinstance(e.get("change_reason"), (str, type(None))):
-            return "change_reason is not text"
-    return None
-
-
 def check_submit(text: str) -> None:
     bus = FakeBus()
     result = invoke(["catalog", "submit", "-", "--as", "NJ-GA", "--wait", "0"], bus, input=text)
@@ -548,7 +544,6 @@ def check_submit(text: str) -> None:
 @FAST
 @given(doc=SUBMISSIONS)
 def test_catalog_submit_of_arbitrary_yaml_sends_what_was_written_or_refuses_cleanly(doc):
-    assume(_submit_crash_trigger(doc) is None)
     check_submit(yaml.safe_dump(doc, allow_unicode=True))
 
 
@@ -559,30 +554,38 @@ def test_catalog_submit_of_arbitrary_yaml_sends_what_was_written_or_refuses_clea
 @example(text="- 5")
 @example(text="{}")
 def test_catalog_submit_of_arbitrary_text_sends_or_refuses_cleanly(text):
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError:
-        doc = None
-    assume(_submit_crash_trigger(doc) is None)
     check_submit(text)
 
 
-@pytest.mark.parametrize("text", [
-    pytest.param("1: x\n", id="a-non-text-key", marks=pytest.mark.xfail(
-        strict=True, raises=AssertionError,
-        reason="entry_from_file sorts and joins the unknown keys: a YAML key that is not text (1, true, "
-               "a date) raises TypeError instead of 'unknown fields'")),
-    pytest.param("data_items: 5\n", id="data-items-a-number", marks=pytest.mark.xfail(
-        strict=True, raises=AssertionError,
-        reason="entry_from_file iterates `raw.get('data_items') or []`: a number (5, true, 1.5) "
-               "raises TypeError instead of a refusal")),
-    pytest.param("resource_code: X\nchange_reason: 2024\n", id="change-reason-a-number", marks=pytest.mark.xfail(
-        strict=True, raises=AssertionError,
-        reason="`submit` passes change_reason through without str(): a number is accepted, then the "
-               "Avro codec refuses the CatalogSubmission in send_events (SchemaMismatch traceback)")),
+def refusal(args: list[str], text: str) -> str:
+    """The message a command refuses a file with, having sent nothing."""
+    bus = FakeBus()
+    result = invoke([*args, "-", "--as", "NJ-GA", "--wait", "0"], bus, input=text)
+    assert_clean_refusal(result)
+    assert bus.sent == []
+    return result.output.removeprefix("Error: ").strip()
+
+
+@pytest.mark.parametrize("text, message", [
+    pytest.param("1: x\n", "an entry: a field name is text, not the number 1", id="a-non-text-key"),
+    pytest.param("entries: [{name: x}]\ntrue: 1\n", "the file: a field name is text, not true",
+                 id="a-non-text-key-beside-entries"),
+    pytest.param("data_items: 5\n", "data_items is a list, not the number 5", id="data-items-a-number"),
+    pytest.param("data_items: [姓名]\n", "data item 1 is a mapping of fields (name, type, subject_id, basic, "
+                 "personal), not '姓名'", id="data-item-a-name-only"),
+    pytest.param("data_items: [{name: 姓名, personal: 'no'}]\n", "data item 1: personal is true or false, not 'no'",
+                 id="data-item-flag-as-text"),
+    pytest.param("classified: 'false'\n", "classified is true or false, not 'false'", id="classified-as-text"),
+    pytest.param("name: [a, b]\n", "name is text, not a list", id="name-a-list"),
+    pytest.param("resource_code: X\nchange_reason: 2024\n",
+                 "change_reason is text, not the number 2024: write it in quotes", id="change-reason-a-number"),
+    pytest.param("resource_code: X\nkind:\n", "kind (new or update) is missing", id="kind-empty"),
+    pytest.param("resource_code: X\nchange_date: 2026-13-01\n", "standard input cannot be read: month must be in 1..12",
+                 id="change-date-no-day"),
 ])
-def test_known_catalog_files_that_crash_submit(text):
+def test_catalog_files_that_crashed_submit_are_refused_naming_the_field(text, message):
     check_submit(text)
+    assert refusal(["catalog", "submit"], text) == message
 
 
 # --------------------------------------------------------------------------- govbus catalog demand / register-system
@@ -617,12 +620,29 @@ def test_catalog_demand_of_a_list_of_demands_sends_them(demands, wrapped):
 @FAST
 @given(doc=JSON_VALUES)
 @example(doc=None)
-@pytest.mark.xfail(strict=True, reason=(
-    "`catalog demand` does not check the file's shape: an empty file (None) raises TypeError, a mapping without "
-    "`demands` or a list of non-mappings raises AttributeError ('str' object has no attribute 'get'), and a "
-    "provider/resource_code/basis that is not text reaches the codec (SchemaMismatch). Minimal: an empty file"))
+@example(doc={"name": "x"})
+@example(doc=[{"name": "x", "provider": 5, "purpose": "p"}])
 def test_catalog_demand_of_arbitrary_yaml_sends_or_refuses_cleanly(doc):
     check_demand(yaml.safe_dump(doc, allow_unicode=True))
+
+
+@pytest.mark.parametrize("text, message", [
+    pytest.param("", "a demand list is a list of demands (name, provider, resource_code, data_items, purpose, "
+                 "basis), or demands: [...], not nothing", id="an-empty-file"),
+    pytest.param("name: x\n", "a demand list is a list of demands (name, provider, resource_code, data_items, "
+                 "purpose, basis), or demands: [...], not a mapping", id="one-demand-not-in-a-list"),
+    pytest.param("- x\n", "demand 1 is a mapping of fields (name, provider, resource_code, data_items, purpose, "
+                 "basis), not 'x'", id="a-list-of-names"),
+    pytest.param("- {name: x, provider: [NJ-GA]}\n", "demand 1: provider is text, not a list", id="provider-a-list"),
+    pytest.param("- {name: x, data_items: [a, null]}\n", "demand 1: data item 2 is missing",
+                 id="a-data-item-null"),
+    pytest.param("- {provider: NJ-GA}\n", "demand 1: name is missing", id="no-name"),
+    pytest.param("demands: [{name: x, purpos: p}]\n", "unknown fields purpos in demand 1; it has name, provider, "
+                 "resource_code, data_items, purpose, basis", id="a-misspelt-field"),
+])
+def test_catalog_demand_files_that_crashed_it_are_refused_naming_the_field(text, message):
+    check_demand(text)
+    assert refusal(["catalog", "demand"], text) == message
 
 
 SYSTEMS = st.fixed_dictionaries(
@@ -654,14 +674,54 @@ def test_catalog_register_system_of_a_system_sends_it(doc):
 
 
 @FAST
-@given(doc=JSON_VALUES)
+@given(doc=JSON_VALUES | SYSTEMS.map(lambda d: {**d, "interfaces": [{**i, "resource_code": 5} for i in d.get(
+    "interfaces", [])]}))
 @example(doc={"name": "x"})
-@pytest.mark.xfail(strict=True, reason=(
-    "`catalog register-system` reads raw['system_code'] and raw['name'] unchecked: a file without them raises "
-    "KeyError, an empty file TypeError, an interface without name/kind KeyError, and an interface resource_code "
-    "that is not text reaches the codec (SchemaMismatch). Minimal: 'name: x'"))
+@example(doc=None)
 def test_catalog_register_system_of_arbitrary_yaml_sends_or_refuses_cleanly(doc):
     check_register_system(yaml.safe_dump(doc, allow_unicode=True))
+
+
+@pytest.mark.parametrize("text, message", [
+    pytest.param("name: x\n", "system_code is missing", id="no-system-code"),
+    pytest.param("", "a system is a mapping of fields (system_code, name, stage, interfaces, resource_codes), "
+                 "not nothing", id="an-empty-file"),
+    pytest.param("system_code: S\nname: x\nstage:\n", "stage (registered or accepted) is missing",
+                 id="stage-empty"),
+    pytest.param("system_code: S\nname: x\ninterfaces: [{name: i}]\n", "interface 1: kind (share or open) is missing",
+                 id="an-interface-without-kind"),
+    pytest.param("system_code: S\nname: x\ninterfaces: [{name: i, kind: share, resource_code: [X]}]\n",
+                 "interface 1: resource_code is text, not a list", id="an-interface-resource-code-a-list"),
+    pytest.param("system_code: S\nname: x\ninterfaces: share\n", "interfaces is a list, not 'share'",
+                 id="interfaces-text"),
+])
+def test_catalog_register_system_files_that_crashed_it_are_refused_naming_the_field(text, message):
+    check_register_system(text)
+    assert refusal(["catalog", "register-system"], text) == message
+
+
+def test_a_number_where_the_schema_wants_text_is_sent_as_text():
+    bus = FakeBus()
+    invoke(["catalog", "register-system", "-", "--as", "NJ-GA", "--wait", "0"], bus,
+           input="system_code: 2024\nname: x\ninterfaces: [{name: i, kind: share, resource_code: 5}]\n")
+    invoke(["catalog", "demand", "-", "--as", "NJ-GA", "--wait", "0"], bus,
+           input="- {name: x, provider: 5, resource_code: 6, basis: 2024-01-01, data_items: [1], purpose: p}\n")
+    ((_, system), (_, demands)) = bus.sent
+    assert (system["system_code"], system["interfaces"][0]["resource_code"]) == ("2024", "5")
+    assert demands["items"] == [{"name": "x", "provider": "5", "resource_code": "6", "basis": "2024-01-01",
+                                 "data_items": ["1"], "purpose": "p"}]
+
+
+def test_what_the_checks_let_through_and_the_schema_refuses_is_an_error_not_a_traceback():
+    from ops.cli import _run
+    from ops.kafka_io import send_events
+    from topics.registry import CATALOG_INBOX
+
+    bad = {"event_id": "e", "occurred_at": datetime.now(UTC), "submitter": "NJ-YB",
+           "items": [{"name": "x", "provider": 5, "purpose": "p"}]}
+    with pytest.raises(click.ClickException, match=r"^not sent: record does not match govbus.catalog.DemandList v1: "
+                                                   r"govbus.catalog.Demand.provider is <5>"):
+        _run(send_events(CATALOG_INBOX, [(b"NJ-YB", "govbus.catalog.DemandList", bad)]))
 
 
 # --------------------------------------------------------------------------- govbus share request
@@ -710,16 +770,24 @@ def test_share_request_sends_the_purpose_and_items_as_given(code, purpose, items
     check_share_request(code, purpose, items, subjects, start, until)
 
 
-@pytest.mark.parametrize("start", [
-    pytest.param("garbage", id="not-a-date"),
-    pytest.param("9999-12-31", id="validity-would-end-after-year-9999"),
+@pytest.mark.parametrize("start, until, message", [
+    pytest.param("garbage", None, "--from 'garbage' is not a date of the form YYYY-MM-DD", id="not-a-date"),
+    pytest.param("9999-12-31", None, "a validity of one year from 9999-12-31 ends after 9999-12-31: give --until",
+                 id="validity-would-end-after-year-9999"),
+    pytest.param("20260101", None, "--from '20260101' is not a date of the form YYYY-MM-DD", id="not-iso-extended"),
+    pytest.param(None, "2026-02-30", "--until '2026-02-30' is not a date of the form YYYY-MM-DD", id="until-no-day"),
 ])
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "`share request` computes the default --until as date.fromisoformat(--from) + 365 days without checking "
-    "--from: a --from that is not a date raises ValueError, and one within a year of date.max OverflowError, "
-    "both as tracebacks instead of a usage error. Minimal: --from garbage"))
-def test_share_request_with_a_bad_start_date_refuses_cleanly(start):
-    check_share_request("WY-MZ-DB-001", "p", "姓名", None, start, None)
+def test_share_request_with_a_bad_start_date_refuses_cleanly(start, until, message):
+    check_share_request("WY-MZ-DB-001", "p", "姓名", None, start, until)
+    bus = FakeBus(_pending)
+    args = [f"--from={start}"] if start else []
+    args += [f"--until={until}"] if until else []
+    result = invoke(["share", "request", "--as", "NJ-YB", "--purpose=p", "--items=姓名", *args, "WY-MZ-DB-001"], bus)
+    assert (result.exit_code, result.output, bus.sent) == (1, f"Error: {message}\n", [])
+
+
+def test_share_request_from_the_last_day_with_an_until_is_sent():
+    check_share_request("WY-MZ-DB-001", "p", "姓名", None, "9999-12-31", "9999-12-31")
 
 
 # --------------------------------------------------------------------------- govbus calendar due / is-workday / publish
@@ -743,11 +811,11 @@ def test_calendar_due_answers_a_date_or_a_usage_error(received, days):
     check_calendar_due(received, days)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "`calendar due` counts past date.max: WorkCalendar.add_working_days raises OverflowError (a traceback) "
-    "for a receipt date near 9999-12-31. Minimal: govbus calendar due 9999-12-31 1"))
 def test_calendar_due_at_the_end_of_time_refuses_cleanly():
     check_calendar_due("9999-12-31", "1")
+    result = invoke(["calendar", "due", "9999-12-29", "3"])
+    assert result.exit_code == 2 and result.output.endswith(
+        "Error: counting 3 working days after 9999-12-29 goes beyond 9999-12-31, where the calendar ends\n")
 
 
 @QUICK
@@ -782,7 +850,8 @@ CALENDAR_FILES = st.fixed_dictionaries({}, optional={
 }) | JSON_VALUES.filter(lambda v: not isinstance(v, dict))
 
 
-def check_calendar_publish(text: str) -> None:
+def publish_calendar_file(text: str):
+    """`govbus calendar publish` of a file holding `text`: the result, what was sent, and the file's path."""
     bus = FakeBus()
     fd, path = tempfile.mkstemp(suffix=".yaml")
     try:
@@ -791,11 +860,16 @@ def check_calendar_publish(text: str) -> None:
         result = invoke(["calendar", "publish", path, "--as", "NJ-SJJ"], bus)
     finally:
         os.unlink(path)
+    return result, bus.sent, path
+
+
+def check_calendar_publish(text: str) -> None:
+    result, sent_events, _ = publish_calendar_file(text)
     if result.exit_code != 0:
         assert_clean_refusal(result)
-        assert bus.sent == []
+        assert sent_events == []
         return
-    ((schema, rec),) = bus.sent
+    ((schema, rec),) = sent_events
     assert schema == "govbus.calendar.CalendarYear"
     # what the authority publishes must be readable by every reader of the calendar topic
     sent = year_from_record(CODEC.decode(CODEC.encode(schema, rec), schema).record)
@@ -811,18 +885,50 @@ def test_calendar_publish_sends_a_readable_year_or_refuses_cleanly(doc):
     check_calendar_publish(yaml.safe_dump(doc, allow_unicode=True))
 
 
-@pytest.mark.parametrize("text", [
-    pytest.param("year: .inf\nsource: x\n", id="year-infinite", marks=pytest.mark.xfail(
-        strict=True, raises=AssertionError,
-        reason="year_from_record's int(.inf) raises OverflowError, which `calendar publish` does not "
-               "catch (it catches TypeError and ValueError)")),
-    pytest.param("year: 2027\nsource: x\nholidays: [2027-01-01 00:00:00]\n", id="holiday-with-a-time",
-                 marks=pytest.mark.xfail(
-                     strict=True, raises=ValueError,
-                     reason="YAML reads '2027-01-01 00:00:00' as a datetime, which year_from_record keeps (a datetime "
-                            "is a date); it is published as '2027-01-01T00:00:00', which date.fromisoformat in every "
-                            "reader of the calendar topic (streams/app.py, streams/deadline_service.py) cannot parse: "
-                            "a poison record on a compacted topic")),
+def calendar_refusal(text: str) -> str:
+    result, sent_events, path = publish_calendar_file(text)
+    assert_clean_refusal(result)
+    assert sent_events == []
+    return result.output.removeprefix("Error: ").strip().replace(path, "FILE")
+
+
+@pytest.mark.parametrize("text, message", [
+    pytest.param("year: .inf\nsource: x\n", "FILE: year inf is not a year: give it as a number, e.g. 2027",
+                 id="year-infinite"),
+    pytest.param("year: 2027\nsource: x\nholidays: [2027-01-01 00:00:00]\n",
+                 "FILE: holidays: 2027-01-01 00:00:00 has a time of day; give the date alone, YYYY-MM-DD",
+                 id="holiday-with-a-time"),
+    pytest.param("year: 2027\nsource: x\nworkdays: ['2027-01-01T00:00:00']\n",
+                 "FILE: workdays: '2027-01-01T00:00:00' is not a date of the form YYYY-MM-DD",
+                 id="workday-with-a-time-as-text"),
+    pytest.param("year: 2027.5\nsource: x\n", "FILE: year 2027.5 is not a year: give it as a number, e.g. 2027",
+                 id="year-a-fraction"),
+    pytest.param("year: 2027\nsource: x\nholidays: 2027-01-01\n",
+                 "FILE: holidays is a list of dates (YYYY-MM-DD), not 2027-01-01: write [2027-01-01] for one day",
+                 id="holidays-one-date-not-a-list"),
+    pytest.param("year: 2027\nsource:\n", "source (the notice the calendar comes from) is missing",
+                 id="source-empty"),
+    pytest.param("year: 2027\nsource: x\nholiday: [2027-01-01]\n",
+                 "unknown fields holiday in a calendar file; it has year, source, holidays, workdays",
+                 id="a-misspelt-field"),
+    pytest.param("year: 2027\nsource: x\nholidays: [2027-02-30]\n", "FILE cannot be read: day is out of range "
+                 "for month", id="a-date-that-is-no-day"),
+    pytest.param("year: [2027\n", "FILE is neither YAML nor JSON", id="broken-yaml"),
 ])
-def test_known_calendar_files_that_crash_or_poison_publish(text):
+def test_calendar_files_that_crashed_or_poisoned_publish_are_refused(text, message):
     check_calendar_publish(text)
+    assert calendar_refusal(text).startswith(message)
+
+
+def test_an_unreadable_calendar_on_the_topic_is_logged_and_skipped(caplog):
+    def event(**fields):
+        return CODEC.encode("govbus.calendar.CalendarYear", {
+            "event_id": "e", "occurred_at": datetime.now(UTC), "source": "s", "published_by": "NJ-SJJ",
+            "holidays": [], "workdays": [], **fields})
+
+    cal = WorkCalendar()
+    assert not publish_event(cal, CODEC, event(year=2027, holidays=["2027-01-01T00:00:00"]))
+    assert not publish_event(cal, CODEC, b"\xc3\x01 not avro")
+    assert publish_event(cal, CODEC, event(year=2028, holidays=["2028-01-03"]))
+    assert not cal.knows(2027) and cal.is_workday(date(2028, 1, 3)) is False
+    assert "skipped the calendar of 2027 (event e): holidays: '2027-01-01T00:00:00' is not a date" in caplog.text

@@ -1,4 +1,5 @@
-from datetime import date
+import re
+from datetime import date, datetime
 
 import pytest
 
@@ -58,3 +59,32 @@ def test_published_years_override_and_validate():
 def test_working_days_before_for_reminders():
     cal = WorkCalendar()
     assert cal.working_days_before(D("2026-10-09"), 2) == D("2026-09-30")  # over the National Day week
+
+
+def test_a_count_past_the_ends_of_the_calendar_is_a_value_error_not_an_overflow():
+    # a ValueError is what the deadline service rejects a command for; an OverflowError would stop its loop
+    cal = WorkCalendar()
+    with pytest.raises(ValueError, match="counting 1 working days after 9999-12-31 goes beyond 9999-12-31"):
+        cal.add_working_days(D("9999-12-31"), 1)
+    with pytest.raises(ValueError, match="counting 2 working days before 0001-01-02 goes beyond 0001-01-01"):
+        cal.working_days_before(D("0001-01-02"), 2)
+
+
+@pytest.mark.parametrize("rec, message", [
+    ({"year": float("inf")}, "year inf is not a year"),
+    ({"year": True}, "year True is not a year"),
+    ({"year": "twenty"}, "year 'twenty' is not a year"),
+    ({"year": 10_000}, "year 10000 is not a year"),
+    ({"year": 2027, "holidays": ["2027-01-01T00:00:00"]}, "holidays: '2027-01-01T00:00:00' is not a date"),
+    ({"year": 2027, "workdays": [datetime(2027, 2, 6)]}, "workdays: 2027-02-06 00:00:00 has a time of day"),
+    ({"year": 2027, "holidays": "2027-01-01"}, "holidays is a list of dates"),
+    ({"year": 2027, "holidays": [20270101]}, "holidays: 20270101 is not a date"),
+])
+def test_a_calendar_record_that_cannot_be_read_is_a_value_error_naming_the_field(rec, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        year_from_record(rec)
+
+
+def test_a_calendar_file_may_give_the_year_as_text_and_dates_as_dates():
+    assert year_from_record({"year": "2027", "holidays": [date(2027, 1, 1)]}) == PublishedYear(
+        2027, frozenset({D("2027-01-01")}), frozenset())
