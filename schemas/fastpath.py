@@ -129,6 +129,12 @@ def compile_writer(schema: Any) -> Writer:
     raise Unsupported(kind)
 
 
+def _inline_string(indent: str) -> list[str]:
+    """Source lines that write the string `x` as _w_string does, without the call."""
+    return [f"{indent}b = x.encode()", f"{indent}n = len(b)", f"{indent}append(SMALL[n] if n < 64 else zigzag(n))",
+            f"{indent}append(b)"]
+
+
 def _record(schema: dict) -> Writer:
     """A straight-line function for the record, strings written in place: no loop over fields, no
     call per string field."""
@@ -142,8 +148,7 @@ def _record(schema: dict) -> Writer:
         else:
             lines.append(f"    x = v[{f['name']!r}]")  # KeyError: the codec falls back and explains
         if w is _w_string:
-            lines += ["    b = x.encode()", "    n = len(b)", "    append(SMALL[n] if n < 64 else zigzag(n))",
-                      "    append(b)"]
+            lines += _inline_string("    ")
         else:
             env[f"w{i}"] = w
             lines.append(f"    w{i}(out, x)")
@@ -219,8 +224,7 @@ def compile_template(schema: dict, varying: frozenset[str]) -> Callable[[bytes, 
         else:
             body.append(f"        x = values[{name!r}]")
         if w is _w_string:
-            body += ["        b = x.encode()", "        n = len(b)",
-                     "        append(SMALL[n] if n < 64 else zigzag(n))", "        append(b)"]
+            body += _inline_string("        ")
         else:
             env[f"w{i}"] = w
             body += ["        if type(x) is dict:",
