@@ -1,8 +1,8 @@
 """End-to-end latency at a steady rate: from a department's publication to its arrival on a feed.
 
-    govbus bench latency [--rate 1000] [--seconds 30]
+    govbus bench latency [--rate 1000] [--seconds 30] [--workers 1]
 
-A fresh deployment (catalog entry, ten directed authorizations, one worker) as in
+A fresh deployment (catalog entry, ten directed authorizations, `workers` workers) as in
 `govbus bench pipeline`. A publisher sends `rate` publications a second, evenly paced, each
 stamped with the time it is sent (`occurred_at`); a subscriber reads one department's feed
 (every publication reaches all ten) and takes arrival time minus `occurred_at`. The first
@@ -99,14 +99,14 @@ async def _measure(bootstrap: str, source: str, output: str, rate: int, seconds:
             "p99": percentile(lat, 0.99) * 1000, "max": lat[-1] * 1000}
 
 
-async def run(base: Settings, rate: int, seconds: float) -> dict[str, dict[str, float]]:
+async def run(base: Settings, rate: int, seconds: float, workers: int = 1) -> dict[str, dict[str, float]]:
     async with raw_deployment(base) as (source, outputs):
         raw = await _measure(base.bootstrap, source, outputs[0], rate, seconds)
     with tempfile.TemporaryDirectory() as tmp:
-        async with deployment(base, Path(tmp)) as s:
+        async with deployment(base, Path(tmp), workers) as s:
             pipeline = await _measure(s.bootstrap, name_of(DELIVERIES, s.topic_prefix),
                                       feed_name(FANOUT[0], s.topic_prefix), rate, seconds)
     print(f"{'':26}{'publications/s':>16}{'measured':>10}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
-    for label, r in (("raw aiokafka loop (x10)", raw), ("govbus pipeline (x10)", pipeline)):
+    for label, r in (("raw aiokafka loop (x10)", raw), (f"govbus, {workers} worker(s) (x10)", pipeline)):
         print(f"{label:26}{r['rate']:16,.0f}{r['count']:10,}{r['p50']:10.1f}{r['p99']:10.1f}{r['max']:10.1f}")
     return {"raw": raw, "pipeline": pipeline}

@@ -534,14 +534,15 @@ def bench_scaling(n: int) -> None:
 @bench.command("latency")
 @click.option("--rate", default=1000, show_default=True, help="Publications per second, evenly paced.")
 @click.option("--seconds", default=30.0, show_default=True, help="Measured seconds, after a 5 s warm-up.")
-def bench_latency(rate: int, seconds: float) -> None:
+@click.option("--workers", default=1, show_default=True, help="Worker processes sharing the partitions.")
+def bench_latency(rate: int, seconds: float, workers: int) -> None:
     """Publication to arrival on a feed at a steady rate: p50, p99, max."""
     from ops import stack
     from ops.bench_latency import run
 
     s = settings()
     _run(stack.up(s))
-    _run(run(s, rate, seconds))
+    _run(run(s, rate, seconds, workers))
 
 
 @bench.command("codec")
