@@ -27,12 +27,13 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from ops.config import Settings
 from schemas.codec import default_codec
 from streams.identifiers import resident_id_check_char
+from streams.views import partitions_of
 from topics.admin import apply_topics
 from topics.registry import CATALOG, DELIVERIES, FEED_PARTITIONS, GRANTS, feed_name, name_of
 
@@ -60,22 +61,24 @@ def publications(n: int) -> list[tuple[bytes, bytes]]:
     return out
 
 
-async def _produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+async def produce_keyed(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+    """(key, value) pairs, in order, as fast as the broker takes them."""
     p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024)
     await p.start()
     try:
-        for key, value in records:
+        for key, value in messages:
             await p.send(topic, key=key, value=value)
         await p.flush()
     finally:
         await p.stop()
 
 
-async def _count(bootstrap: str, topics: list[str]) -> int:
+async def records_on(bootstrap: str, topics: list[str]) -> int:
+    """Records on these topics (the sum of their end offsets): progress without reading them."""
     c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     await c.start()
     try:
-        tps = [TopicPartition(t, p) for t in topics for p in range(FEED_PARTITIONS)]
+        tps = [tp for t in topics for tp in await partitions_of(c, t)]
         return sum((await c.end_offsets(tps)).values())
     finally:
         await c.stop()
@@ -85,10 +88,10 @@ async def _timed(bootstrap: str, source: str, outputs: list[str], records: list[
     """Publications per second: a warm-up of 100 first (the consumer has its partitions and its
     connections), then the rest timed from the first produce to the last of their outputs."""
     warm, timed = records[:100], records[100:]
-    await _produce(bootstrap, source, warm)
+    await produce_keyed(bootstrap, source, warm)
     await _wait_outputs(bootstrap, outputs, len(warm) * len(outputs), timeout=120.0)
     t0 = time.monotonic()
-    await _produce(bootstrap, source, timed)
+    await produce_keyed(bootstrap, source, timed)
     t1 = await _wait_outputs(bootstrap, outputs, len(records) * len(outputs), timeout=max(120.0, len(timed) / 50))
     return len(timed) / (t1 - t0)
 
@@ -96,10 +99,10 @@ async def _timed(bootstrap: str, source: str, outputs: list[str], records: list[
 async def _wait_outputs(bootstrap: str, topics: list[str], want: int, timeout: float) -> float:
     deadline = time.monotonic() + timeout
     while True:
-        if await _count(bootstrap, topics) >= want:
+        if await records_on(bootstrap, topics) >= want:
             return time.monotonic()
         if time.monotonic() > deadline:
-            raise TimeoutError(f"only {await _count(bootstrap, topics)} of {want} outputs after {timeout:.0f}s")
+            raise TimeoutError(f"only {await records_on(bootstrap, topics)} of {want} outputs after {timeout:.0f}s")
         await asyncio.sleep(0.05)
 
 

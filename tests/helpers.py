@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from ops.bench_pipeline import produce_keyed, records_on  # noqa: F401  (re-exported for the tests)
 from ops.seeds import approved_entry  # noqa: F401  (re-exported for the tests)
 from schemas.codec import default_codec
 from streams.identifiers import resident_id_check_char
@@ -38,18 +39,6 @@ async def produce(bootstrap: str, topic: str, values: list[bytes], key: bytes = 
     try:
         for v in values:
             await p.send(topic, key=key, value=v)
-        await p.flush()
-    finally:
-        await p.stop()
-
-
-async def produce_keyed(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
-    """(key, value) pairs, in order, as fast as the broker takes them."""
-    p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024)
-    await p.start()
-    try:
-        for key, value in messages:
-            await p.send(topic, key=key, value=value)
         await p.flush()
     finally:
         await p.stop()

@@ -7,7 +7,6 @@ import random
 import zlib
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from consumers.feed import Feed
 from ops.bench_pipeline import subjects
@@ -15,7 +14,6 @@ from ops.cli import _subscribe
 from ops.db import fetch
 from schemas.codec import HEADER, default_codec
 from schemas.errors import CodecError
-from streams.views import partitions_of
 from tests.helpers import (
     approved_entry,
     consume,
@@ -25,6 +23,7 @@ from tests.helpers import (
     produce,
     produce_keyed,
     read_to_end,
+    records_on,
     seed_catalog,
 )
 
@@ -35,13 +34,7 @@ FEEDS = ("NJ-MZ", "NJ-RS")
 
 
 async def topic_size(bus, topic: str) -> int:
-    """Records on a topic (its end offsets): progress without reading it."""
-    c = AIOKafkaConsumer(bootstrap_servers=bus.settings.bootstrap, group_id=None)
-    await c.start()
-    try:
-        return sum((await c.end_offsets(await partitions_of(c, topic))).values())
-    finally:
-        await c.stop()
+    return await records_on(bus.settings.bootstrap, [topic])
 
 
 async def feed_ids(bus, dept: str) -> set[str]:
