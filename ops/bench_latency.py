@@ -25,9 +25,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from ops.bench_pipeline import FANOUT, deployment, raw_deployment, subjects
 from ops.config import Settings
 from schemas.codec import default_codec
+from streams.outputs import key_hash
 from topics.registry import DELIVERIES, feed_name, name_of
 
 WARMUP = 5.0
+TICK = 0.005  # the publisher sends what is due every 5 ms
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -35,26 +37,39 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 
 async def _publish(bootstrap: str, topic: str, rate: int, seconds: float) -> int:
+    """`rate` publications a second for `seconds`, in ticks of TICK: each publication is stamped when
+    it is made, and a tick's publications leave as one record batch per partition, as a department's
+    system exporting a steady stream would send them. (A send() per record, paced to the millisecond,
+    costs this client about 0.4 ms of CPU each: on a small machine shared with the broker and the
+    worker, the measuring would slow what it measures.)"""
     codec = default_codec()
     ids = subjects(min(int(rate * seconds), 50_000))
-    p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1)
+    p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
     await p.start()
+    partitions = len(await p.partitions_for(topic))
     sent = 0
     try:
         start = time.monotonic()
         total = int(rate * seconds)
         while sent < total:
-            wait = start + sent / rate - time.monotonic()
+            wait = start + sent / rate + TICK - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
+            batches = {}
             while sent < total and start + sent / rate <= time.monotonic():
                 sid = ids[sent % len(ids)]
                 rec = {"event_id": f"lat-{sent}-{uuid.uuid4().hex[:8]}", "occurred_at": datetime.now(UTC),
                        "publisher": "WY-MZ", "resource_code": "WY-MZ-DB-001", "subject_id": sid,
                        "system_code": "WY-MZ-JZ", "items": {"姓名": f"居民{sent}", "保障类别": "城市低保",
                                                              "月救助金额": 650.0}}
-                await p.send(topic, key=sid.encode(), value=codec.encode("govbus.exchange.DataDelivery", rec))
+                key = sid.encode()
+                part = key_hash(key) % partitions
+                batch = batches.get(part) or batches.setdefault(part, p.create_batch())
+                batch.append(key=key, value=codec.encode("govbus.exchange.DataDelivery", rec), timestamp=None)
                 sent += 1
+            for part, batch in batches.items():
+                batch.close()
+                await p.send_batch(batch, topic, partition=part)
         await p.flush()
     finally:
         await p.stop()

@@ -20,7 +20,7 @@ import asyncio
 import gc
 import json
 import logging
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
@@ -77,6 +77,7 @@ PARTITIONS = {
 }
 PER_FEED = frozenset({"subscriber", "items", "grant_id", "purpose", "digest"})  # the rest is the publication's
 MAX_BATCH = 1000  # publications per poll: outputs of a whole batch are acknowledged before its commit
+MAX_IN_FLIGHT = 4  # batches whose outputs are on their way while the next one is judged
 
 
 def receives(department: str, resource_code: str) -> bool:
@@ -93,10 +94,11 @@ class DeliveryStream(ConsumerRebalanceListener):
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self.memory: dict[int, dict[str, dict]] = {}  # partition -> subject -> item definition -> source
-        self.lock = asyncio.Lock()  # one batch at a time; a rebalance waits for the batch in hand
-        # the batch whose outputs are on their way (its task commits once they are acknowledged),
-        # with the first offset of each of its partitions: the next batch is judged meanwhile
-        self.inflight: tuple[asyncio.Task, dict[TopicPartition, int]] | None = None
+        self.lock = asyncio.Lock()  # one batch judged at a time; a rebalance waits for the batches in hand
+        # batches whose outputs are on their way, oldest first, each with the first offset of each of
+        # its partitions; each one's task waits for its acknowledgements, then for the batch before it
+        self.inflight: deque[tuple[asyncio.Task, dict[TopicPartition, int]]] = deque()
+        self.acked: dict[TopicPartition, int] = {}  # offsets whose outputs are all acknowledged, not yet committed
         self._routes_cache: dict[tuple[str, str, date], list[Route]] = {}
         self._routes_seen = -1  # Changes.count the cache was filled at
         self.tally: Counter = Counter()  # metric children counted over a batch, added at its end
@@ -194,63 +196,108 @@ class DeliveryStream(ConsumerRebalanceListener):
         batches = {tp: recs for tp, recs in batches.items() if tp in owned and tp.partition in self.memory}
         if not batches:
             return
-        # a revocation acknowledged before a publication was made applies to it (R-26.2)
-        await grants_view.ensure_fresh_since(max(r.timestamp for recs in batches.values() for r in recs) / 1000)
+        # a revocation acknowledged before a publication was made applies to it (R-26.2): the grants
+        # view's round trip to the broker goes out first, and the batch is decoded while it is answered
+        moment = max(r.timestamp for recs in batches.values() for r in recs) / 1000
+        fresh = asyncio.ensure_future(grants_view.ensure_fresh_since(moment))
+        for _ in range(3):
+            await asyncio.sleep(0)
         out = Outputs(self.producer, PARTITIONS)
-        for tp, recs in batches.items():
-            memory = self.memory[tp.partition]
-            for msg in recs:
-                self._one(msg, memory, out)
+        decoded = [(self.memory[tp.partition], msg, self._decode(msg, out)) for tp, recs in batches.items()
+                   for msg in recs]
+        await fresh
+        for memory, msg, record in decoded:
+            if record is not None:
+                self._judge(msg, record, memory, out)
         for counter, n in self.tally.items():
             counter.inc(n)
         self.tally.clear()
         first = {tp: recs[0].offset for tp, recs in batches.items()}
-        failed = await self._settle()
-        if failed is not None:  # the batch before this one failed: both are read again, this one unsent
-            await self._rewind({**first, **failed})
+        self._prune()
+        if len(self.inflight) >= MAX_IN_FLIGHT:
+            await self.inflight[0][0]
+            self._prune()
+        if self.inflight and self._failed():  # an earlier batch failed: it and all after it are read again
+            await self._rewind_after_failure(first)
+            return
+        try:
+            acks = await out.submit()
+        except KafkaError:
+            log.exception("outputs of a batch not accepted by the producer; the batch is read again")
+            await self._rewind_after_failure(first)
             return
         commit = {tp: recs[-1].offset + 1 for tp, recs in batches.items()}
-        self.inflight = (asyncio.create_task(self._finish(out, commit)), first)
+        before = self.inflight[-1][0] if self.inflight else None
+        self.inflight.append((asyncio.create_task(self._finish(acks, commit, before)), first))
 
-    async def _finish(self, out: Outputs, commit: dict[TopicPartition, int]) -> bool:
+    async def _finish(self, acks: asyncio.Future, commit: dict[TopicPartition, int],
+                      before: asyncio.Task | None) -> bool:
+        """True once this batch's outputs and those of every batch before it are acknowledged; its
+        offsets are then committed, together with theirs, unless a newer batch will commit them."""
         try:
-            await out.send()
+            await acks
+            sent = True
         except KafkaError:
             log.exception("outputs of a batch not acknowledged by the broker; the batch is read again")
+            sent = False
+        if before is not None and not await before:
+            return False  # read again from the failed batch before it
+        if not sent:
             return False
+        self.acked.update(commit)
+        if self.inflight and self.inflight[-1][0] is asyncio.current_task():
+            await self._commit()
+        return True
+
+    async def _commit(self) -> None:
+        if not self.acked:
+            return
+        offsets, self.acked = self.acked, {}
         try:
-            await self.consumer.commit(commit)
+            await self.consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError) as exc:
             log.warning("commit refused (%s): the partitions' new owner delivers these again, by the same ids", exc)
         except KafkaError:
             log.exception("commit failed: these publications are delivered again, by the same ids")
-        return True
+
+    def _prune(self) -> None:
+        """Forget the oldest batches once they are acknowledged."""
+        while self.inflight and self.inflight[0][0].done() and self.inflight[0][0].result():
+            self.inflight.popleft()
+
+    def _failed(self) -> bool:
+        return any(task.done() and not task.result() for task, _ in self.inflight)
 
     async def _settle(self) -> dict[TopicPartition, int] | None:
-        """Wait for the batch in flight; its first offsets when it failed, else None."""
-        if self.inflight is None:
-            return None
-        task, first = self.inflight
-        self.inflight = None
-        return None if await task else first
+        """Wait for every batch in flight and commit what is acknowledged; when one failed, the first
+        offsets of it and of every batch after it (where each partition is to be read again), else None."""
+        again: dict[TopicPartition, int] | None = None
+        while self.inflight:
+            task, first = self.inflight.popleft()
+            if not await task and again is None:
+                again = {}
+            if again is not None:
+                for tp, offset in first.items():
+                    again.setdefault(tp, offset)
+        await self._commit()
+        return again
 
-    async def _rewind(self, first: dict[TopicPartition, int]) -> None:
-        """Read these partitions again from these offsets, with the memory as the broker has it."""
-        owned = self.consumer.assignment()
+    async def _rewind_after_failure(self, first: dict[TopicPartition, int]) -> None:
+        """A batch before this one failed, or this one could not be sent: read both again."""
+        again = await self._settle() or {}
         for tp, offset in first.items():
-            if tp in owned:
-                self.consumer.seek(tp, offset)
-        self.memory.clear()
-        await asyncio.sleep(1.0)
-        await self._restore(sorted(tp.partition for tp in owned))
+            again.setdefault(tp, offset)
+        await self._rewind(again)
 
-    def _one(self, msg, memory: dict[str, dict], out: Outputs) -> None:
-        now = datetime.now(UTC)
+    def _decode(self, msg, out: Outputs) -> dict | None:
         try:
-            record = CODEC.decode(msg.value or b"", DELIVERY).record
+            return CODEC.decode(msg.value or b"", DELIVERY).record
         except CodecError as exc:
-            self._reject(out, msg, exc.code, exc.reason, now)
-            return
+            self._reject(out, msg, exc.code, exc.reason, datetime.now(UTC))
+            return None
+
+    def _judge(self, msg, record: dict, memory: dict[str, dict], out: Outputs) -> None:
+        now = datetime.now(UTC)
         try:
             self._deliver(msg, record, memory, now, out)
         except Exception as exc:  # a fault of the bus must not stop the stream; the input is kept

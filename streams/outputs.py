@@ -1,8 +1,8 @@
 """What one batch of inputs sends, gathered into Kafka record batches per topic-partition.
 
-The hot path appends records synchronously (no coroutine, no future per record) and `send()`
-hands every record batch to the producer at once, then waits until the broker has every one of
-them: the caller commits its input offsets only after that (at-least-once, nothing lost).
+The hot path appends records synchronously (no coroutine, no future per record) and `submit()`
+hands every record batch to the producer at once; what it returns completes when the broker has
+every one of them: the caller commits its input offsets only after that (at-least-once, nothing lost).
 
 Partitions follow Kafka's default partitioner (murmur2 of the key), so records keyed by subject
 land where any other Kafka client would put them.
@@ -49,14 +49,19 @@ class Outputs:
 
     async def send(self) -> None:
         """Send everything and return once the broker has acknowledged all of it; raise if any failed."""
+        await (await self.submit())
+
+    async def submit(self) -> asyncio.Future:
+        """Hand every record batch to the producer (each partition's in order); returns what completes
+        when the broker has acknowledged all of them, or fails with the first error."""
         for tp, batch in self._open.items():
             self._full[tp].append(batch)
         self._open.clear()
         pending, self._full = self._full, defaultdict(list)
         # one chain per partition keeps its batches in order; partitions go side by side
         futures = await asyncio.gather(*(self._submit(tp, batches) for tp, batches in pending.items()))
-        await asyncio.gather(*(f for chain in futures for f in chain))
         self.count = 0
+        return asyncio.gather(*(f for chain in futures for f in chain))
 
     async def _submit(self, tp: tuple[str, int], batches: list) -> list[asyncio.Future]:
         futures = []
