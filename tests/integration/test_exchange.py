@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from consumers.feed import Feed
 from ops.cli import _subscribe
@@ -233,3 +234,28 @@ async def test_the_same_items_about_the_same_person_from_two_departments_raise_o
 
     (rep,) = await eventually(republished, timeout=30)
     assert rep["rule_ids"] == ["R-27.1", "R-48.1"]
+
+
+async def test_successive_updates_of_one_subject_reach_the_feed_in_the_order_they_were_published(bus, workers):
+    """Batches are judged while earlier ones are still being acknowledged: a subject's updates still
+    reach the accepted log and every feed in publication order."""
+    await seed_catalog(bus, GA)
+    await _subscribe("NJ-MZ", "GA-RK-001", True)
+    workers.start()
+    codec, sent = default_codec(), []
+    p = AIOKafkaProducer(bootstrap_servers=bus.settings.bootstrap, acks="all", linger_ms=0)
+    await p.start()
+    try:
+        for n in range(300):  # a steady stream: many small batches, several in flight at once
+            r = delivery(subject=ID1, items={"姓名": "张三", "户籍地址": f"第{n}号"})
+            await p.send(bus.topic("govbus.deliveries"), key=ID1.encode(), value=codec.encode(DELIVERY, r))
+            sent.append(r["event_id"])
+            if n % 10 == 9:
+                await asyncio.sleep(0.005)
+        await p.flush()
+    finally:
+        await p.stop()
+    fed = await wait_feed(bus, "NJ-MZ", len(sent))
+    assert [f["event_id"] for f in fed] == sent
+    accepted = decoded(await consume(bus.settings.bootstrap, bus.topic("govbus.deliveries.accepted"), count=len(sent)))
+    assert [a["event_id"] for a in accepted] == sent
