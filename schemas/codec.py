@@ -80,6 +80,8 @@ class Codec:
         # writer fingerprint -> the reader schema to resolve to (None: the writer is the newest)
         self._resolve_to = {v.fingerprint: None if self.latest[v.name] is v else self.latest[v.name].schema
                             for v in self.versions}
+        # single-object header (marker + fingerprint) -> the writer and the reader schema to resolve to
+        self._reading = {MAGIC + v.fingerprint: (v, self._resolve_to[v.fingerprint]) for v in self.versions}
         self._fast: dict[str, Any] = {}
         self._templates: dict[tuple[str, frozenset[str]], Any] = {}
         for name, v in self.latest.items():
@@ -167,15 +169,16 @@ class Codec:
             ) from None
 
     def decode(self, data: bytes, expect: str | None = None) -> Decoded:
-        writer = self.by_fingerprint.get(data[2:HEADER]) if data[:2] == MAGIC else None
-        if writer is None:
-            writer = self.writer_of(data)  # raises the error that says what is wrong
+        reading = self._reading.get(data[:HEADER])  # one look-up: the marker and the fingerprint at once
+        if reading is None:
+            self.writer_of(data)  # raises the error that says what is wrong
+        writer, resolve_to = reading
         if expect is not None and writer.name != expect:
             raise WrongSchema(f"this topic carries {expect}, not {writer.name} v{writer.version}")
         body = data[HEADER:]  # fastavro reads a buffer from its start much faster than from an offset
         buf = io.BytesIO(body)
         try:
-            record = schemaless_reader(buf, writer.schema, self._resolve_to[writer.fingerprint])
+            record = schemaless_reader(buf, writer.schema, resolve_to)
         except Exception as exc:
             raise Undecodable(
                 f"body does not decode as {writer.name} v{writer.version}: {type(exc).__name__}: {exc}"
