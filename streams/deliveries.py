@@ -78,7 +78,6 @@ PARTITIONS = {
 PER_FEED = frozenset({"subscriber", "items", "grant_id", "purpose", "digest"})  # the rest is the publication's
 MAX_BATCH = 1000  # publications per poll: outputs of a whole batch are acknowledged before its commit
 MAX_IN_FLIGHT = 4  # batches whose outputs are on their way while the next one is judged
-YIELD_EVERY = 8  # publications judged between turns of the event loop
 
 
 def receives(department: str, resource_code: str) -> bool:
@@ -207,11 +206,9 @@ class DeliveryStream(ConsumerRebalanceListener):
         decoded = [(self.memory[tp.partition], msg, self._decode(msg, out)) for tp, recs in batches.items()
                    for msg in recs]
         await fresh
-        for i, (memory, msg, record) in enumerate(decoded, 1):
+        for memory, msg, record in decoded:
             if record is not None:
                 self._judge(msg, record, memory, out)
-            if i % YIELD_EVERY == 0:  # let acknowledgements and fetches in: the producer sends its next
-                await asyncio.sleep(0)  # request only once the last one's answer is read
         for counter, n in self.tally.items():
             counter.inc(n)
         self.tally.clear()
