@@ -289,6 +289,16 @@ class DeliveryStream(ConsumerRebalanceListener):
             again.setdefault(tp, offset)
         await self._rewind(again)
 
+    async def _rewind(self, first: dict[TopicPartition, int]) -> None:
+        """Read these partitions again from these offsets, with the memory as the broker has it."""
+        owned = self.consumer.assignment()
+        for tp, offset in first.items():
+            if tp in owned:
+                self.consumer.seek(tp, offset)
+        self.memory.clear()
+        await asyncio.sleep(1.0)
+        await self._restore(sorted(tp.partition for tp in owned))
+
     def _decode(self, msg, out: Outputs) -> dict | None:
         try:
             return CODEC.decode(msg.value or b"", DELIVERY).record

@@ -7,6 +7,8 @@ import random
 import zlib
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from consumers.feed import Feed
 from ops.bench_pipeline import subjects
@@ -26,6 +28,7 @@ from tests.helpers import (
     records_on,
     seed_catalog,
 )
+from topics import registry
 
 DELIVERY = "govbus.exchange.DataDelivery"
 # publications per fault run; GOVBUS_FAULT_DELIVERIES=3000 gives a quick local run of the same tests
@@ -105,6 +108,48 @@ async def stream_with_a_fault(bus, n: int, fault) -> None:
 
     assert await eventually(ledger_complete, timeout=600, interval=2)
     assert await ledger_count(bus, "SELECT count(*) FROM ledger_deliveries WHERE event_id = ANY($1)", list(ids)) == n
+
+
+async def limit_feed(bus, dept: str, max_bytes: int | None) -> None:
+    """Set, or lift, the broker's size limit for a record batch on a department's feed topic."""
+    configs = registry.feed(dept).configs() | ({"max.message.bytes": str(max_bytes)} if max_bytes else {})
+    admin = AIOKafkaAdminClient(bootstrap_servers=bus.settings.bootstrap)
+    await admin.start()
+    try:
+        (answer,) = await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, bus.feed(dept), configs)])
+        assert [r[0] for r in answer.resources] == [0], answer  # no error code
+    finally:
+        await admin.close()
+
+
+async def committed(bus) -> int:
+    """Deliveries the delivery stream's consumer group has committed, over all partitions."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bus.settings.bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(f"{bus.prefix}govbus-deliveries")
+    finally:
+        await admin.close()
+    return sum(o.offset for tp, o in offsets.items() if tp.topic == bus.topic("govbus.deliveries"))
+
+
+async def test_outputs_the_broker_refuses_are_sent_again_and_nothing_after_them_is_committed(bus, workers):
+    await prepare(bus)
+    await limit_feed(bus, "NJ-RS", 64)  # every record batch for NJ-RS is now too large for the broker
+    workers.start()
+    messages, ids = publications(200)
+    sending = asyncio.create_task(produce_keyed(bus.settings.bootstrap, bus.topic("govbus.deliveries"), messages))
+    await asyncio.sleep(8)  # batches judged, NJ-MZ's outputs taken, NJ-RS's refused, read again, refused...
+    assert await topic_size(bus, bus.feed("NJ-RS")) == 0
+    assert await committed(bus) == 0
+    await limit_feed(bus, "NJ-RS", None)
+    await sending
+
+    async def delivered():
+        return await feed_ids(bus, "NJ-RS") >= ids and await committed(bus) == len(ids)
+
+    assert await eventually(delivered, timeout=60, interval=1)
+    assert await feed_ids(bus, "NJ-MZ") == ids  # sent more than once, under the same ids
 
 
 async def test_a_worker_killed_mid_stream_loses_nothing_and_subscribers_see_no_duplicate(bus, workers, ledger):
