@@ -6,10 +6,10 @@ A fresh deployment (catalog entry, ten directed authorizations, `workers` worker
 `govbus bench pipeline`. A publisher makes `rate` publications a second, evenly paced, each
 stamped with the time it is made (`occurred_at`), and sends what is due every 5 ms; a subscriber
 reads one department's feed (every publication reaches all ten) and takes arrival time minus
-`occurred_at`. The first
-5 seconds are a warm-up and are not counted. The same publisher and subscriber are first run
-around the raw aiokafka loop of `govbus bench pipeline` (one of its ten outputs is read): the
-floor that Kafka, the clients and this machine set. Prints p50, p99 and max of both.
+`occurred_at`. The first 5 seconds are a warm-up and are not counted. The same publisher and
+subscriber are first run around the raw aiokafka loop of `govbus bench pipeline` (one of its ten
+outputs is read): the floor that Kafka, the clients and this machine set. Prints p50, p99 and
+max of both.
 """
 
 from __future__ import annotations
