@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from ops.bench_pipeline import FANOUT, deployment, raw_deployment, subjects
 from ops.config import Settings
 from schemas.codec import default_codec
-from streams.outputs import key_hash
+from streams.outputs import Outputs
 from topics.registry import DELIVERIES, feed_name, name_of
 
 WARMUP = 5.0
@@ -47,7 +47,8 @@ async def _publish(bootstrap: str, topic: str, rate: int, seconds: float) -> int
     ids = subjects(min(int(rate * seconds), 50_000))
     p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
     await p.start()
-    partitions = len(await p.partitions_for(topic))
+    out = Outputs(p, {topic: len(await p.partitions_for(topic))})
+    acks = []
     sent = 0
     try:
         start = time.monotonic()
@@ -56,22 +57,16 @@ async def _publish(bootstrap: str, topic: str, rate: int, seconds: float) -> int
             wait = start + sent / rate + TICK - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-            batches = {}
             while sent < total and start + sent / rate <= time.monotonic():
                 sid = ids[sent % len(ids)]
                 rec = {"event_id": f"lat-{sent}-{uuid.uuid4().hex[:8]}", "occurred_at": datetime.now(UTC),
                        "publisher": "WY-MZ", "resource_code": "WY-MZ-DB-001", "subject_id": sid,
                        "system_code": "WY-MZ-JZ", "items": {"姓名": f"居民{sent}", "保障类别": "城市低保",
                                                              "月救助金额": 650.0}}
-                key = sid.encode()
-                part = key_hash(key) % partitions
-                batch = batches.get(part) or batches.setdefault(part, p.create_batch())
-                batch.append(key=key, value=codec.encode("govbus.exchange.DataDelivery", rec), timestamp=None)
+                out.add(topic, sid.encode(), codec.encode("govbus.exchange.DataDelivery", rec))
                 sent += 1
-            for part, batch in batches.items():
-                batch.close()
-                await p.send_batch(batch, topic, partition=part)
-        await p.flush()
+            acks.append(await out.submit())
+        await asyncio.gather(*acks)
     finally:
         await p.stop()
     return sent

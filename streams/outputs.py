@@ -28,7 +28,6 @@ class Outputs:
         self.partitions = partitions  # topic -> partition count
         self._open: dict[tuple[str, int], object] = {}
         self._full: dict[tuple[str, int], list] = defaultdict(list)
-        self.count = 0
 
     def add(self, topic: str, key: bytes, value: bytes, *, hashed: int | None = None,
             partition: int | None = None) -> None:
@@ -45,11 +44,6 @@ class Outputs:
             batch = self._open[tp] = self.producer.create_batch()
             if batch.append(key=key, value=value, timestamp=None) is None:
                 raise ValueError(f"a record of {len(value)} bytes is larger than a whole batch for {topic}")
-        self.count += 1
-
-    async def send(self) -> None:
-        """Send everything and return once the broker has acknowledged all of it; raise if any failed."""
-        await (await self.submit())
 
     async def submit(self) -> asyncio.Future:
         """Hand every record batch to the producer (each partition's in order); returns what completes
@@ -60,7 +54,6 @@ class Outputs:
         pending, self._full = self._full, defaultdict(list)
         # one chain per partition keeps its batches in order; partitions go side by side
         futures = await asyncio.gather(*(self._submit(tp, batches) for tp, batches in pending.items()))
-        self.count = 0
         return asyncio.gather(*(f for chain in futures for f in chain))
 
     async def _submit(self, tp: tuple[str, int], batches: list) -> list[asyncio.Future]:
