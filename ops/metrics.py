@@ -1,29 +1,75 @@
-"""Domain metrics for operators (Prometheus)."""
+"""Every metric govbus exports, named by Prometheus conventions; each process serves the ones it updates."""
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+# ---------------------------------------------------------------- flow
+RECORDS_IN = Counter("govbus_records_in_total", "Records read, by process and topic (without the deployment prefix)",
+                     ["process", "topic"])
+RECORDS_OUT = Counter("govbus_records_out_total", "Records written, by process and topic (feeds as govbus.feed)",
+                      ["process", "topic"])
 ACCEPTED = Counter("govbus_deliveries_accepted_total", "Publications accepted into the exchange", ["publisher"])
-REJECTED = Counter("govbus_rejects_total", "Inputs refused, by kind", ["code"])
-FED = Counter("govbus_feed_deliveries_total", "Records delivered to department feeds", ["subscriber"])
+REJECTED = Counter("govbus_rejects_total", "Inputs refused, by code", ["code"])
+FED = Counter("govbus_feed_deliveries_total", "Records delivered to department feeds, by department and resource",
+              ["subscriber", "resource"])
 LAG = Histogram(
     "govbus_delivery_latency_seconds", "From publication to routing",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+BATCH_SECONDS = Histogram(
+    "govbus_batch_processing_seconds", "Time to judge one polled batch, by process",
+    ["process"], buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+CONSUMER_LAG = Gauge("govbus_consumer_lag_records",
+                     "Records not yet consumed by a process's consumer group, by topic and partition",
+                     ["group", "topic", "partition"])
+ALERTS = Counter("govbus_alerts_total",
+                 "Alerts raised for the authority, by kind (duplicate_collection, one_source_violation, ...)",
+                 ["kind"])
+
+# ---------------------------------------------------------------- deadlines
+DEADLINES_OPEN = Gauge("govbus_deadlines_open", "Open statutory deadlines, by process and party",
+                       ["process", "party"])
+DEADLINE_NOTICES = Counter("govbus_deadline_notices_total",
+                           "Deadline notices sent (started, reminder, breach, closed, ...), by kind and process",
+                           ["kind", "process"])
+
+# ---------------------------------------------------------------- sinks
 LEDGER_ROWS = Counter("govbus_ledger_rows_total", "Rows written to the ledger", ["table"])
-LEDGER_RETRIES = Counter("govbus_ledger_retries_total", "Ledger batches retried after a database error")
-ALERTS = Counter("govbus_alerts_total", "Alerts raised for the authority, by kind", ["kind"])
+LEDGER_RETRIES = Counter("govbus_ledger_retries_total", "Ledger batches retried after a database outage")
+SINK_LAST_WRITE = Gauge("govbus_sink_last_write_timestamp_seconds",
+                        "Unix time of the sink's last successful write", ["sink"])
+SINK_QUARANTINED = Counter("govbus_sink_quarantined_total",
+                           "Records the store refused and the sink set aside in quarantine", ["sink"])
+SINK_QUARANTINE_SIZE = Gauge("govbus_sink_quarantine_records",
+                             "Records in quarantine now, not yet replayed", ["sink"])
+
+# ---------------------------------------------------------------- processes
+PROCESS_UP = Gauge("govbus_process_up", "1 while a supervised process is running, 0 while it is down",
+                   ["process"])
+PROCESS_RESTARTS = Counter("govbus_process_restarts_total", "Restarts of a supervised process after it exited",
+                           ["process"])
+PROCESS_STARTED = Gauge("govbus_process_start_time_seconds", "Unix time a supervised process was last started",
+                        ["process"])
 
 
 # the hot path asks for the same few label children over and over
-@lru_cache(maxsize=1024)
-def fed(subscriber: str):
-    return FED.labels(subscriber)
+@lru_cache(maxsize=4096)
+def fed(subscriber: str, resource: str):
+    return FED.labels(subscriber, resource)
 
 
 @lru_cache(maxsize=1024)
 def accepted(publisher: str):
     return ACCEPTED.labels(publisher)
+
+
+def serve(port: int, process: str) -> None:
+    """Serve this process's metrics on 127.0.0.1:port (0: not at all)."""
+    if port:
+        start_http_server(port, addr="127.0.0.1")
+        logging.getLogger("govbus").info("%s metrics on http://127.0.0.1:%s/metrics", process, port)

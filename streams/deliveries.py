@@ -349,7 +349,7 @@ class DeliveryStream(ConsumerRebalanceListener):
         encode = CODEC.encoder(FEED, feeds[0], PER_FEED) if feeds else None
         for fed in feeds:
             out.add(FEED_NAMES[fed["subscriber"]], key, encode(fed), hashed=hashed)
-            self.tally[metrics.fed(fed["subscriber"])] += 1
+            self.tally[metrics.fed(fed["subscriber"], fed["resource_code"])] += 1
         metrics.LAG.observe(max(0.0, (now - record["occurred_at"]).total_seconds()))
 
     def _routes(self, record: dict, entry: dict, today: date) -> list[Route]:
