@@ -1,10 +1,5 @@
-"""The ledger sink: every accepted publication, every delivery to a feed and every reject,
-written to PostgreSQL in batches, idempotent on event id (R-8.1).
-
-A batch is `add()`-ed record by record and `flush()`-ed in one transaction; offsets are
-committed only after the flush. When the database is unreachable the sink keeps its
-batch and its place, backs off and retries; nothing is skipped and nothing doubled.
-"""
+"""The ledger sink: every accepted publication, every delivery to a feed and every reject, written to
+PostgreSQL in batches, idempotent on event id (R-8.1); what the database refuses is set aside, never dropped."""
 
 from __future__ import annotations
 
@@ -12,19 +7,24 @@ import asyncio
 import json
 import logging
 import re
+import time
 from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from consumers.errors import SinkUnavailable
+from consumers.errors import RecordRefused, SinkUnavailable, classify
 from ops import metrics
 from schemas.codec import default_codec
 from schemas.errors import CodecError
+from topics import registry
 
 log = logging.getLogger("govbus.ledger")
+
 
 def _ts(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
@@ -149,91 +149,248 @@ WRITERS = {
     "govbus.sharing.ShareDecision": ("share_decisions", _share_decisions),
     "govbus.ops.Alert": ("alerts", _alerts),
 }
+LEDGER_TOPICS = tuple(spec for spec in registry.FIXED if spec.recorded)
+REJECT = "govbus.ops.Reject"
 
 
 def ledger_pattern(prefix: str) -> str:
-    return (rf"^{re.escape(prefix)}govbus\.(deliveries\.accepted|rejects|feed\..+|catalog|catalog\.decisions"
-            r"|catalog\.responsibilities|notices|grants|sharing\.decisions|alerts)$")
+    names = "|".join(re.escape(spec.name) for spec in LEDGER_TOPICS)
+    return rf"^{re.escape(prefix)}({names}|{re.escape(registry.FEED_PREFIX)}.+)$"
+
+
+@dataclass
+class Held:
+    """One record of a batch, with where it came from."""
+
+    topic: str
+    partition: int
+    offset: int
+    raw: bytes
+    timestamp_ms: int
+    name: str | None = None  # record type, None when unreadable
+    record: dict | None = None
+
+
+@dataclass
+class SetAside:
+    """A record the ledger could not write, with what a person needs to put it right."""
+
+    held: Held
+    error_class: str
+    error: str
+
+    @property
+    def table(self) -> str | None:
+        return WRITERS[self.held.name][0] if self.held.name in WRITERS else None
+
+    @property
+    def reason(self) -> str:
+        h = self.held
+        what = f"this {h.name.rsplit('.', 1)[-1]}" if h.name else "this message"
+        where = f"{self.table}" if self.table else "the ledger"
+        return (f"the ledger could not record {what} from {h.topic}:{h.partition}:{h.offset}: "
+                f"{where} refused it ({self.error_class}: {clean_text(self.error)}). It is kept in "
+                "ledger_quarantine; correct the cause, then run `govbus ledger replay`.")
+
+
+def clean_text(s: str) -> str:
+    """A message safe to store as text: PostgreSQL's text holds no NUL."""
+    return s.replace("\x00", "\\x00")
+
+
+async def _quarantine(conn, items: Iterable[SetAside]) -> None:
+    await conn.executemany(
+        "INSERT INTO ledger_quarantine (source_topic, source_partition, source_offset, record_type, target_table,"
+        " source_timestamp, raw, error_class, error, reason) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"
+        " ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING",
+        [(q.held.topic, q.held.partition, q.held.offset, q.held.name, q.table, _ts(q.held.timestamp_ms),
+          q.held.raw, q.error_class, clean_text(q.error), q.reason) for q in items])
 
 
 class LedgerSink:
+    """`add()` records, `flush()` them in one transaction: a store that is down is waited for, a record
+    the store refuses is set aside in `ledger_quarantine` and the rest of the batch is written."""
+
     def __init__(self, dsn: str, *, max_backoff: float = 5.0):
         self.dsn = dsn
         self.max_backoff = max_backoff
         self.codec = default_codec()
-        self.batch: dict[str, list[tuple[dict, int]]] = defaultdict(list)
+        self.batch: dict[str, list[Held]] = defaultdict(list)
+        self.unreadable: list[SetAside] = []
         self._pool: asyncpg.Pool | None = None
 
-    def add(self, value: bytes | None, timestamp_ms: int) -> None:
+    def add(self, value: bytes | None, timestamp_ms: int, position: tuple[str, int, int]) -> None:
+        topic, partition, offset = position
+        held = Held(topic, partition, offset, bytes(value or b""), timestamp_ms)
         try:
-            d = self.codec.decode(value or b"")
+            d = self.codec.decode(held.raw)
         except CodecError as exc:
-            log.error("ledger input unreadable, skipped: %s", exc.reason)
+            self.unreadable.append(SetAside(held, type(exc).__name__, exc.reason))
             return
         if d.name in WRITERS:
-            self.batch[d.name].append((d.record, timestamp_ms))
+            held.name, held.record = d.name, d.record
+            self.batch[d.name].append(held)
 
-    async def _write(self) -> None:
+    async def _connect_pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=2)
+        return self._pool
+
+    async def _attempt(self, one_by_one: bool) -> list[SetAside]:
+        """Write the batch in one transaction; one by one (a savepoint each) when the store refused it whole."""
+        aside = list(self.unreadable)
         try:
-            if self._pool is None:
-                self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=2)
-            async with self._pool.acquire() as conn, conn.transaction():
-                for name, records in self.batch.items():
-                    if records:
-                        await WRITERS[name][1](conn, records)
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, asyncio.TimeoutError,
-                # a connection cut in the middle of a statement, found out by the transaction's rollback
-                asyncpg.InternalClientError) as exc:
-            if self._pool is not None:
+            pool = await self._connect_pool()
+            async with pool.acquire() as conn, conn.transaction():
+                for name, held in self.batch.items():
+                    writer = WRITERS[name][1]
+                    if not one_by_one:
+                        await writer(conn, [(h.record, h.timestamp_ms) for h in held])
+                        continue
+                    for h in held:
+                        try:
+                            async with conn.transaction():
+                                await writer(conn, [(h.record, h.timestamp_ms)])
+                        except Exception as exc:
+                            err = classify(exc)
+                            if err.retriable:
+                                raise err from exc
+                            aside.append(SetAside(h, getattr(err, "error_class", type(exc).__name__), str(err)))
+                if aside:
+                    await _quarantine(conn, aside)
+        except Exception as exc:
+            err = classify(exc)
+            if err.retriable and self._pool is not None:
                 self._pool.terminate()
                 self._pool = None
-            raise SinkUnavailable(f"PostgreSQL unavailable: {exc}", retry_after=0.5) from exc
+            raise err from exc
+        return aside
 
-    async def flush(self) -> None:
-        """Write the batch; on a retriable failure wait and retry until it is written."""
+    async def flush(self) -> list[SetAside]:
+        """Write the batch, waiting out outages; returns what was set aside in quarantine."""
         delay = None
+        one_by_one = False
         try:
             while True:
                 try:
-                    await self._write()
+                    aside = await self._attempt(one_by_one)
                     break
+                except RecordRefused:
+                    one_by_one = True  # find the records refused; the others are written
                 except SinkUnavailable as exc:
                     delay = min(self.max_backoff, delay * 2 if delay else exc.retry_after)
                     metrics.LEDGER_RETRIES.inc()
                     log.warning("%s; retrying in %.1fs", exc, delay)
                     await asyncio.sleep(delay)
-            for name, rows in self.batch.items():
-                metrics.LEDGER_ROWS.labels(WRITERS[name][0]).inc(len(rows))
+            refused = {id(q.held) for q in aside}
+            for name, held in self.batch.items():
+                metrics.LEDGER_ROWS.labels(WRITERS[name][0]).inc(sum(1 for h in held if id(h) not in refused))
+            metrics.SINK_LAST_WRITE.labels("ledger").set(time.time())
+            if aside:
+                metrics.SINK_QUARANTINED.labels("ledger").inc(len(aside))
+                for q in aside:
+                    log.error("set aside in ledger_quarantine: %s", q.reason)
+            return aside
         finally:
             self.batch.clear()
+            self.unreadable.clear()
+
+    async def quarantined(self) -> int:
+        """Records in quarantine, not yet replayed."""
+        pool = await self._connect_pool()
+        return await pool.fetchval("SELECT count(*) FROM ledger_quarantine WHERE replayed_at IS NULL")
 
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
 
 
+def reject_of(q: SetAside, now: datetime) -> dict:
+    """The rejects-topic record that tells the publisher and the operator what was set aside."""
+    rec = q.held.record or {}
+    return {
+        "reject_id": f"{q.held.topic}:{q.held.partition}:{q.held.offset}", "rejected_at": now,
+        "source_topic": q.held.topic, "source_partition": q.held.partition, "source_offset": q.held.offset,
+        "code": "ledger_refused", "reason": q.reason, "publisher": rec.get("publisher"),
+        "original_event_id": rec.get("event_id"), "rule_ids": ["R-8.1"], "raw": q.held.raw,
+    }
+
+
+async def replay_quarantine(dsn: str, ids: Iterable[int] = ()) -> tuple[int, list[tuple[int, str]]]:
+    """Write what is in quarantine again (once its cause is fixed): the number written, and what the
+    store still refuses (id, reason). Replayed records stay in the table, marked, for the record."""
+    codec = default_codec()
+    wanted = sorted(set(ids))
+    conn = await asyncpg.connect(dsn)
+    written, refused = 0, []
+    try:
+        rows = await conn.fetch(
+            "SELECT quarantine_id, raw, source_timestamp FROM ledger_quarantine WHERE replayed_at IS NULL"
+            " AND (cardinality($1::bigint[]) = 0 OR quarantine_id = ANY($1::bigint[])) ORDER BY quarantine_id",
+            wanted)
+        for row in rows:
+            ts = int(row["source_timestamp"].timestamp() * 1000)
+            try:
+                d = codec.decode(row["raw"])
+                if d.name not in WRITERS:
+                    raise RecordRefused(f"the ledger keeps no {d.name} records", "WrongSchema")
+                async with conn.transaction():
+                    await WRITERS[d.name][1](conn, [(d.record, ts)])
+                    await conn.execute("UPDATE ledger_quarantine SET replayed_at = now(), replay_error = NULL"
+                                       " WHERE quarantine_id = $1", row["quarantine_id"])
+                written += 1
+            except Exception as exc:
+                err = exc if isinstance(exc, CodecError) else classify(exc)
+                if getattr(err, "retriable", False):
+                    raise err from exc
+                reason = clean_text(f"{type(exc).__name__}: {exc}")
+                await conn.execute("UPDATE ledger_quarantine SET replay_error = $2 WHERE quarantine_id = $1",
+                                   row["quarantine_id"], reason)
+                refused.append((row["quarantine_id"], reason))
+    finally:
+        await conn.close()
+    return written, refused
+
+
+def topic_label(topic: str, prefix: str) -> str:
+    return registry.logical_name(topic, prefix)
+
+
 async def run_ledger(bootstrap: str, dsn: str, prefix: str = "", *, group_id: str | None = None,
                      stop: asyncio.Event | None = None, batch_size: int = 2000) -> None:
-    """Consume the accepted, feed and rejects topics into the ledger until `stop` is set."""
+    """Consume the accepted, feed, rejects and state topics into the ledger until `stop` is set."""
     stop = stop or asyncio.Event()
+    group = group_id or f"{prefix}govbus-ledger"
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group_id or f"{prefix}govbus-ledger",
+        bootstrap_servers=bootstrap, group_id=group,
         enable_auto_commit=False, auto_offset_reset="earliest", metadata_max_age_ms=10_000,
         max_poll_interval_ms=30 * 60 * 1000, isolation_level="read_committed",
     )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    rejects = registry.name_of(registry.REJECTS, prefix)
     consumer.subscribe(pattern=ledger_pattern(prefix))
     await consumer.start()
+    await producer.start()
     sink = LedgerSink(dsn)
+    codec = default_codec()
+    counted = 0.0
     try:
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=300, max_records=batch_size)
+            await metrics.observe_lag(consumer, group, lambda t: topic_label(t, prefix))
+            if time.monotonic() - counted > 15:  # what an operator replayed meanwhile shows too
+                counted = time.monotonic()
+                await _count_quarantine(sink)
             if not batches:
                 continue
-            for recs in batches.values():
+            for tp, recs in batches.items():
+                metrics.RECORDS_IN.labels("ledger", topic_label(tp.topic, prefix)).inc(len(recs))
                 for r in recs:
-                    sink.add(r.value, r.timestamp)
-            await sink.flush()
+                    sink.add(r.value, r.timestamp, (r.topic, r.partition, r.offset))
+            aside = await sink.flush()
+            if aside:
+                await _report(producer, codec, rejects, aside)
+                await _count_quarantine(sink)
             try:
                 await consumer.commit({tp: recs[-1].offset + 1 for tp, recs in batches.items()})
             except (CommitFailedError, IllegalStateError) as exc:
@@ -242,4 +399,25 @@ async def run_ledger(bootstrap: str, dsn: str, prefix: str = "", *, group_id: st
                 log.info("commit skipped after rebalance: %s", exc)
     finally:
         await consumer.stop()
+        await producer.stop()
         await sink.close()
+
+
+async def _count_quarantine(sink: LedgerSink) -> None:
+    try:
+        metrics.SINK_QUARANTINE_SIZE.labels("ledger").set(await sink.quarantined())
+    except Exception as exc:  # the next flush waits out the outage; the gauge is only a view
+        log.info("quarantine not counted: %s", exc)
+
+
+async def _report(producer: AIOKafkaProducer, codec, rejects: str, aside: list[SetAside]) -> None:
+    """Each record set aside, on the rejects topic too; not those read from it (the table holds them)."""
+    now = datetime.now(UTC)
+    try:
+        for q in aside:
+            if q.held.topic != rejects:
+                rec = reject_of(q, now)
+                await producer.send(rejects, key=rec["reject_id"].encode(), value=codec.encode(REJECT, rec))
+        await producer.flush()
+    except KafkaError as exc:
+        log.warning("set-aside records not reported on %s (they are in ledger_quarantine): %s", rejects, exc)

@@ -73,3 +73,14 @@ def serve(port: int, process: str) -> None:
     if port:
         start_http_server(port, addr="127.0.0.1")
         logging.getLogger("govbus").info("%s metrics on http://127.0.0.1:%s/metrics", process, port)
+
+
+async def observe_lag(consumer, group: str, label) -> None:
+    """Set the lag gauge of every partition an aiokafka consumer holds: the broker's end offset less
+    the consumer's position (partitions not yet fetched from are left out); `label` names the topic."""
+    for tp in consumer.assignment():
+        end = consumer.highwater(tp)
+        if end is None:
+            continue
+        position = await consumer.position(tp)
+        CONSUMER_LAG.labels(group, label(tp.topic), str(tp.partition)).set(max(0, end - position))

@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaProducer
 
 from schemas.codec import default_codec
 from schemas.errors import CodecError
-from streams.exchange import reject_record
+from streams.exchange import reject_record, unstorable
 from topics.registry import DELIVERIES, REJECTS, name_of
 
 RESERVED = {"subject_id", "event_id", "occurred_at", "items"}
@@ -78,7 +78,7 @@ def _record(obj: Any) -> dict[str, Any]:
     rec: dict[str, Any] = {"subject_id": subject.strip(), "items": {str(k): _scalar(v) for k, v in items.items()}}
     if obj.get("event_id") is not None:
         rec["event_id"] = str(obj["event_id"])
-    problem = _surrogate_problem(rec)
+    problem = _surrogate_problem(rec) or unstorable(rec["items"], "items")
     if problem is not None:
         raise ValueError(problem)
     if obj.get("occurred_at"):

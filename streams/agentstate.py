@@ -73,6 +73,7 @@ async def serve_inbox(stream, state: AgentState, handlers: Mapping[str, Handler]
     """
     from schemas.errors import CodecError
     from streams.app import CODEC, VIEWS
+    from streams.exchange import unstorable
     from streams.rejects import send_internal_error, send_reject
 
     for view in VIEWS:
@@ -90,6 +91,10 @@ async def serve_inbox(stream, state: AgentState, handlers: Mapping[str, Handler]
             await send_reject(msg, "wrong_schema", f"the {label} inbox does not take {decoded.name}", now)
             continue
         rec = decoded.record
+        problem = unstorable(rec)
+        if problem:
+            await send_reject(msg, "unstorable_value", f"{problem}; correct it and send again", now, rec)
+            continue
         received_on = datetime.fromtimestamp(msg.timestamp, ZONE).date()  # faust: seconds
         try:
             await state.handle(rec["event_id"], handler, rec, received_on, now)

@@ -17,9 +17,11 @@ every change there in the same batch as the outputs it belongs to.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import json
 import logging
+import time
 from collections import Counter, deque
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
@@ -80,6 +82,11 @@ MAX_BATCH = 1000  # publications per poll: outputs of a whole batch are acknowle
 MAX_IN_FLIGHT = 4  # batches whose outputs are on their way while the next one is judged
 
 
+@functools.lru_cache(maxsize=1024)
+def topic_label(topic: str) -> str:
+    return registry.logical_name(topic, PREFIX)
+
+
 def receives(department: str, resource_code: str) -> bool:
     return department in subscriptions.of(resource_code) or grants.receives(department, resource_code)
 
@@ -104,6 +111,7 @@ class DeliveryStream(ConsumerRebalanceListener):
         self.tally: Counter = Counter()  # metric children counted over a batch, added at its end
         self.stopping = asyncio.Event()
         self.stopped = asyncio.Event()
+        self._lag_seen = 0.0  # monotonic time of the last lag measurement
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -133,6 +141,9 @@ class DeliveryStream(ConsumerRebalanceListener):
                         await self._process(batches)
                     elif (failed := await self._settle()) is not None:
                         await self._rewind(failed)
+                if time.monotonic() - self._lag_seen > 1.0:
+                    self._lag_seen = time.monotonic()
+                    await metrics.observe_lag(self.consumer, GROUP, topic_label)
         finally:
             async with self.lock:
                 await self._settle()  # what failed here is not committed: read again on the next start
@@ -202,6 +213,8 @@ class DeliveryStream(ConsumerRebalanceListener):
         fresh = asyncio.ensure_future(grants_view.ensure_fresh_since(moment))
         for _ in range(3):
             await asyncio.sleep(0)
+        started = time.perf_counter()
+        metrics.RECORDS_IN.labels("worker", registry.DELIVERIES.name).inc(sum(len(r) for r in batches.values()))
         out = Outputs(self.producer, PARTITIONS)
         decoded = [(self.memory[tp.partition], msg, self._decode(msg, out)) for tp, recs in batches.items()
                    for msg in recs]
@@ -226,12 +239,14 @@ class DeliveryStream(ConsumerRebalanceListener):
             log.exception("outputs of a batch not accepted by the producer; the batch is read again")
             await self._rewind_after_failure(first)
             return
+        metrics.BATCH_SECONDS.labels("worker").observe(time.perf_counter() - started)
         commit = {tp: recs[-1].offset + 1 for tp, recs in batches.items()}
         before = self.inflight[-1][0] if self.inflight else None
-        self.inflight.append((asyncio.create_task(self._finish(acks, commit, before)), first))
+        self.inflight.append((asyncio.create_task(self._finish(acks, commit, before, out.counts)), first))
+
 
     async def _finish(self, acks: asyncio.Future, commit: dict[TopicPartition, int],
-                      before: asyncio.Task | None) -> bool:
+                      before: asyncio.Task | None, counts: dict[str, int]) -> bool:
         """True once this batch's outputs and those of every batch before it are acknowledged; its
         offsets are then committed, together with theirs, unless a newer batch will commit them."""
         try:
@@ -244,6 +259,8 @@ class DeliveryStream(ConsumerRebalanceListener):
             return False  # read again from the failed batch before it
         if not sent:
             return False
+        for topic, n in counts.items():
+            metrics.RECORDS_OUT.labels("worker", topic_label(topic)).inc(n)
         self.acked.update(commit)
         if self.inflight and self.inflight[-1][0] is asyncio.current_task():
             await self._commit()

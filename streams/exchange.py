@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -45,6 +46,30 @@ class Subscriptions:
         return self.by_resource.get(resource_code, set())
 
 
+def unstorable(value: Any, where: str = "the record") -> str | None:
+    """What in a decoded record no store of the bus can keep, in words, else None: PostgreSQL's text
+    and JSON hold no NUL character, JSON no NaN or infinity. Refused at the door, so the publisher
+    learns it at once instead of a sink finding it later."""
+    todo = [(where, value)]
+    while todo:
+        path, v = todo.pop()
+        if isinstance(v, str):
+            if "\x00" in v:
+                return f"{path} holds a NUL character (\\x00), which no store can keep as text"
+        elif isinstance(v, float):
+            if not math.isfinite(v):
+                return f"{path} is {v}, which is not a number a store can keep"
+        elif isinstance(v, Mapping):
+            for k, x in v.items():
+                if isinstance(k, str) and "\x00" in k:
+                    return f"a name in {path} holds a NUL character (\\x00), which no store can keep as text"
+                todo.append((f"data item {k!r}" if path == "items" else
+                             f"field {k!r}" if path == "the record" else f"{path}.{k}", x))
+        elif isinstance(v, (list, tuple)):
+            todo.extend((f"{path}[{i}]", x) for i, x in enumerate(v))
+    return None
+
+
 def check_delivery(d: Mapping[str, Any], departments: Mapping[str, Any]) -> Refusal | None:
     """None when the publication may enter the exchange, else why not."""
     if not EVENT_ID.match(d["event_id"]):
@@ -63,6 +88,9 @@ def check_delivery(d: Mapping[str, Any], departments: Mapping[str, Any]) -> Refu
                        ("R-17.2",))
     if not d["items"]:
         return Refusal("invalid_record", "the publication carries no data items")
+    problem = unstorable(d["items"], "items") or unstorable(d.get("system_code"), "system_code")
+    if problem:
+        return Refusal("unstorable_value", f"{problem}; correct it and publish again", ("R-8.1",))
     return None
 
 

@@ -28,6 +28,7 @@ class Outputs:
         self.partitions = partitions  # topic -> partition count
         self._open: dict[tuple[str, int], object] = {}
         self._full: dict[tuple[str, int], list] = defaultdict(list)
+        self.counts: dict[str, int] = {}
 
     def add(self, topic: str, key: bytes, value: bytes, *, hashed: int | None = None,
             partition: int | None = None) -> None:
@@ -52,6 +53,9 @@ class Outputs:
             self._full[tp].append(batch)
         self._open.clear()
         pending, self._full = self._full, defaultdict(list)
+        self.counts = defaultdict(int)  # records per topic, for the metrics once acknowledged
+        for (topic, _), batches in pending.items():
+            self.counts[topic] += sum(b.record_count() for b in batches)
         # one chain per partition keeps its batches in order; partitions go side by side
         futures = await asyncio.gather(*(self._submit(tp, batches) for tp, batches in pending.items()))
         return asyncio.gather(*(f for chain in futures for f in chain))

@@ -21,6 +21,7 @@ class TopicSpec:
     cleanup_policy: str  # delete | compact
     retention_ms: int  # -1: kept forever
     doc: str
+    recorded: bool = False  # the ledger writes what it carries to PostgreSQL (R-8.1)
 
     def configs(self) -> dict[str, str]:
         return {"cleanup.policy": self.cleanup_policy, "retention.ms": str(self.retention_ms)}
@@ -32,7 +33,7 @@ DELIVERIES = TopicSpec(
 )
 ACCEPTED = TopicSpec(
     "govbus.deliveries.accepted", "subject_id", "govbus.exchange.DataDelivery", 8, "delete", FOREVER,
-    "Every publication the bus accepted, in order: the log the ledger and a replay are built from.",
+    "Every publication the bus accepted, in order: the log the ledger and a replay are built from.", recorded=True,
 )
 SUBSCRIPTIONS = TopicSpec(
     "govbus.subscriptions", "resource_code|subscriber", "govbus.exchange.Subscription", 1, "compact",
@@ -40,7 +41,7 @@ SUBSCRIPTIONS = TopicSpec(
 )
 REJECTS = TopicSpec(
     "govbus.rejects", "source position", "govbus.ops.Reject", 3, "delete", 90 * DAY_MS,
-    "Everything refused, with its bytes and the reason.",
+    "Everything refused, with its bytes and the reason.", recorded=True,
 )
 CALENDAR = TopicSpec(
     "govbus.calendar", "year", "govbus.calendar.CalendarYear", 1, "compact", FOREVER,
@@ -53,15 +54,15 @@ CATALOG_INBOX = TopicSpec(
 )
 CATALOG = TopicSpec(
     "govbus.catalog", "resource_code", "govbus.catalog.CatalogEntry", 1, "compact", FOREVER,
-    "The approved city catalog (county entries carry their county); the latest version per resource.",
+    "The approved city catalog (county entries carry their county); the latest version per resource.", recorded=True,
 )
 CATALOG_DECISIONS = TopicSpec(
     "govbus.catalog.decisions", "subject id", "govbus.catalog.CatalogDecision", 1, "delete", FOREVER,
-    "What became of each catalog input, with reasons and rule ids.",
+    "What became of each catalog input, with reasons and rule ids.", recorded=True,
 )
 RESPONSIBILITIES = TopicSpec(
     "govbus.catalog.responsibilities", "department", "govbus.catalog.ResponsibilityList", 1, "compact",
-    FOREVER, "Each department's collection responsibility list, re-derived on every approval.",
+    FOREVER, "Each department's collection responsibility list, re-derived on every approval.", recorded=True,
 )
 CATALOG_STATE = TopicSpec(
     "govbus-catalog_state-changelog", "state key", "(JSON, internal)", 1, "compact", FOREVER,
@@ -77,7 +78,7 @@ DEADLINES = TopicSpec(
 )
 NOTICES = TopicSpec(
     "govbus.notices", "deadline_id", "govbus.deadlines.Notice", 1, "delete", FOREVER,
-    "Deadline notices: started, reminder, breach, closed, extended, rescheduled.",
+    "Deadline notices: started, reminder, breach, closed, extended, rescheduled.", recorded=True,
 )
 SHARING_INBOX = TopicSpec(
     "govbus.sharing.inbox", "department", "govbus.sharing.ShareRequest | ShareAnswer | GrantRevocation | "
@@ -86,11 +87,11 @@ SHARING_INBOX = TopicSpec(
 )
 GRANTS = TopicSpec(
     "govbus.grants", "grant_id", "govbus.sharing.Grant", 1, "compact", FOREVER,
-    "Directed authorizations; the latest state per grant (revoked ones stay, marked).",
+    "Directed authorizations; the latest state per grant (revoked ones stay, marked).", recorded=True,
 )
 SHARING_DECISIONS = TopicSpec(
     "govbus.sharing.decisions", "request id", "govbus.sharing.ShareDecision", 1, "delete", FOREVER,
-    "What became of each sharing input, with reasons and rule ids.",
+    "What became of each sharing input, with reasons and rule ids.", recorded=True,
 )
 SHARING_STATE = TopicSpec(
     "govbus-sharing_state-changelog", "state key", "(JSON, internal)", 1, "compact", FOREVER,
@@ -103,7 +104,7 @@ SUBJECT_SOURCES = TopicSpec(
 )
 ALERTS = TopicSpec(
     "govbus.alerts", "alert_id", "govbus.ops.Alert", 1, "delete", FOREVER,
-    "One-source violations, duplicate collection, republication of received data.",
+    "One-source violations, duplicate collection, republication of received data.", recorded=True,
 )
 FEED_PARTITIONS = 4
 FEED_RETENTION_MS = 30 * DAY_MS
@@ -119,7 +120,7 @@ FIXED: tuple[TopicSpec, ...] = (
 def feed(department: str) -> TopicSpec:
     return TopicSpec(
         FEED_PREFIX + department, "subject_id", "govbus.exchange.FeedDelivery", FEED_PARTITIONS,
-        "delete", FEED_RETENTION_MS, f"What department {department} is authorized to receive.",
+        "delete", FEED_RETENTION_MS, f"What department {department} is authorized to receive.", recorded=True,
     )
 
 
@@ -133,3 +134,9 @@ def name_of(spec: TopicSpec, prefix: str = "") -> str:
 
 def feed_name(department: str, prefix: str = "") -> str:
     return prefix + FEED_PREFIX + department
+
+
+def logical_name(topic: str, prefix: str = "") -> str:
+    """A topic's name as metrics label it: without the deployment prefix, every feed as `govbus.feed`."""
+    name = topic[len(prefix):] if prefix and topic.startswith(prefix) else topic
+    return FEED_PREFIX.rstrip(".") if name.startswith(FEED_PREFIX) else name

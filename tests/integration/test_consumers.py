@@ -81,8 +81,8 @@ async def test_ledger_sink_is_idempotent_on_event_id(stack):
     values = [codec.encode("govbus.exchange.DataDelivery", d), *(codec.encode(FEED, f) for f in fed)]
     sink = LedgerSink(stack.dsn)
     for _ in range(2):  # the same batch, replayed after a restart
-        for v in values:
-            sink.add(v, 1_700_000_000_000)
+        for i, v in enumerate(values):
+            sink.add(v, 1_700_000_000_000, ("t", 0, i))
         await sink.flush()
     await sink.close()
     conn = await connect(stack.dsn)
@@ -101,7 +101,7 @@ async def test_ledger_sink_keeps_its_batch_while_the_database_is_unreachable(sta
 
     d = delivery(event_id=f"outage-{uuid.uuid4().hex}")
     sink = LedgerSink("postgresql://postgres@127.0.0.1:1/govbus", max_backoff=0.2)  # nothing listens there
-    sink.add(default_codec().encode("govbus.exchange.DataDelivery", d), 1_700_000_000_000)
+    sink.add(default_codec().encode("govbus.exchange.DataDelivery", d), 1_700_000_000_000, ("t", 0, 0))
     flush = asyncio.create_task(sink.flush())
     await asyncio.sleep(1.0)
     assert not flush.done()  # still retrying, batch kept

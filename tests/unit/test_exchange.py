@@ -51,3 +51,23 @@ def test_digest_is_sha256_of_the_documented_canonical_json(head, items):
 def test_value_digest_is_the_json_of_the_value(value):
     reference = json.dumps(value, ensure_ascii=False, sort_keys=True)
     assert value_digest(value) == hashlib.sha256(reference.encode()).hexdigest()[:16]
+
+
+@pytest.mark.rule("R-8.1")
+@pytest.mark.parametrize("items, where", [
+    ({"姓名": "张\x00三"}, "data item '姓名'"),
+    ({"姓\x00名": "张三"}, "a name in items"),
+    ({"月救助金额": float("nan")}, "data item '月救助金额'"),
+    ({"月救助金额": float("inf")}, "data item '月救助金额'"),
+])
+def test_what_no_store_can_hold_is_refused_at_the_door(items, where):
+    refusal = check_delivery(delivery(items=items), DEPTS)
+    assert refusal is not None and refusal.code == "unstorable_value"
+    assert where in refusal.reason and "publish again" in refusal.reason
+
+
+def test_ordinary_values_are_storable():
+    from streams.exchange import unstorable
+
+    assert unstorable({"姓名": "张三", "n": 3, "x": 1.5, "b": True, "none": None, "l": ["a", {"k": "v"}]}) is None
+    assert "field 'l'[1].k" in unstorable({"l": ["a", {"k": "v\x00"}]})
