@@ -65,6 +65,7 @@ ZONE = ZoneInfo("Asia/Shanghai")
 DELIVERY = "govbus.exchange.DataDelivery"
 FEED = "govbus.exchange.FeedDelivery"
 ALERT = "govbus.ops.Alert"
+ALERT_KINDS = ("one_source_violation", "duplicate_collection", "republication")
 
 DELIVERIES_NAME = registry.name_of(registry.DELIVERIES, PREFIX)
 ACCEPTED_NAME = registry.name_of(registry.ACCEPTED, PREFIX)
@@ -123,6 +124,8 @@ class DeliveryStream(ConsumerRebalanceListener):
         # objects does not stall the stream for a full traversal every few thousand publications
         gc.freeze()
         gc.set_threshold(50_000, 20, 100)
+        for kind in ALERT_KINDS:  # at zero from the start, so that the first alert is an increase
+            metrics.ALERTS.labels(kind)
         self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=5,
                                          max_batch_size=256 * 1024, request_timeout_ms=120_000)
         self.consumer = AIOKafkaConsumer(
