@@ -83,12 +83,39 @@ def down() -> None:
 
 
 @main.command()
-def run() -> None:
-    """Everything: the stack, the workers, the ledger, and a demo publisher and subscriber. Ctrl-C stops it."""
-    from ops.run import run_all
+@click.option("--no-demo", is_flag=True, help="Only the bus: no demo publisher and subscriber.")
+@click.option("--no-prometheus", is_flag=True, help="Do not start a Prometheus server.")
+def run(no_demo: bool, no_prometheus: bool) -> None:
+    """Everything: the stack, the supervised workers, the ledger, and a demo publisher and subscriber.
+
+    A process that exits is restarted; `govbus status` shows them. Ctrl-C stops it all."""
+    from ops.run import RunError, run_all
+    from ops.stack import StackError
 
     logging.getLogger("govbus").setLevel(logging.INFO)
-    _run(run_all(settings()))
+    try:
+        _run(run_all(settings(), demo=not no_demo, prometheus=not no_prometheus))
+    except (RunError, StackError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object, for scripts.")
+@click.option("--max-lag", default=1000, show_default=True,
+              help="Records a group of the bus's own processes may be behind before the check fails.")
+@click.option("--timeout", default=5.0, show_default=True, help="Seconds to wait for the broker and the database.")
+def status(as_json: bool, max_lag: int, timeout: float) -> None:
+    """Broker, database, supervised processes, consumer lag, ledger, quarantine, deadlines, rejects.
+
+    Exits 1 when something is down or behind: broker or database unreachable, a process of `govbus run`
+    not running, a group of the bus over --max-lag, records waiting in quarantine."""
+    import json
+
+    from ops.status import collect, render
+
+    report = _run(collect(settings(), max_lag=max_lag, timeout=timeout))
+    click.echo(json.dumps(report, ensure_ascii=False) if as_json else render(report))
+    sys.exit(0 if report["ok"] else 1)
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -267,14 +294,28 @@ def ledger() -> None:
     """What flowed through the bus, in PostgreSQL."""
 
 
+async def _until_signalled(service) -> None:
+    """`service(stop)` until SIGINT or SIGTERM sets `stop`: it finishes its batch, commits and leaves its
+    consumer group, so whoever replaces it (a restart by `govbus run`) gets the partitions at once."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await service(stop)
+
+
 @ledger.command("run")
 def ledger_run() -> None:
     """Run the ledger sink until interrupted."""
     from consumers.ledger import run_ledger
+    from ops import metrics
 
     s = settings()
     logging.getLogger("govbus").setLevel(logging.INFO)
-    _run(run_ledger(s.bootstrap, s.dsn, s.topic_prefix))
+    metrics.serve(int(os.environ.get("GOVBUS_LEDGER_METRICS_PORT", "0")), "ledger")
+    _run(_until_signalled(lambda stop: run_ledger(s.bootstrap, s.dsn, s.topic_prefix, stop=stop)))
 
 
 @ledger.command("stats")
@@ -436,10 +477,13 @@ def deadlines() -> None:
 @deadlines.command("run")
 def deadlines_run() -> None:
     """Run the deadline service until interrupted."""
+    from ops import metrics
     from streams.deadline_service import run_service
 
     logging.getLogger("govbus").setLevel(logging.INFO)
-    _run(run_service(settings()))
+    metrics.serve(int(os.environ.get("GOVBUS_DEADLINES_METRICS_PORT", "0")), "deadlines")
+    s = settings()
+    _run(_until_signalled(lambda stop: run_service(s, stop)))
 
 
 @deadlines.command("extend")

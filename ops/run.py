@@ -1,10 +1,6 @@
-"""`govbus run`: the whole bus on one machine, with a demo so a newcomer sees events flow.
-
-Starts the local stack, a stream worker and the ledger sink as child processes, then a
-demo: the public security bureau publishes resident records, the civil affairs bureau
-receives them on its feed, and the ledger counts what flowed. Ctrl-C stops everything in
-order: demo, worker, ledger, then Kafka and PostgreSQL.
-"""
+"""`govbus run`: the whole bus on one machine, its processes supervised (restarted when they exit), and a
+demo so a newcomer sees events flow; Ctrl-C stops the demo, the processes in reverse order, then Kafka and
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -13,12 +9,12 @@ import contextlib
 import logging
 import os
 import signal
-import subprocess
 import sys
 import uuid
 from pathlib import Path
 
 from ops.config import REPO_ROOT, Settings
+from ops.supervisor import ChildSpec, Supervisor
 
 log = logging.getLogger("govbus.run")
 
@@ -27,84 +23,93 @@ DEMO_SUBSCRIBER = "NJ-MZ"
 DEMO_RESOURCE = "GA-RK-001"
 DEMO_FILE = REPO_ROOT / "ops" / "seed" / "demo" / "residents.csv"
 
-
-class Children:
-    """Child processes with pid files, so a run killed half-way is cleaned up by the next."""
-
-    def __init__(self, settings: Settings):
-        self.dir = settings.state_dir / "pids"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.procs: dict[str, subprocess.Popen] = {}
-        self.logs = settings.state_dir
-
-    def reap_stale(self) -> None:
-        from ops.stack import _cmdline, _pid_alive
-
-        for pidfile in self.dir.glob("*.pid"):
-            try:
-                pid = int(pidfile.read_text())
-            except ValueError:
-                pid = 0
-            cmd = _cmdline(pid) if pid and _pid_alive(pid) else ""
-            if "streams" in cmd or "govbus" in cmd:
-                log.info("stopping %s (pid %s) left over from an earlier run", pidfile.stem, pid)
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGKILL)
-            pidfile.unlink(missing_ok=True)
-
-    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
-        out = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115  (the child owns it)
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**os.environ, **(env or {})}, start_new_session=True, cwd=REPO_ROOT)
-        self.procs[name] = proc
-        (self.dir / f"{name}.pid").write_text(str(proc.pid))
-        log.info("started %s (pid %s), log in %s", name, proc.pid, self.logs / f"{name}.log")
-
-    async def stop_all(self, timeout: float = 20.0) -> None:
-        for name, proc in reversed(list(self.procs.items())):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                for _ in range(int(timeout * 10)):
-                    if proc.poll() is not None:
-                        break
-                    await asyncio.sleep(0.1)
-                else:
-                    proc.kill()
-                    proc.wait()
-            (self.dir / f"{name}.pid").unlink(missing_ok=True)
-            log.info("stopped %s", name)
+# where each process serves its metrics unless its variable says otherwise (ops/prometheus scrapes these)
+METRICS_PORTS = {"worker": ("GOVBUS_METRICS_PORT", 9464), "ledger": ("GOVBUS_LEDGER_METRICS_PORT", 9465),
+                 "deadlines": ("GOVBUS_DEADLINES_METRICS_PORT", 9466),
+                 "supervisor": ("GOVBUS_SUPERVISOR_METRICS_PORT", 9467)}
 
 
-async def run_all(settings: Settings) -> None:
-    from ops import stack
+class RunError(RuntimeError):
+    """`govbus run` cannot start; the message says why and what to do."""
+
+
+def metrics_port(process: str) -> int:
+    var, default = METRICS_PORTS[process]
+    value = os.environ.get(var, str(default))
+    try:
+        return int(value)
+    except ValueError:
+        raise RunError(f"{var}={value!r} is not a port number") from None
+
+
+def child_specs(settings: Settings, *, prometheus: bool = True) -> list[ChildSpec]:
+    """The supervised processes, in start order (they are stopped in the reverse one).
+
+    The Prometheus server (ops/prometheus_server.py) belongs at the end of this list when `prometheus`
+    is true: it scrapes the metrics addresses of the processes before it and of the supervisor."""
+    govbus = str(Path(sys.executable).parent / "govbus")
+
+    def spec(name: str, argv: list[str]) -> ChildSpec:
+        var, _ = METRICS_PORTS[name]
+        port = metrics_port(name)
+        return ChildSpec(name, argv, {var: str(port)}, port)
+
+    return [
+        spec("worker", [sys.executable, "-m", "streams", "worker", "-l", "info"]),
+        spec("ledger", [govbus, "ledger", "run"]),
+        spec("deadlines", [govbus, "deadlines", "run"]),
+    ]
+
+
+async def run_all(settings: Settings, *, demo: bool = True, prometheus: bool = True) -> None:
+    """The stack, the supervised processes and (unless `demo` is false) the demo, until SIGINT or SIGTERM."""
+    from ops import metrics, stack
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    children = Children(settings)
-    children.reap_stale()
+    specs = child_specs(settings, prometheus=prometheus)
+    port = metrics_port("supervisor")
+    try:
+        metrics.serve(port, "supervisor")
+    except OSError as exc:
+        raise RunError(f"the supervisor cannot serve its metrics on 127.0.0.1:{port} ({exc.strerror}): is another "
+                       "`govbus run` up? Stop it, or set GOVBUS_SUPERVISOR_METRICS_PORT") from None
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    supervisor = Supervisor(specs, settings.state_dir, metrics_address=f"127.0.0.1:{port}" if port else None)
+    supervisor.reap_stale()
     await stack.up(settings)
-    bindir = Path(sys.executable).parent
-    children.start("worker", [sys.executable, "-m", "streams", "worker", "-l", "info"],
-                   {"GOVBUS_METRICS_PORT": os.environ.get("GOVBUS_METRICS_PORT", "9464")})
-    children.start("ledger", [str(bindir / "govbus"), "ledger", "run"])
-    children.start("deadlines", [str(bindir / "govbus"), "deadlines", "run"])
+    await supervisor.start()
     print(f"\ngovbus is running: kafka {settings.bootstrap}, postgres {settings.dsn}")
-    print("metrics: http://127.0.0.1:9464/metrics   logs: " + str(settings.state_dir))
-    print("Ctrl-C stops everything.\n")
-    demo = asyncio.create_task(_demo(settings, stop))
+    served = [(s.name, s.metrics) for s in specs if s.metrics]
+    if port:
+        served.append(("supervisor", f"127.0.0.1:{port}"))
+    for i, (name, addr) in enumerate(served):
+        print(f"{'metrics:' if i == 0 else '':9} {name:11} http://{addr}/metrics")
+    print(f"logs:     {settings.state_dir}\nhealth:   govbus status")
+    print("Ctrl-C stops everything.\n", flush=True)
+    demo_task = asyncio.create_task(_demo(settings, stop)) if demo else None
+    if demo_task is not None:
+        demo_task.add_done_callback(_demo_ended)
     try:
         await stop.wait()
     finally:
-        print("\nstopping ...")
-        demo.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await demo
-        await children.stop_all()
+        print("\nstopping ...", flush=True)
+        if demo_task is not None:
+            demo_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await demo_task
+        await supervisor.stop()
         await stack.down(settings)
-        print("stopped.")
+        print("stopped.", flush=True)
+
+
+def _demo_ended(task: asyncio.Task) -> None:
+    # the bus goes on without the demo; without this line its failure would only show at Ctrl-C
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("the demo stopped: %s", task.exception())
 
 
 CATALOG_SEED = REPO_ROOT / "ops" / "seed" / "catalog"

@@ -55,7 +55,7 @@ def _apt_install(*packages: str) -> None:
     _run(["apt-get", "install", "-y", "-q", *packages], env=env)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -70,7 +70,7 @@ def _pid_alive(pid: int) -> bool:
         return False
 
 
-def _cmdline(pid: int) -> str:
+def cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
@@ -166,7 +166,7 @@ class LocalKafka:
             pid = int(self.pidfile.read_text())
         except (OSError, ValueError):
             return None
-        if _pid_alive(pid) and "kafka.Kafka" in _cmdline(pid):
+        if pid_alive(pid) and "kafka.Kafka" in cmdline(pid):
             return pid
         return None
 
@@ -219,9 +219,9 @@ class LocalKafka:
             return
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while _pid_alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
-        if _pid_alive(pid):
+        if pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
         try:  # reap it when it was our own child
             os.waitpid(pid, os.WNOHANG)

@@ -1,0 +1,160 @@
+"""`govbus status` against the suite's broker and database: what is reachable, the lag of every
+consumer group of the deployment per partition, and a non-zero exit when a supervised process is down."""
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from consumers.feed import Feed
+from ops.config import REPO_ROOT
+from ops.supervisor import Backoff, ChildSpec, Supervisor
+from schemas.codec import default_codec
+from schemas.provenance import provenance_digest
+from tests.helpers import eventually, ledger_rows, produce_keyed, resident_id
+
+pytestmark = pytest.mark.integration
+
+GOVBUS = str(Path(sys.executable).parent / "govbus")
+
+
+async def status(state_dir: Path, *args: str) -> tuple[int, str]:
+    """`govbus status ARGS` on this test's deployment (its prefix is in the environment)."""
+    env = {**os.environ, "GOVBUS_STATE_DIR": str(state_dir)}
+    res = await asyncio.to_thread(subprocess.run, [GOVBUS, "status", *args], capture_output=True, text=True,
+                                  env=env, cwd=REPO_ROOT, timeout=120)
+    assert not res.stderr, res.stderr
+    return res.returncode, res.stdout
+
+
+async def status_json(state_dir: Path) -> tuple[int, dict]:
+    code, out = await status(state_dir, "--json")
+    return code, json.loads(out)
+
+
+def feed_records(n: int) -> list[tuple[bytes, bytes]]:
+    codec = default_codec()
+    now = datetime.now(UTC)
+    out = []
+    for i in range(n):
+        subject = resident_id(f"5110021990010{i:04d}")
+        rec = {"event_id": uuid.uuid4().hex, "subscriber": "NJ-MZ", "publisher": "NJ-GA",
+               "resource_code": "GA-RK-001", "subject_id": subject, "system_code": None, "items": {"姓名": f"居民{i}"},
+               "occurred_at": now, "delivered_at": now, "grant_id": "subscription:GA-RK-001:NJ-MZ", "purpose": None,
+               "flags": []}
+        rec["digest"] = provenance_digest("NJ-GA", "GA-RK-001", rec["event_id"], subject, rec["items"])
+        out.append((subject.encode(), codec.encode("govbus.exchange.FeedDelivery", rec)))
+    return out
+
+
+async def test_status_shows_the_stores_and_the_lag_of_every_group_per_partition(bus, ledger, tmp_path):
+    feed = bus.feed("NJ-MZ")
+    first, later = feed_records(12), feed_records(5)
+    await produce_keyed(bus.settings.bootstrap, feed, first)
+    group = f"mz-case-system-{uuid.uuid4().hex[:6]}"  # a subscriber's own group, named as it likes
+    read = 0
+    async with Feed("NJ-MZ", group_id=group) as f:
+        async for _ in f:
+            read += 1
+            if read == len(first):
+                break
+    await produce_keyed(bus.settings.bootstrap, feed, later)  # on the feed, not yet read by the subscriber
+    ids = [default_codec().decode(v).record["event_id"] for _, v in first + later]
+    await ledger_rows("SELECT event_id FROM ledger_feed_deliveries WHERE event_id = ANY($1)", ids, want=len(ids))
+
+    def groups_of(report: dict) -> dict[str, dict]:
+        return {g["group"]: g for g in report["consumer_groups"]}
+
+    async def ledger_caught_up():
+        code, report = await status_json(tmp_path)
+        g = groups_of(report).get(bus.prefix + "govbus-ledger")
+        on_feed = [p for p in (g or {}).get("partitions", []) if p["topic"] == feed]
+        return report if on_feed and sum(p["end"] for p in on_feed) == 17 and g["lag"] == 0 else None
+
+    report = await eventually(ledger_caught_up, timeout=60, interval=1.0)
+    assert report, "the ledger's group has committed the feed to its end"
+    assert report["broker"]["reachable"] and report["broker"]["brokers"] == 1
+    assert report["database"]["reachable"]
+    assert report["prefix"] == bus.prefix
+    assert report["supervisor"] is None and report["processes"] == []  # no `govbus run` in this state dir
+
+    groups = groups_of(report)
+    own = {bus.prefix + g for g in ("govbus-deliveries", "govbus-ledger", "govbus-deadlines", "govbus")}
+    assert own <= set(groups)
+    ledger_group = groups[bus.prefix + "govbus-ledger"]
+    assert ledger_group["kind"] == "bus" and ledger_group["role"] == "ledger sink"
+    assert ledger_group["state"] == "Stable" and ledger_group["members"] == 1
+
+    sub = groups[group]
+    assert sub["kind"] == "feed" and sub["state"] == "Empty" and sub["members"] == 0
+    assert {p["topic"] for p in sub["partitions"]} == {feed}
+    # the last record read counts as processed only once the loop asks for the next one: not committed
+    processed = len(first) - 1
+    assert sum(p["committed"] for p in sub["partitions"]) == processed
+    assert sum(p["end"] for p in sub["partitions"]) == len(first) + len(later)
+    assert sub["lag"] == len(first) + len(later) - processed
+    for p in sub["partitions"]:
+        assert p["lag"] == p["end"] - p["committed"] >= 0
+    # other deployments' groups on the same broker are not shown
+    assert all(name in own or all(p["topic"].startswith(bus.prefix) for p in g["partitions"])
+               for name, g in groups.items())
+
+    assert report["ledger"]["last_write"] is not None and report["ledger"]["age_seconds"] < 300
+    assert report["deadlines"] == {"open": 0, "breached": 0, "provisional": 0, "next_due": None}
+    assert isinstance(report["rejects_last_hour"]["by_code"], dict)
+    # None while the table is not there (unknown, not a failure); a count once it is
+    assert set(report["quarantine"]) >= {"unresolved"}
+    assert report["quarantine"]["unresolved"] is None or report["quarantine"]["unresolved"] >= 0
+
+    # the same on a terminal: every line fits 80 columns, names without the deployment prefix
+    code, text = await status(tmp_path)
+    assert max(len(line) for line in text.splitlines()) <= 80, text
+    assert "broker     ok" in text and "database   ok" in text
+    assert f"{group} (feed)" in text and "govbus-ledger " in text
+    assert "behind: govbus.feed.NJ-MZ[" in text
+    assert code == (0 if report["ok"] else 1)
+
+
+async def test_status_fails_while_a_supervised_process_is_not_running(bus, tmp_path):
+    sleeper = [sys.executable, "-c", "import time; time.sleep(600)"]
+    # after its first exit it stays down long enough to be seen down
+    sup = Supervisor([ChildSpec("worker", sleeper, metrics_port=0), ChildSpec("ledger", sleeper)], tmp_path,
+                     backoff=Backoff(initial=120, maximum=120), metrics_address=None)
+    await sup.start()
+    try:
+        code, report = await status_json(tmp_path)
+        procs = {p["name"]: p for p in report["processes"]}
+        assert report["supervisor"]["running"] and report["supervisor"]["pid"] == os.getpid()
+        assert procs["worker"]["running"] and procs["ledger"]["running"]
+        assert procs["worker"]["pid"] == sup.children[0].pid and procs["worker"]["uptime_seconds"] >= 0
+        assert not [p for p in report["problems"] if "worker" in p or "ledger" in p or "govbus run" in p]
+
+        os.kill(sup.children[0].pid, signal.SIGKILL)
+
+        async def seen_down():
+            return sup.children[0].state == "restarting"
+
+        assert await eventually(seen_down, timeout=10)
+        code, report = await status_json(tmp_path)
+        procs = {p["name"]: p for p in report["processes"]}
+        assert code == 1 and not report["ok"]
+        assert not procs["worker"]["running"] and procs["ledger"]["running"]
+        assert procs["worker"]["last_exit"]["signal"] == "SIGKILL"
+        assert "worker is not running (restarting, last it was killed by SIGKILL)" in report["problems"]
+
+        code, text = await status(tmp_path)
+        assert code == 1
+        assert "DOWN (restarting)" in text and "was killed by SIGKILL" in text
+    finally:
+        await sup.stop()
+
+    code, report = await status_json(tmp_path)
+    assert code == 1
+    assert report["problems"][0].startswith("govbus run was stopped at ")
