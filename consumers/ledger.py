@@ -392,7 +392,8 @@ async def run_ledger(bootstrap: str, dsn: str, prefix: str = "", *, group_id: st
                 await _report(producer, codec, rejects, aside)
                 await _count_quarantine(sink)
             try:
-                await consumer.commit({tp: recs[-1].offset + 1 for tp, recs in batches.items()})
+                # the position, not the last offset + 1: past a transaction's commit marker too
+                await consumer.commit({tp: await consumer.position(tp) for tp in batches})
             except (CommitFailedError, IllegalStateError) as exc:
                 # a rebalance took the partitions away; their new owner rewrites the batch,
                 # which the ledger's unique keys make harmless

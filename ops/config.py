@@ -12,6 +12,25 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+# where each process serves its metrics on 127.0.0.1 unless its variable says otherwise
+METRICS_PORTS = {"worker": ("GOVBUS_METRICS_PORT", 9464), "ledger": ("GOVBUS_LEDGER_METRICS_PORT", 9465),
+                 "deadlines": ("GOVBUS_DEADLINES_METRICS_PORT", 9466),
+                 "supervisor": ("GOVBUS_SUPERVISOR_METRICS_PORT", 9467)}
+PROMETHEUS_PORT = ("GOVBUS_PROMETHEUS_PORT", 9090)
+
+
+def port_setting(var: str, default: int) -> int:
+    value = os.environ.get(var) or str(default)
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{var}={value!r} is not a port number") from None
+
+
+def metrics_port(process: str) -> int:
+    """The port a process serves its metrics on (0: none)."""
+    return port_setting(*METRICS_PORTS[process])
+
 
 @dataclass(frozen=True)
 class Settings:

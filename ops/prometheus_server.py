@@ -19,24 +19,15 @@ from pathlib import Path
 
 import yaml
 
-from ops.config import REPO_ROOT, Settings
+from ops.config import METRICS_PORTS, PROMETHEUS_PORT, REPO_ROOT, Settings, metrics_port, port_setting
 from ops.stack import StackError
 
 PROMETHEUS = Path("/usr/bin/prometheus")
 RULES = REPO_ROOT / "ops" / "prometheus" / "alerts.yml"
 
-# job, the environment variable its process reads its metrics port from, the port by default
-JOBS = (
-    ("govbus-worker", "GOVBUS_METRICS_PORT", 9464),
-    ("govbus-ledger", "GOVBUS_LEDGER_METRICS_PORT", 9465),
-    ("govbus-deadlines", "GOVBUS_DEADLINES_METRICS_PORT", 9466),
-    ("govbus-supervisor", "GOVBUS_SUPERVISOR_METRICS_PORT", 9467),
-)
-
-
 def default_targets() -> list[tuple[str, int]]:
-    """The four govbus jobs on the ports their processes serve (from the environment, as they read them)."""
-    return [(job, int(os.environ.get(var) or port)) for job, var, port in JOBS]
+    """The govbus jobs on the ports their processes serve (from the environment, as they read them)."""
+    return [(f"govbus-{process}", metrics_port(process)) for process in METRICS_PORTS]
 
 
 def duration(seconds: float) -> str:
@@ -76,7 +67,7 @@ class LocalPrometheus:
                  targets: Iterable[tuple[str, int]] | None = None, scrape_interval: float = 5.0,
                  evaluation_interval: float | None = None, rule_files: Sequence[Path] = (RULES,),
                  home: Path | None = None):
-        self.port = port or int(os.environ.get("GOVBUS_PROMETHEUS_PORT") or 19090)
+        self.port = port or port_setting(*PROMETHEUS_PORT)
         self.targets = list(targets if targets is not None else default_targets())
         self.scrape_interval = scrape_interval
         self.evaluation_interval = evaluation_interval
@@ -94,6 +85,12 @@ class LocalPrometheus:
         conf = config(self.targets, self.scrape_interval, self.evaluation_interval, self.rule_files)
         self.config_file.write_text(yaml.safe_dump(conf, sort_keys=False))
         return self.config_file
+
+    def argv(self) -> list[str]:
+        """The server's command line (with its configuration written by `write_config`)."""
+        self.data.mkdir(parents=True, exist_ok=True)
+        return [str(PROMETHEUS), f"--config.file={self.config_file}", f"--storage.tsdb.path={self.data}",
+                f"--web.listen-address=127.0.0.1:{self.port}"]
 
     def pid(self) -> int | None:
         try:
@@ -121,8 +118,7 @@ class LocalPrometheus:
         self.data.mkdir(parents=True, exist_ok=True)
         with open(self.logfile, "ab") as out:
             self.proc = subprocess.Popen(
-                [str(PROMETHEUS), f"--config.file={self.config_file}", f"--storage.tsdb.path={self.data}",
-                 f"--web.listen-address=127.0.0.1:{self.port}"],
+                self.argv(),
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.home,
                 start_new_session=True,
             )

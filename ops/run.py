@@ -7,13 +7,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import sys
 import uuid
 from pathlib import Path
 
-from ops.config import REPO_ROOT, Settings
+from ops import config
+from ops.config import METRICS_PORTS, REPO_ROOT, Settings
 from ops.supervisor import ChildSpec, Supervisor
 
 log = logging.getLogger("govbus.run")
@@ -23,23 +23,15 @@ DEMO_SUBSCRIBER = "NJ-MZ"
 DEMO_RESOURCE = "GA-RK-001"
 DEMO_FILE = REPO_ROOT / "ops" / "seed" / "demo" / "residents.csv"
 
-# where each process serves its metrics unless its variable says otherwise (ops/prometheus scrapes these)
-METRICS_PORTS = {"worker": ("GOVBUS_METRICS_PORT", 9464), "ledger": ("GOVBUS_LEDGER_METRICS_PORT", 9465),
-                 "deadlines": ("GOVBUS_DEADLINES_METRICS_PORT", 9466),
-                 "supervisor": ("GOVBUS_SUPERVISOR_METRICS_PORT", 9467)}
-
-
 class RunError(RuntimeError):
     """`govbus run` cannot start; the message says why and what to do."""
 
 
 def metrics_port(process: str) -> int:
-    var, default = METRICS_PORTS[process]
-    value = os.environ.get(var, str(default))
     try:
-        return int(value)
-    except ValueError:
-        raise RunError(f"{var}={value!r} is not a port number") from None
+        return config.metrics_port(process)
+    except ValueError as exc:
+        raise RunError(str(exc)) from None
 
 
 def child_specs(settings: Settings, *, prometheus: bool = True) -> list[ChildSpec]:
@@ -54,11 +46,20 @@ def child_specs(settings: Settings, *, prometheus: bool = True) -> list[ChildSpe
         port = metrics_port(name)
         return ChildSpec(name, argv, {var: str(port)}, port)
 
-    return [
+    specs = [
         spec("worker", [sys.executable, "-m", "streams", "worker", "-l", "info"]),
         spec("ledger", [govbus, "ledger", "run"]),
         spec("deadlines", [govbus, "deadlines", "run"]),
     ]
+    if prometheus:
+        from ops.prometheus_server import PROMETHEUS, LocalPrometheus
+
+        if not PROMETHEUS.exists():
+            raise RunError(f"{PROMETHEUS} is missing: run `make install`, or start with --no-prometheus")
+        server = LocalPrometheus(settings)
+        server.write_config()
+        specs.append(ChildSpec("prometheus", server.argv(), {}, server.port))
+    return specs
 
 
 async def run_all(settings: Settings, *, demo: bool = True, prometheus: bool = True) -> None:
@@ -88,6 +89,8 @@ async def run_all(settings: Settings, *, demo: bool = True, prometheus: bool = T
         served.append(("supervisor", f"127.0.0.1:{port}"))
     for i, (name, addr) in enumerate(served):
         print(f"{'metrics:' if i == 0 else '':9} {name:11} http://{addr}/metrics")
+    if prometheus:
+        print(f"alerts:   http://127.0.0.1:{specs[-1].metrics_port}/alerts")
     print(f"logs:     {settings.state_dir}\nhealth:   govbus status")
     print("Ctrl-C stops everything.\n", flush=True)
     demo_task = asyncio.create_task(_demo(settings, stop)) if demo else None

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import yaml
 
-from ops.config import REPO_ROOT
-from ops.prometheus_server import JOBS, RULES, config, default_targets
+from ops.config import METRICS_PORTS, REPO_ROOT
+from ops.prometheus_server import RULES, config, default_targets
 
 PROM = REPO_ROOT / "ops" / "prometheus"
 PROMTOOL = Path("/usr/bin/promtool")
@@ -57,7 +57,7 @@ def test_every_alert_tells_the_operator_what_it_means_and_what_to_do():
 
 
 def test_the_generated_configuration_is_the_shipped_one(tmp_path, monkeypatch):
-    for _, var, _ in JOBS:
+    for var, _ in METRICS_PORTS.values():
         monkeypatch.delenv(var, raising=False)
     shipped = yaml.safe_load((PROM / "prometheus.yml").read_text())
     generated = config(default_targets())
