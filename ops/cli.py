@@ -339,6 +339,44 @@ async def _stats() -> None:
         await conn.close()
 
 
+@ledger.command("quarantine")
+@click.option("--all", "show_all", is_flag=True, help="Also the records already replayed.")
+@click.option("--limit", default=100, show_default=True)
+def ledger_quarantine(show_all: bool, limit: int) -> None:
+    """Records the database refused, set aside with their source position and the error."""
+    from ops.db import fetch
+
+    rows = _run(fetch(settings().dsn,
+                      "SELECT quarantine_id, source_topic, source_partition, source_offset, record_type,"
+                      " quarantined_at, replayed_at, reason, replay_error FROM ledger_quarantine"
+                      " WHERE $1 OR replayed_at IS NULL ORDER BY quarantine_id LIMIT $2", show_all, limit))
+    if not rows:
+        click.echo("nothing in quarantine")
+        return
+    for r in rows:
+        state = f"replayed {r['replayed_at']:%Y-%m-%d %H:%M}" if r["replayed_at"] else "waiting"
+        click.echo(f"#{r['quarantine_id']}  {r['quarantined_at']:%Y-%m-%d %H:%M:%S}  "
+                   f"{r['source_topic']}:{r['source_partition']}:{r['source_offset']}  "
+                   f"{r['record_type'] or '(unreadable)'}  {state}")
+        click.echo(f"    {r['reason']}")
+        if r["replay_error"] and not r["replayed_at"]:
+            click.echo(f"    last replay: {r['replay_error']}")
+
+
+@ledger.command("replay")
+@click.argument("ids", nargs=-1, type=int)
+def ledger_replay(ids: tuple[int, ...]) -> None:
+    """Write the quarantined records (or only IDS) again, once the cause is fixed."""
+    from consumers.ledger import replay_quarantine
+
+    written, refused = _run(replay_quarantine(settings().dsn, ids))
+    click.echo(f"replayed {written} record(s) into the ledger")
+    for qid, reason in refused:
+        click.echo(f"#{qid} still refused: {reason}", err=True)
+    if refused:
+        sys.exit(1)
+
+
 # --------------------------------------------------------------------------- checks
 
 
