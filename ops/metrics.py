@@ -38,6 +38,15 @@ DEADLINE_NOTICES = Counter("govbus_deadline_notices_total",
                            "Deadline notices sent (started, reminder, breach, closed, ...), by kind and process",
                            ["kind", "process"])
 
+# ---------------------------------------------------------------- faust agents
+# faust's own Prometheus sensor (faust.sensors.prometheus), registered by the worker (streams/app.py)
+# with this prefix: govbus_faust_messages_received_total, _total_events_per_stream_total{stream},
+# _table_operations_total{table,operation}, _topic_messages_sent_total{topic}, _events_runtime_ms,
+# _producer_send_latency, _consumer_commit_latency, _topic_partition_end_offset{topic,partition},
+# _topic_partition_offset_commited{topic,partition}, _total_rebalances, _assignment_operations_total, ...
+# (latencies in milliseconds, topics by their full names).
+FAUST_PREFIX = "govbus_faust"
+
 # ---------------------------------------------------------------- sinks
 LEDGER_ROWS = Counter("govbus_ledger_rows_total", "Rows written to the ledger", ["table"])
 LEDGER_RETRIES = Counter("govbus_ledger_retries_total", "Ledger batches retried after a database outage")

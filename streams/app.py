@@ -15,6 +15,7 @@ from pathlib import Path
 
 import faust
 
+from ops import metrics
 from ops.config import settings
 from schemas.codec import default_codec
 from streams.departments import load as load_departments
@@ -173,12 +174,26 @@ async def stop_views(app, **kwargs) -> None:  # noqa: ARG001
 
 metrics_port = int(os.environ.get("GOVBUS_METRICS_PORT", "0"))
 if metrics_port:
-    from prometheus_client import start_http_server
+    from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+    from prometheus_client import REGISTRY
+
+    # faust's own sensor, served beside the domain metrics: what the agents received, processed,
+    # sent and committed, their tables' operations, rebalances. It sees only what goes through
+    # faust; the delivery stream has its own consumer and producer, so the hot path pays nothing.
+    app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(REGISTRY, metrics.FAUST_PREFIX))
 
     @app.task
     async def serve_metrics() -> None:
-        start_http_server(metrics_port, addr="127.0.0.1")
-        logging.getLogger("govbus").info("metrics on http://127.0.0.1:%s/metrics", metrics_port)
+        metrics.serve(metrics_port, "worker")
 
 
 from streams import catalog_agent, deliveries, sharing_agent  # noqa: E402,F401  (registers the agents)
+
+# A table's changelog is written by this worker and read back only to restore the table: no
+# stream reads it, so nothing acks it, and faust declares the changelogs it names itself with
+# acks=False. Ours are named by the registry (streams/agentstate.py) through app.topic(), whose
+# default is acks=True; faust's stall check would then take every table write for an event a
+# stream has yet to process and, from stream_processing_timeout after the start on, report
+# "Stream has not started processing" for each changelog at every check (2.5 commit intervals).
+for _table in app.tables.values():
+    _table.changelog_topic.acks = False

@@ -16,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 
+from ops import metrics
 from ops.config import Settings
 from schemas.codec import default_codec
 from schemas.errors import CodecError
@@ -36,6 +38,7 @@ log = logging.getLogger("govbus.deadlines")
 COMMAND = "govbus.deadlines.DeadlineCommand"
 STATE = "govbus.deadlines.DeadlineState"
 NOTICE = "govbus.deadlines.Notice"
+PROCESS = "deadlines"  # the bus process, as the flow metrics label it
 
 
 def wall_clock() -> datetime:
@@ -92,6 +95,11 @@ class DeadlineService:
         self.consumer: AIOKafkaConsumer | None = None
         self.calendar_view = CompactedView(settings.bootstrap, registry.name_of(registry.CALENDAR, p),
                                            self._apply_calendar)
+        self.group = f"{p}govbus-deadlines"
+        # open deadlines by (case type, party), kept up to date from the commands of each step:
+        # counting the engine's states afresh would cost a pass over every open deadline a step
+        self._open: Counter[tuple[str, str]] = Counter()
+        self._shown: set[tuple[str, str]] = set()  # the gauge's children now exported
 
     def _apply_calendar(self, key: bytes | None, value: bytes | None) -> None:
         if value is not None and publish_event(self.calendar, self.codec, value):
@@ -111,6 +119,7 @@ class DeadlineService:
         class Listener(ConsumerRebalanceListener):
             async def on_partitions_revoked(self, revoked):
                 service._active.clear()
+                service._withdraw_metrics(revoked)  # the new owner reports them now
 
             async def on_partitions_assigned(self, assigned):
                 if assigned:
@@ -118,7 +127,7 @@ class DeadlineService:
                     service._active.set()
 
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap, group_id=f"{self.settings.topic_prefix}govbus-deadlines",
+            bootstrap_servers=self.settings.bootstrap, group_id=self.group,
             enable_auto_commit=False, auto_offset_reset="earliest", isolation_level="read_committed",
         )
         await self.consumer.start()
@@ -144,6 +153,8 @@ class DeadlineService:
                     if await reader.position(tp) >= ends[tp]:
                         pending.discard(tp)
             self.engine = engine
+            self._open = Counter((st.case_type, st.party) for st in engine.states.values() if not st.closed)
+            self._show_open()
             log.info("deadline service active: %d open deadlines", engine.open_count())
         finally:
             await reader.stop()
@@ -184,10 +195,13 @@ class DeadlineService:
         now = self.clock()
         notices: list[Notice] = []
         rejects: list[dict] = []
+        was_open: dict[str, tuple[str, str] | None] = {}  # before this step, of each deadline commanded
         for recs in batches.values():
             for r in recs:
                 try:
                     rec = self.codec.decode(r.value or b"", COMMAND).record
+                    if rec["deadline_id"] not in was_open:
+                        was_open[rec["deadline_id"]] = self._open_key(rec["deadline_id"])
                     notices += self._apply(rec, now)
                 except CodecError as exc:
                     rejects.append(self._reject(r, exc.code, exc.reason, now))
@@ -201,6 +215,7 @@ class DeadlineService:
         changed = self.engine.changed()
         offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items() if recs}
         if not (notices or changed or rejects or offsets):
+            await self._observe_lag()
             return []
         async with self.producer.transaction():
             for s in changed:
@@ -213,11 +228,62 @@ class DeadlineService:
                 await self.producer.send(self.rejects_topic, key=rej["reject_id"].encode(),
                                          value=self.codec.encode("govbus.ops.Reject", rej))
             if offsets:
-                await self.producer.send_offsets_to_transaction(
-                    offsets, f"{self.settings.topic_prefix}govbus-deadlines")
+                await self.producer.send_offsets_to_transaction(offsets, self.group)
+        # only now did it happen: an aborted step is done again and must not be counted twice
+        self._count(batches, changed, notices, rejects, was_open)
+        await self._observe_lag()
         for n in notices:
             log.info("%s %s: %s", n.kind, n.deadline_id, n.message)
         return notices
+
+    # ------------------------------------------------------------------ metrics
+
+    def _open_key(self, deadline_id: str) -> tuple[str, str] | None:
+        s = self.engine.states.get(deadline_id)
+        return None if s is None or s.closed else (s.case_type, s.party)
+
+    def _count(self, batches, changed: list[DeadlineState], notices: list[Notice], rejects: list[dict],
+               was_open: dict[str, tuple[str, str] | None]) -> None:
+        metrics.RECORDS_IN.labels(PROCESS, registry.DEADLINE_COMMANDS.name).inc(
+            sum(len(recs) for recs in batches.values()))
+        for spec, n in ((registry.DEADLINES, len(changed)), (registry.NOTICES, len(notices)),
+                        (registry.REJECTS, len(rejects))):
+            if n:
+                metrics.RECORDS_OUT.labels(PROCESS, spec.name).inc(n)
+        for n in notices:
+            metrics.DEADLINE_NOTICES.labels(n.kind, n.case_type).inc()
+        for rej in rejects:
+            metrics.REJECTED.labels(rej["code"]).inc()
+        # only commands open or close a deadline; reminders, breaches and recounts leave it open
+        for deadline_id, before in was_open.items():
+            after = self._open_key(deadline_id)
+            if before != after:
+                if before:
+                    self._open[before] -= 1
+                if after:
+                    self._open[after] += 1
+        self._show_open()
+
+    def _show_open(self) -> None:
+        for key in [k for k, n in self._open.items() if n <= 0]:
+            del self._open[key]
+        for key, n in self._open.items():
+            metrics.DEADLINES_OPEN.labels(*key).set(n)
+        for key in self._shown - self._open.keys():
+            metrics.DEADLINES_OPEN.remove(*key)  # none open any more: no series, as after a restart
+        self._shown = set(self._open)
+
+    async def _observe_lag(self) -> None:
+        assert self.consumer is not None
+        await metrics.observe_lag(self.consumer, self.group,
+                                  lambda topic: registry.logical_name(topic, self.settings.topic_prefix))
+
+    def _withdraw_metrics(self, revoked) -> None:
+        for tp in revoked:
+            metrics.CONSUMER_LAG.remove(self.group, registry.logical_name(tp.topic, self.settings.topic_prefix),
+                                        str(tp.partition))
+        self._open.clear()
+        self._show_open()
 
     def _reject(self, r, code: str, reason: str, now: datetime, rule_ids=()) -> dict:
         log.warning("deadline command refused at %s:%s: %s", r.partition, r.offset, reason)

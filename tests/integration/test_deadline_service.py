@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from ops.config import REPO_ROOT
 from schemas.codec import default_codec
@@ -152,3 +153,75 @@ async def test_provisional_deadlines_are_recomputed_when_the_year_is_published(b
     due = subprocess.run([str(Path(sys.executable).parent / "govbus"), "calendar", "due", "2026-12-24", "10"],
                          capture_output=True, env={**os.environ, "GOVBUS_TOPIC_PREFIX": bus.prefix}, timeout=60)
     assert due.stdout == b"2027-01-08\n"
+
+
+def sample(name: str, **labels) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_the_service_reports_open_deadlines_notices_flow_and_lag(bus):
+    from streams.deadline_service import DeadlineService
+    from streams.deadlines import ZONE
+
+    now = [datetime(2026, 12, 1, 10, tzinfo=ZONE)]
+    svc = DeadlineService(bus.settings, clock=lambda: now[0], tick_interval=0.2)
+    topic = bus.topic("govbus.deadlines.commands")
+    lag = {"group": f"{bus.prefix}govbus-deadlines", "topic": "govbus.deadlines.commands", "partition": "0"}
+    flow = {"process": "deadlines"}
+    before = {
+        "in": sample("govbus_records_in_total", **flow, topic="govbus.deadlines.commands"),
+        "states": sample("govbus_records_out_total", **flow, topic="govbus.deadlines"),
+        "notices": sample("govbus_records_out_total", **flow, topic="govbus.notices"),
+        "rejects": sample("govbus_records_out_total", **flow, topic="govbus.rejects"),
+        "started": sample("govbus_deadline_notices_total", kind="started", process="share_request"),
+        "reminders": sample("govbus_deadline_notices_total", kind="reminder", process="share_request"),
+        "closed": sample("govbus_deadline_notices_total", kind="closed", process="verification"),
+    }
+
+    def moved(key: str, name: str, **labels) -> float:
+        return sample(name, **labels) - before[key]
+
+    async def steps_until(check, timeout: float = 60.0, **kw) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            assert time.monotonic() < deadline, "the service did not get there"
+            await svc.step(**kw)
+
+    await produce(bus.settings.bootstrap, topic, [
+        *(command("start", f"share_request:m{i}", case_type="share_request", case_id=f"m{i}", party="NJ-GA",
+                  received_on="2026-12-01") for i in range(3)),
+        command("start", "verification:m", case_type="verification", case_id="m", party="NJ-MZ",
+                received_on="2026-12-01"),
+        b"not avro at all",
+    ])
+    await svc.start()
+    try:
+        # one command a step: the lag is what the broker holds beyond the service's position
+        await steps_until(lambda: moved("in", "govbus_records_in_total", **flow, topic="govbus.deadlines.commands"),
+                          max_records=1)
+        assert sample("govbus_consumer_lag_records", **lag) == 4
+        await steps_until(lambda: moved("in", "govbus_records_in_total", **flow,
+                                        topic="govbus.deadlines.commands") == 5)
+        assert sample("govbus_consumer_lag_records", **lag) == 0
+        assert sample("govbus_deadlines_open", process="share_request", party="NJ-GA") == 3
+        assert sample("govbus_deadlines_open", process="verification", party="NJ-MZ") == 1
+        assert moved("started", "govbus_deadline_notices_total", kind="started", process="share_request") == 3
+        assert moved("states", "govbus_records_out_total", **flow, topic="govbus.deadlines") == 4
+        assert moved("notices", "govbus_records_out_total", **flow, topic="govbus.notices") == 4
+        assert moved("rejects", "govbus_records_out_total", **flow, topic="govbus.rejects") == 1
+
+        await produce(bus.settings.bootstrap, topic, [command("answer", "share_request:m0"),
+                                                      command("answer", "verification:m")])
+        await steps_until(lambda: moved("closed", "govbus_deadline_notices_total", kind="closed",
+                                        process="verification") == 1)
+        assert sample("govbus_deadlines_open", process="share_request", party="NJ-GA") == 2
+        # nothing open for NJ-MZ any more: its series goes, as it would be absent after a restart
+        assert REGISTRY.get_sample_value("govbus_deadlines_open", {"process": "verification", "party": "NJ-MZ"}) is None
+
+        now[0] = datetime(2026, 12, 11, 0, 30, tzinfo=ZONE)  # the reminders fall due; still open
+        await steps_until(lambda: moved("reminders", "govbus_deadline_notices_total", kind="reminder",
+                                        process="share_request") == 2)
+        assert sample("govbus_deadlines_open", process="share_request", party="NJ-GA") == 2
+        assert moved("notices", "govbus_records_out_total", **flow, topic="govbus.notices") == 4 + 2 + 2
+    finally:
+        await svc.stop()
