@@ -23,11 +23,11 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError
 
-from ops.config import settings
 from schemas.codec import default_codec
 from schemas.errors import CodecError
 from schemas.provenance import provenance_digest
 from topics.registry import feed_name
+from topics.settings import settings
 
 log = logging.getLogger("govbus.feed")
 FEED = "govbus.exchange.FeedDelivery"

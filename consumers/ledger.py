@@ -18,10 +18,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from consumers.errors import RecordRefused, SinkUnavailable, classify
-from ops import metrics
 from schemas.codec import default_codec
 from schemas.errors import CodecError
-from topics import registry
+from topics import metrics, registry
 
 log = logging.getLogger("govbus.ledger")
 

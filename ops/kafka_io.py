@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from ops.config import settings
 from schemas.codec import default_codec
 from topics.registry import TopicSpec, name_of
+from topics.settings import settings
 
 
 async def send_events(spec: TopicSpec, events: list[tuple[bytes, str, dict]]) -> None:
@@ -38,7 +38,7 @@ class Answers:
         self.consumer = AIOKafkaConsumer(bootstrap_servers=s.bootstrap, group_id=None, enable_auto_commit=False)
 
     async def __aenter__(self) -> Answers:
-        from streams.views import partitions_of
+        from topics.views import partitions_of
 
         await self.consumer.start()
         try:

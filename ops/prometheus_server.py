@@ -19,8 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from ops.config import METRICS_PORTS, PROMETHEUS_PORT, REPO_ROOT, Settings, metrics_port, port_setting
 from ops.stack import StackError
+from topics.settings import METRICS_PORTS, PROMETHEUS_PORT, REPO_ROOT, Settings, metrics_port, port_setting
 
 PROMETHEUS = Path("/usr/bin/prometheus")
 RULES = REPO_ROOT / "ops" / "prometheus" / "alerts.yml"

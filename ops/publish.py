@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaProducer
 
 from schemas.codec import default_codec
 from schemas.errors import CodecError
-from streams.exchange import reject_record, unstorable
+from streams.rules.exchange import reject_record, unstorable
 from topics.registry import DELIVERIES, REJECTS, name_of
 
 RESERVED = {"subject_id", "event_id", "occurred_at", "items"}

@@ -12,9 +12,9 @@ import sys
 import uuid
 from pathlib import Path
 
-from ops import config
-from ops.config import METRICS_PORTS, REPO_ROOT, Settings
 from ops.supervisor import ChildSpec, Supervisor
+from topics import settings as config
+from topics.settings import METRICS_PORTS, REPO_ROOT, Settings
 
 log = logging.getLogger("govbus.run")
 
@@ -64,7 +64,8 @@ def child_specs(settings: Settings, *, prometheus: bool = True) -> list[ChildSpe
 
 async def run_all(settings: Settings, *, demo: bool = True, prometheus: bool = True) -> None:
     """The stack, the supervised processes and (unless `demo` is false) the demo, until SIGINT or SIGTERM."""
-    from ops import metrics, stack
+    from ops import stack
+    from topics import metrics
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -125,10 +126,10 @@ async def _demo_catalog(settings: Settings) -> None:
 
     import yaml
 
-    from ops.catalog_cli import _print_decisions, _submit_and_wait, entry_from_file, review_and_wait
-    from streams.views import snapshot
-    from streams.workcalendar import WorkCalendar
+    from ops.cli.catalog import _print_decisions, _submit_and_wait, entry_from_file, review_and_wait
+    from streams.rules.workcalendar import WorkCalendar
     from topics.registry import CATALOG, name_of
+    from topics.views import snapshot
 
     approved = await snapshot(settings.bootstrap, name_of(CATALOG, settings.topic_prefix))
     steps = [("NJ-GA", "ga-system.yaml", "ga-population.yaml", "NJ-SJJ", "张立新"),
@@ -174,7 +175,7 @@ async def _demo_sharing() -> None:
     """A conditional resource: the medical insurance bureau asks, the county civil affairs bureau approves."""
     from datetime import UTC, date, datetime, timedelta
 
-    from ops.share_cli import _print, send_share
+    from ops.cli.share import _print, send_share
 
     now = datetime.now(UTC)
     req = {"event_id": uuid.uuid4().hex, "occurred_at": now, "requester": SHARE_REQUESTER,

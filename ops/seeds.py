@@ -7,16 +7,16 @@ from datetime import UTC, datetime
 
 import yaml
 
-from ops.config import REPO_ROOT
+from topics.settings import REPO_ROOT
 
 SEED = REPO_ROOT / "ops" / "seed"
 
 
 def approved_entry(seed_file: str, **overrides) -> dict:
     """A CatalogEntry as the catalog agent publishes it, from a file of ops/seed/catalog."""
-    from ops.catalog_cli import entry_from_file
-    from streams.catalog import normalise_attributes
-    from streams.departments import load
+    from ops.cli.catalog import entry_from_file
+    from streams.rules.catalog import normalise_attributes
+    from topics.departments import load
 
     raw = {**yaml.safe_load((SEED / "catalog" / seed_file).read_text(encoding="utf-8")), **overrides}
     dept = load()[raw["provider"]]

@@ -22,7 +22,7 @@ import time
 import uuid
 from pathlib import Path
 
-from ops.config import REPO_ROOT, Settings
+from topics.settings import REPO_ROOT, Settings
 
 log = logging.getLogger("govbus.stack")
 

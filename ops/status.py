@@ -11,9 +11,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
-from ops.config import Settings
 from ops.supervisor import StateUnreadable, read_state, same_process
 from topics import registry
+from topics.settings import Settings
 
 DEFAULT_MAX_LAG = 1000
 SMALL_GAP = 20  # offsets between a commit and the end that are read to tell records from commit markers
@@ -161,8 +161,8 @@ async def records_between(reader, spans: list, ends: dict, timeout: float = 3.0)
 async def open_deadlines(bootstrap: str, prefix: str, timeout: float) -> dict:
     """Open deadlines from the deadline state topic, read as `govbus deadlines list` reads it."""
     from schemas.codec import default_codec
-    from streams.views import snapshot
     from topics.registry import DEADLINES, name_of
+    from topics.views import snapshot
 
     codec = default_codec()
     states = [codec.decode(v, "govbus.deadlines.DeadlineState").record

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ops import metrics
-from ops.config import REPO_ROOT
 from ops.stack import cmdline, pid_alive
+from topics import metrics
+from topics.settings import REPO_ROOT
 
 log = logging.getLogger("govbus.supervisor")
 

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from ops.config import REPO_ROOT
+from topics.settings import REPO_ROOT
 
 
 class WorkerProcess:

@@ -1,11 +1,9 @@
-"""`python -m streams worker`: run a faust worker of the govbus app.
-
-Workers run without faust's web server (several share a machine; metrics are served on
-GOVBUS_METRICS_PORT instead) unless `--with-web` is given.
-"""
+"""`python -m streams worker`: a faust worker of the govbus app with every agent and the delivery stream;
+workers run without faust's web server (metrics are served on GOVBUS_METRICS_PORT) unless `--with-web` is given."""
 
 import sys
 
+from streams import catalog_agent, deliveries, sharing_agent  # noqa: F401  (registering them is importing them)
 from streams.app import app
 
 if __name__ == "__main__":

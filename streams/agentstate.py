@@ -33,7 +33,10 @@ class AgentState:
                  partitions: int = 1):
         self.table = app.Table(
             name, default=None, partitions=partitions, key_type=bytes, value_type=bytes,
-            changelog_topic=app.topic(changelog, partitions=partitions, key_serializer="raw",
+            # acks=False as faust declares the changelogs it names itself: no stream reads a changelog,
+            # and an acking topic nobody consumes is what faust's stall check reports as a stream
+            # that never started processing
+            changelog_topic=app.topic(changelog, partitions=partitions, key_serializer="raw", acks=False,
                                       value_serializer="raw", key_type=bytes, value_type=bytes),
         )
         self.topics = {t.get_topic_name(): t for t in outputs}
@@ -73,8 +76,8 @@ async def serve_inbox(stream, state: AgentState, handlers: Mapping[str, Handler]
     """
     from schemas.errors import CodecError
     from streams.app import CODEC, VIEWS
-    from streams.exchange import unstorable
     from streams.rejects import send_internal_error, send_reject
+    from streams.rules.exchange import unstorable
 
     for view in VIEWS:
         await view.wait_ready()

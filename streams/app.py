@@ -15,14 +15,13 @@ from pathlib import Path
 
 import faust
 
-from ops import metrics
-from ops.config import settings
 from schemas.codec import default_codec
-from streams.departments import load as load_departments
-from streams.exchange import Subscriptions, item_sources
-from streams.views import CompactedView
-from streams.workcalendar import WorkCalendar, publish_event
-from topics import registry
+from streams.rules.exchange import Subscriptions, item_sources
+from streams.rules.workcalendar import WorkCalendar, publish_event
+from topics import metrics, registry
+from topics.departments import load as load_departments
+from topics.settings import settings
+from topics.views import CompactedView
 
 SETTINGS = settings()
 PREFIX = SETTINGS.topic_prefix
@@ -185,15 +184,3 @@ if metrics_port:
     @app.task
     async def serve_metrics() -> None:
         metrics.serve(metrics_port, "worker")
-
-
-from streams import catalog_agent, deliveries, sharing_agent  # noqa: E402,F401  (registers the agents)
-
-# A table's changelog is written by this worker and read back only to restore the table: no
-# stream reads it, so nothing acks it, and faust declares the changelogs it names itself with
-# acks=False. Ours are named by the registry (streams/agentstate.py) through app.topic(), whose
-# default is acks=True; faust's stall check would then take every table write for an event a
-# stream has yet to process and, from stream_processing_timeout after the start on, report
-# "Stream has not started processing" for each changelog at every check (2.5 commit intervals).
-for _table in app.tables.values():
-    _table.changelog_topic.acks = False

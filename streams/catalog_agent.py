@@ -1,5 +1,5 @@
 """The catalog agent: submissions, reviews, demand lists, system registrations and changes,
-in one ordered stream. It validates with the rules in streams/catalog.py, keeps its state in
+in one ordered stream. It validates with the rules in streams/rules/catalog.py, keeps its state in
 a faust table, publishes the approved catalog and the responsibility lists, and starts and
 stops the review and update deadlines.
 
@@ -12,9 +12,9 @@ import logging
 from datetime import date, datetime
 from typing import Any
 
-from streams import catalog as rules
 from streams.agentstate import AgentState, serve_inbox
 from streams.app import CODEC, DEPARTMENTS, PREFIX, app, calendar, topic
+from streams.rules import catalog as rules
 from topics import registry
 
 log = logging.getLogger("govbus.catalog")

@@ -1,4 +1,4 @@
-"""The durable deadline service: the engine of streams/deadlines.py behind Kafka.
+"""The durable deadline service: the engine of streams/rules/deadlines.py behind Kafka.
 
 Commands (start, answer, extend) come from `govbus.deadlines.commands`; each deadline's
 state lives in the compacted `govbus.deadlines` topic; notices go to `govbus.notices`.
@@ -23,16 +23,15 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 
-from ops import metrics
-from ops.config import Settings
 from schemas.codec import default_codec
 from schemas.errors import CodecError
-from streams.deadlines import DeadlineEngine, DeadlineRefused, DeadlineState, Notice
-from streams.departments import load as load_departments
-from streams.exchange import reject_record
-from streams.views import CompactedView, partitions_of
-from streams.workcalendar import WorkCalendar, publish_event
-from topics import registry
+from streams.rules.deadlines import DeadlineEngine, DeadlineRefused, DeadlineState, Notice
+from streams.rules.exchange import reject_record
+from streams.rules.workcalendar import WorkCalendar, publish_event
+from topics import metrics, registry
+from topics.departments import load as load_departments
+from topics.settings import Settings
+from topics.views import CompactedView, partitions_of
 
 log = logging.getLogger("govbus.deadlines")
 COMMAND = "govbus.deadlines.DeadlineCommand"

@@ -30,7 +30,6 @@ from zoneinfo import ZoneInfo
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from ops import metrics
 from schemas.errors import CodecError
 from streams.app import (
     CODEC,
@@ -46,7 +45,9 @@ from streams.app import (
     grants_view,
     subscriptions,
 )
-from streams.exchange import (
+from streams.outputs import Outputs, key_hash
+from streams.rejects import internal_error_reason, reject_message
+from streams.rules.exchange import (
     alert_id,
     check_against_catalog,
     check_delivery,
@@ -54,11 +55,9 @@ from streams.exchange import (
     feed_records,
     remember_sources,
 )
-from streams.identifiers import subject_problem
-from streams.outputs import Outputs, key_hash
-from streams.rejects import internal_error_reason, reject_message
-from streams.sharing import Route, routes
-from topics import registry
+from streams.rules.identifiers import subject_problem
+from streams.rules.sharing import Route, routes
+from topics import metrics, registry
 
 log = logging.getLogger("govbus.deliveries")
 ZONE = ZoneInfo("Asia/Shanghai")

@@ -6,9 +6,9 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime
 
-from ops import metrics
 from streams.app import CODEC, rejects_topic
-from streams.exchange import reject_record
+from streams.rules.exchange import reject_record
+from topics import metrics
 
 log = logging.getLogger("govbus.rejects")
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime
 
-from streams import sharing as rules
 from streams.agentstate import AgentState, serve_inbox
 from streams.app import CODEC, DEPARTMENTS, PREFIX, app, calendar, catalog, topic
-from streams.catalog import Problem
+from streams.rules import sharing as rules
+from streams.rules.catalog import Problem
 from topics import registry
 
 log = logging.getLogger("govbus.sharing")

@@ -12,8 +12,8 @@ from pathlib import Path
 import hypothesis  # noqa: F401  (imported early: its plugin's late import trips a CPython 3.11 AST bug)
 import pytest
 
-from ops.config import REPO_ROOT, Settings, settings
 from ops.workers import WorkerProcess
+from topics.settings import REPO_ROOT, Settings, settings
 
 TEST_STATE = REPO_ROOT / ".govbus" / "test"
 

@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from ops.bench_pipeline import produce_keyed, records_on  # noqa: F401  (re-exported for the tests)
+from ops.bench.pipeline import produce_keyed, records_on  # noqa: F401  (re-exported for the tests)
 from ops.seeds import approved_entry  # noqa: F401  (re-exported for the tests)
 from schemas.codec import default_codec
-from streams.identifiers import resident_id_check_char
-from streams.views import partitions_of
+from streams.rules.identifiers import resident_id_check_char
+from topics.views import partitions_of
 
 
 def resident_id(body17: str = "51100219800101123") -> str:
@@ -114,8 +114,8 @@ async def seed_catalog(bus, *entries: dict) -> None:
 
 async def ledger_rows(sql: str, *args, want: int = 1, timeout: float = 30.0):
     """Rows of a ledger query, once there are at least `want` of them (None after `timeout`)."""
-    from ops.config import settings
     from ops.db import fetch
+    from topics.settings import settings
 
     async def check():
         rows = await fetch(settings().dsn, sql, *args)

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from ops.config import Settings
 from topics.registry import TopicSpec, all_topics, name_of
+from topics.settings import Settings
 
 log = logging.getLogger("govbus.topics")
 
@@ -29,7 +29,7 @@ class ApplyReport:
 
 async def apply_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> ApplyReport:
     if specs is None:
-        from streams.departments import load
+        from topics.departments import load
 
         specs = all_topics(load())
     wanted = {name_of(s, settings.topic_prefix): s for s in specs}

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 import yaml
 
-from ops.catalog_cli import _submit_and_wait, entry_from_file, review_and_wait
-from ops.config import REPO_ROOT
+from ops.cli.catalog import _submit_and_wait, entry_from_file, review_and_wait
 from tests.helpers import consume, decoded, ledger_rows
+from topics.settings import REPO_ROOT
 
 SEED = REPO_ROOT / "ops" / "seed" / "catalog"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.departments import load
 from tests.helpers import consume, decoded, resident_id
+from topics.departments import load
 from topics.registry import all_topics
 
 GOVBUS = str(Path(sys.executable).parent / "govbus")

@@ -8,8 +8,8 @@ from consumers.feed import Feed
 from consumers.ledger import LedgerSink
 from ops.db import connect
 from schemas.codec import default_codec
-from streams.exchange import feed_records
-from streams.sharing import Route
+from streams.rules.exchange import feed_records
+from streams.rules.sharing import Route
 from tests.helpers import delivery, produce
 
 FEED = "govbus.exchange.FeedDelivery"

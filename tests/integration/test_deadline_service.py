@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from ops.config import REPO_ROOT
 from schemas.codec import default_codec
 from tests.helpers import consume, decoded, produce
+from topics.settings import REPO_ROOT
 
 N = 40
 
@@ -161,7 +161,7 @@ def sample(name: str, **labels) -> float:
 
 async def test_the_service_reports_open_deadlines_notices_flow_and_lag(bus):
     from streams.deadline_service import DeadlineService
-    from streams.deadlines import ZONE
+    from streams.rules.deadlines import ZONE
 
     now = [datetime(2026, 12, 1, 10, tzinfo=ZONE)]
     svc = DeadlineService(bus.settings, clock=lambda: now[0], tick_interval=0.2)

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaProducer
 
 from consumers.feed import Feed
 from ops.cli import _subscribe
-from ops.share_cli import send_share
+from ops.cli.share import send_share
 from schemas.codec import default_codec
 from tests.helpers import (
     approved_entry,

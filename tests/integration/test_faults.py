@@ -11,7 +11,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from consumers.feed import Feed
-from ops.bench_pipeline import subjects
+from ops.bench.pipeline import subjects
 from ops.cli import _subscribe
 from ops.db import fetch
 from schemas.codec import HEADER, default_codec

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from ops.cli import _subscribe
-from ops.config import REPO_ROOT
 from ops.db import fetch
 from ops.publish import publish_rows, read_rows
 from schemas.codec import default_codec
@@ -26,6 +25,7 @@ from tests.helpers import (
     resident_id,
     seed_catalog,
 )
+from topics.settings import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 DELIVERY = "govbus.exchange.DataDelivery"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ops.config import REPO_ROOT
 from ops.prometheus_server import LocalPrometheus
+from topics.settings import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 

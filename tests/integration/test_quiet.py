@@ -20,13 +20,13 @@ import yaml
 from aiokafka import AIOKafkaConsumer
 from prometheus_client.parser import text_string_to_metric_families
 
-from ops.catalog_cli import _submit_and_wait
 from ops.cli import _subscribe
-from ops.config import REPO_ROOT
-from ops.share_cli import send_share
+from ops.cli.catalog import _submit_and_wait
+from ops.cli.share import send_share
 from ops.workers import WorkerProcess
 from schemas.codec import default_codec
 from tests.helpers import approved_entry, delivery, produce_keyed, records_on, resident_id, seed_catalog
+from topics.settings import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from consumers.feed import Feed
-from ops.config import REPO_ROOT
 from ops.supervisor import Backoff, ChildSpec, Supervisor
 from schemas.codec import default_codec
 from schemas.provenance import provenance_digest
 from tests.helpers import eventually, ledger_rows, produce_keyed, resident_id
+from topics.settings import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 

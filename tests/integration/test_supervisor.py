@@ -17,8 +17,7 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from ops.bench_pipeline import subjects
-from ops.config import REPO_ROOT
+from ops.bench.pipeline import subjects
 from ops.db import fetch
 from ops.stack import pid_alive
 from ops.supervisor import Backoff, ChildSpec, Supervisor, read_state, same_process
@@ -32,6 +31,7 @@ from tests.helpers import (
     records_on,
     seed_catalog,
 )
+from topics.settings import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import yaml
 
-from ops.config import METRICS_PORTS, REPO_ROOT
 from ops.prometheus_server import RULES, config, default_targets
+from topics.settings import METRICS_PORTS, REPO_ROOT
 
 PROM = REPO_ROOT / "ops" / "prometheus"
 PROMTOOL = Path("/usr/bin/promtool")

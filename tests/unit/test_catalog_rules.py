@@ -3,10 +3,10 @@ import copy
 import pytest
 import yaml
 
-from ops.config import REPO_ROOT
-from streams import catalog as rules
-from streams.departments import load
-from streams.workcalendar import WorkCalendar
+from streams.rules import catalog as rules
+from streams.rules.workcalendar import WorkCalendar
+from topics.departments import load
+from topics.settings import REPO_ROOT
 
 DEPTS = load()
 SEED = REPO_ROOT / "ops" / "seed" / "catalog"
@@ -15,7 +15,7 @@ SYSTEMS = {"GA-HZ": {"department": "NJ-GA", "system_code": "GA-HZ", "stage": "re
 
 
 def seed(name: str) -> dict:
-    from ops.catalog_cli import entry_from_file
+    from ops.cli.catalog import entry_from_file
 
     raw = yaml.safe_load((SEED / name).read_text(encoding="utf-8"))
     return rules.normalise_attributes(entry_from_file(raw, raw["provider"]))
@@ -168,7 +168,7 @@ def test_reviews_go_to_the_authority_of_the_submitters_level():
 def test_every_county_and_zone_is_a_tenant_with_its_own_authority():
     import yaml as y
 
-    counties = {c["code"] for c in y.safe_load((REPO_ROOT / "ops/seed/departments.yaml").read_text())["counties"]}
+    counties = {c["code"] for c in y.safe_load((REPO_ROOT / "topics/departments.yaml").read_text())["counties"]}
     assert counties == {"SZ", "DX", "WY", "ZZ", "LC", "JKQ", "GXQ"}
     for county in counties:
         assert any(d.kind == "authority" and d.county == county for d in DEPTS.values()), county

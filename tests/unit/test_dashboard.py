@@ -9,8 +9,8 @@ from pathlib import Path
 import yaml
 from prometheus_client import REGISTRY
 
-import ops.metrics  # noqa: F401  (registers every family govbus exports)
-from ops.config import REPO_ROOT
+import topics.metrics  # noqa: F401  (registers every family govbus exports)
+from topics.settings import REPO_ROOT
 
 DASHBOARD = REPO_ROOT / "ops" / "grafana" / "govbus.json"
 RULES = REPO_ROOT / "ops" / "prometheus" / "alerts.yml"

@@ -8,9 +8,9 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from streams.deadlines import PROCESSES, ZONE, DeadlineEngine, DeadlineRefused
-from streams.departments import load
-from streams.workcalendar import PublishedYear, WorkCalendar
+from streams.rules.deadlines import PROCESSES, ZONE, DeadlineEngine, DeadlineRefused
+from streams.rules.workcalendar import PublishedYear, WorkCalendar
+from topics.departments import load
 
 DEPTS = load()
 HEADS = {code: d.head for code, d in DEPTS.items()}

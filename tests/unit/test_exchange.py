@@ -6,9 +6,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.provenance import canonical_text, provenance_digest
-from streams.departments import load
-from streams.exchange import check_delivery, value_digest
+from streams.rules.exchange import check_delivery, value_digest
 from tests.helpers import delivery
+from topics.departments import load
 
 DEPTS = load()
 
@@ -67,7 +67,7 @@ def test_what_no_store_can_hold_is_refused_at_the_door(items, where):
 
 
 def test_ordinary_values_are_storable():
-    from streams.exchange import unstorable
+    from streams.rules.exchange import unstorable
 
     assert unstorable({"姓名": "张三", "n": 3, "x": 1.5, "b": True, "none": None, "l": ["a", {"k": "v"}]}) is None
     assert "field 'l'[1].k" in unstorable({"l": ["a", {"k": "v\x00"}]})

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ops.cli import main
-from streams.identifiers import (
+from streams.rules.identifiers import (
     resident_id_check_char,
     resident_id_problem,
     subject_problem,

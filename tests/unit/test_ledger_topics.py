@@ -3,8 +3,8 @@
 import re
 
 from consumers.ledger import WRITERS, ledger_pattern
-from streams.departments import load
 from topics import registry
+from topics.departments import load
 
 
 def test_the_ledger_reads_exactly_the_recorded_topics():

@@ -30,20 +30,20 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from ops.catalog_cli import CONTENT_FIELDS
 from ops.cli import main
+from ops.cli.catalog import CONTENT_FIELDS
+from ops.cli.share import _list
 from ops.publish import RESERVED, Row, read_rows
-from ops.share_cli import _list
 from schemas.codec import default_codec
 from schemas.errors import CodecError
-from streams.identifiers import (
+from streams.rules.identifiers import (
     USCC_CHARSET,
     resident_id_check_char,
     resident_id_problem,
     uscc_check_char,
     uscc_problem,
 )
-from streams.workcalendar import WorkCalendar, publish_event, year_from_record
+from streams.rules.workcalendar import WorkCalendar, publish_event, year_from_record
 
 CODEC = default_codec()
 RUNNER = CliRunner()

@@ -22,11 +22,11 @@ from hypothesis import strategies as st
 
 from ops.seeds import approved_entry
 from schemas.codec import default_codec
-from streams import catalog as cat
-from streams import sharing
-from streams.deadlines import PROCESSES, ZONE, DeadlineEngine, DeadlineRefused, DeadlineState
-from streams.departments import load
-from streams.workcalendar import WorkCalendar
+from streams.rules import catalog as cat
+from streams.rules import sharing
+from streams.rules.deadlines import PROCESSES, ZONE, DeadlineEngine, DeadlineRefused, DeadlineState
+from streams.rules.workcalendar import WorkCalendar
+from topics.departments import load
 
 CODEC = default_codec()
 DEPTS = load()

@@ -2,17 +2,17 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from streams import sharing
-from streams.departments import load
-from streams.exchange import (
+from streams.rules import sharing
+from streams.rules.exchange import (
     check_against_catalog,
     duplicate_findings,
     feed_records,
     item_sources,
     remember_sources,
 )
-from streams.identifiers import subject_problem
+from streams.rules.identifiers import subject_problem
 from tests.helpers import approved_entry, delivery, resident_id
+from topics.departments import load
 
 DEPTS = load()
 GA = approved_entry("ga-population.yaml")

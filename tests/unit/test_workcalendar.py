@@ -3,7 +3,7 @@ from datetime import date, datetime
 
 import pytest
 
-from streams.workcalendar import PublishedYear, WorkCalendar, year_from_record
+from streams.rules.workcalendar import PublishedYear, WorkCalendar, year_from_record
 
 D = date.fromisoformat
 

@@ -14,7 +14,7 @@ from typing import Any
 import click
 import yaml
 
-from ops.config import settings
+from topics.settings import settings
 
 DECISION = "govbus.catalog.CatalogDecision"
 CONTENT_FIELDS = (

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from streams.departments import Department
-from streams.workcalendar import Deadline, WorkCalendar
+from streams.rules.workcalendar import Deadline, WorkCalendar
+from topics.departments import Department
 
 SHARE_ATTRIBUTES = ("unconditional", "conditional", "none")
 OPEN_ATTRIBUTES = ("unconditional", "conditional", "not_open")

@@ -1,7 +1,7 @@
 """Benchmark of the deadline engine: memory per open deadline and the cost of a tick, empty or
 with ~100 deadlines due, at 10k / 100k / 1M open deadlines. Prints a table; asserts nothing.
 
-    .venv/bin/python -m ops.bench_deadlines [SIZE ...]
+    .venv/bin/python -m ops.bench.deadlines [SIZE ...]
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import tracemalloc
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date, datetime, timedelta
 
-from streams.deadlines import PROCESSES, ZONE, DeadlineEngine
-from streams.departments import load
-from streams.workcalendar import WorkCalendar
+from streams.rules.deadlines import PROCESSES, ZONE, DeadlineEngine
+from streams.rules.workcalendar import WorkCalendar
+from topics.departments import load
 
 FIRST_DAY = date(2026, 1, 5)  # received dates spread over the following 60 days
 SPREAD_DAYS = 60

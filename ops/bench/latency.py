@@ -23,11 +23,11 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from ops.bench_pipeline import FANOUT, deployment, raw_deployment, subjects
-from ops.config import Settings
+from ops.bench.pipeline import FANOUT, deployment, raw_deployment, subjects
 from schemas.codec import default_codec
 from streams.outputs import Outputs
 from topics.registry import DELIVERIES, feed_name, name_of
+from topics.settings import Settings
 
 WARMUP = 5.0
 TICK = 0.005  # the publisher sends what is due every 5 ms

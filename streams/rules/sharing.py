@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from streams.catalog import Problem
-from streams.departments import Department
+from streams.rules.catalog import Problem
+from topics.departments import Department
 
 ANSWER_DAYS_RULE = "R-26.1"  # the provider answers within 10 working days (deadline engine: share_request)
 
@@ -96,7 +96,7 @@ def make_grant(request: Mapping[str, Any], answer_items: Iterable[str], provider
 
 
 def authority_for(provider: Department, departments: Mapping[str, Department]) -> str:
-    from streams.catalog import reviewer_for
+    from streams.rules.catalog import reviewer_for
 
     return reviewer_for(provider, departments)
 

@@ -14,7 +14,7 @@ from operator import attrgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from streams.workcalendar import Deadline, WorkCalendar
+from streams.rules.workcalendar import Deadline, WorkCalendar
 
 ZONE = ZoneInfo("Asia/Shanghai")
 ONE_DAY = timedelta(days=1)

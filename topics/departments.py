@@ -1,6 +1,6 @@
 """The department registry (R-7.1, R-9.1): who is on the bus, at which level, with which head.
 
-Seeded from ops/seed/departments.yaml; department codes are what events name as
+Seeded from topics/departments.yaml; department codes are what events name as
 publisher, subscriber and provider.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-SEED = Path(__file__).resolve().parent.parent / "ops" / "seed" / "departments.yaml"
+SEED = Path(__file__).resolve().parent / "departments.yaml"
 CODE = re.compile(r"^[A-Z][A-Z0-9]{1,7}-[A-Z0-9]{1,10}$")
 
 

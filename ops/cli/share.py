@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import click
 
-from ops.config import settings
+from topics.settings import settings
 
 DECISION = "govbus.sharing.ShareDecision"
 

@@ -95,7 +95,7 @@ def check_delivery(d: Mapping[str, Any], departments: Mapping[str, Any]) -> Refu
 
 
 def feed_records(d: Mapping[str, Any], routes: Iterable[Any], now: datetime) -> list[dict[str, Any]]:
-    """One feed record per route (see streams.sharing.routes): exactly the granted items, naming the
+    """One feed record per route (see streams.rules.sharing.routes): exactly the granted items, naming the
     grant and purpose it is delivered under, with a provenance digest over what is delivered (R-28.1)."""
     out = []
     scopes: dict[tuple[str, ...] | None, tuple[dict, str]] = {}  # departments granted the same items share one

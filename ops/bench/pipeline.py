@@ -30,12 +30,12 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from ops.config import Settings
 from schemas.codec import default_codec
-from streams.identifiers import resident_id_check_char
-from streams.views import partitions_of
+from streams.rules.identifiers import resident_id_check_char
 from topics.admin import apply_topics
 from topics.registry import CATALOG, DELIVERIES, FEED_PARTITIONS, GRANTS, feed_name, name_of
+from topics.settings import Settings
+from topics.views import partitions_of
 
 FANOUT = ["NJ-YB", "NJ-RS", "NJ-WJ", "NJ-JY", "NJ-ZJ", "NJ-CZ", "NJ-SW", "NJ-STHJ", "NJ-JT", "NJ-MZ"]
 ITEM_SETS = [["姓名"], ["保障类别"], ["姓名", "保障类别"], ["月救助金额"], ["姓名", "月救助金额"]]

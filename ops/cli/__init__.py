@@ -11,14 +11,14 @@ from datetime import UTC, datetime
 
 import click
 
-from ops.config import settings
+from topics.settings import settings
 
 
 def _run(coro):
     from aiokafka.errors import KafkaConnectionError
 
     from schemas.errors import SchemaMismatch
-    from streams.views import TopicMissing
+    from topics.views import TopicMissing
 
     try:
         return asyncio.run(coro)
@@ -52,8 +52,8 @@ def main(verbose: bool) -> None:
     logging.getLogger("aiokafka").setLevel(logging.INFO if verbose else logging.CRITICAL)
 
 
-from ops.catalog_cli import catalog  # noqa: E402
-from ops.share_cli import alerts, share  # noqa: E402
+from ops.cli.catalog import catalog  # noqa: E402
+from ops.cli.share import alerts, share  # noqa: E402
 
 main.add_command(catalog)
 main.add_command(share)
@@ -151,7 +151,7 @@ def topics_apply() -> None:
 @topics.command("list")
 def topics_list() -> None:
     """The declared topics."""
-    from streams.departments import load
+    from topics.departments import load
     from topics.registry import all_topics, name_of
 
     for spec in all_topics(load()):
@@ -236,7 +236,7 @@ def publish(publisher: str, resource: str, system_code: str | None, path: str) -
 @click.option("--cancel", is_flag=True, help="End the subscription.")
 def subscribe(department: str, resource: str, cancel: bool) -> None:
     """Subscribe DEPARTMENT to the feed of RESOURCE."""
-    from streams.departments import load
+    from topics.departments import load
 
     if department not in load():
         raise click.ClickException(f"{department} is not a department registered on the bus")
@@ -310,7 +310,7 @@ async def _until_signalled(service) -> None:
 def ledger_run() -> None:
     """Run the ledger sink until interrupted."""
     from consumers.ledger import run_ledger
-    from ops import metrics
+    from topics import metrics
 
     s = settings()
     logging.getLogger("govbus").setLevel(logging.INFO)
@@ -389,7 +389,7 @@ def check() -> None:
 @click.argument("value")
 def check_id(value: str) -> None:
     """Is VALUE a valid 18-digit resident identity number (GB 11643)?"""
-    from streams.identifiers import resident_id_problem
+    from streams.rules.identifiers import resident_id_problem
 
     problem = resident_id_problem(value)
     click.echo(problem or "valid")
@@ -400,7 +400,7 @@ def check_id(value: str) -> None:
 @click.argument("value")
 def check_uscc(value: str) -> None:
     """Is VALUE a valid 18-character unified social credit code (GB 32100)?"""
-    from streams.identifiers import uscc_problem
+    from streams.rules.identifiers import uscc_problem
 
     problem = uscc_problem(value)
     click.echo(problem or "valid")
@@ -417,9 +417,9 @@ def calendar() -> None:
 
 async def _load_calendar():
     from schemas.codec import default_codec
-    from streams.views import snapshot
-    from streams.workcalendar import WorkCalendar, publish_event
+    from streams.rules.workcalendar import WorkCalendar, publish_event
     from topics.registry import CALENDAR, name_of
+    from topics.views import snapshot
 
     s = settings()
     cal = WorkCalendar()
@@ -475,8 +475,8 @@ def calendar_is_workday(day: str) -> None:
 @click.option("--as", "publisher", default="NJ-SJJ", show_default=True, help="Publishing authority.")
 def calendar_publish(path: str, publisher: str) -> None:
     """Publish a year's calendar from a YAML or JSON file (year, source, holidays, workdays)."""
-    from ops.catalog_cli import _mapping, _read, _required
-    from streams.workcalendar import WorkCalendar, year_from_record
+    from ops.cli.catalog import _mapping, _read, _required
+    from streams.rules.workcalendar import WorkCalendar, year_from_record
 
     fields = ("year", "source", "holidays", "workdays")
     raw = _mapping(_read(path), "a calendar file", fields)
@@ -515,8 +515,8 @@ def deadlines() -> None:
 @deadlines.command("run")
 def deadlines_run() -> None:
     """Run the deadline service until interrupted."""
-    from ops import metrics
     from streams.deadline_service import run_service
+    from topics import metrics
 
     logging.getLogger("govbus").setLevel(logging.INFO)
     metrics.serve(int(os.environ.get("GOVBUS_DEADLINES_METRICS_PORT", "0")), "deadlines")
@@ -532,7 +532,7 @@ def deadlines_run() -> None:
 def deadlines_extend(deadline_id: str, days: int, approved_by: str, actor: str) -> None:
     """Extend a deadline where the measures allow it (once, within the limit, with the head's approval)."""
     from ops.kafka_io import send_events
-    from streams.deadlines import command_record
+    from streams.rules.deadlines import command_record
     from topics.registry import DEADLINE_COMMANDS
 
     rec = command_record(datetime.now(UTC), "extend", deadline_id, actor, extension_days=days, approved_by=approved_by)
@@ -547,8 +547,8 @@ def deadlines_extend(deadline_id: str, days: int, approved_by: str, actor: str) 
 def deadlines_list(party: str | None, show_all: bool) -> None:
     """Deadlines and their state, soonest first."""
     from schemas.codec import default_codec
-    from streams.views import snapshot
     from topics.registry import DEADLINES, name_of
+    from topics.views import snapshot
 
     s = settings()
     states = [default_codec().decode(v, "govbus.deadlines.DeadlineState").record
@@ -584,7 +584,7 @@ def bench() -> None:
 @click.argument("sizes", nargs=-1, type=int)
 def bench_deadlines(sizes: tuple[int, ...]) -> None:
     """Memory and time per tick of the deadline engine at 10k / 100k / 1M open deadlines."""
-    from ops.bench_deadlines import main as run_bench
+    from ops.bench.deadlines import main as run_bench
 
     run_bench(sizes or (10_000, 100_000, 1_000_000))
 
@@ -594,7 +594,7 @@ def bench_deadlines(sizes: tuple[int, ...]) -> None:
 def bench_pipeline(n: int) -> None:
     """Deliveries per second through the pipeline to 10 feeds, next to a raw aiokafka loop."""
     from ops import stack
-    from ops.bench_pipeline import run
+    from ops.bench.pipeline import run
 
     s = settings()
     _run(stack.up(s))
@@ -606,7 +606,7 @@ def bench_pipeline(n: int) -> None:
 def bench_scaling(n: int) -> None:
     """Deliveries per second with one worker, then with two sharing the partitions."""
     from ops import stack
-    from ops.bench_pipeline import run_scaling
+    from ops.bench.pipeline import run_scaling
 
     s = settings()
     _run(stack.up(s))
@@ -620,7 +620,7 @@ def bench_scaling(n: int) -> None:
 def bench_latency(rate: int, seconds: float, workers: int) -> None:
     """Publication to arrival on a feed at a steady rate: p50, p99, max."""
     from ops import stack
-    from ops.bench_latency import run
+    from ops.bench.latency import run
 
     s = settings()
     _run(stack.up(s))
@@ -631,6 +631,6 @@ def bench_latency(rate: int, seconds: float, workers: int) -> None:
 @click.option("--records", "n", default=20_000, show_default=True)
 def bench_codec(n: int) -> None:
     """The Avro codec against bare fastavro schemaless read/write on the same records."""
-    from ops.bench_codec import run
+    from ops.bench.codec import run
 
     run(n)
