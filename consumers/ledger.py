@@ -17,7 +17,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from consumers.errors import RecordRefused, SinkUnavailable, classify
+from consumers.errors import ConsumerError, RecordRefused, classify
 from schemas.codec import default_codec
 from schemas.errors import CodecError
 from topics import metrics, registry
@@ -274,9 +274,12 @@ class LedgerSink:
                 try:
                     aside = await self._attempt(one_by_one)
                     break
-                except RecordRefused:
-                    one_by_one = True  # find the records refused; the others are written
-                except SinkUnavailable as exc:
+                except ConsumerError as exc:
+                    if not exc.retriable:
+                        if one_by_one:  # the quarantine itself refused: nothing more this sink can do
+                            raise
+                        one_by_one = True  # find the records refused; the others are written
+                        continue
                     delay = min(self.max_backoff, delay * 2 if delay else exc.retry_after)
                     metrics.LEDGER_RETRIES.inc()
                     log.warning("%s; retrying in %.1fs", exc, delay)

@@ -15,10 +15,11 @@ from typing import Any
 from streams.agentstate import AgentState, serve_inbox
 from streams.app import CODEC, DEPARTMENTS, PREFIX, app, calendar, topic
 from streams.rules import catalog as rules
+from streams.rules.deadlines import command_record, statutory_due
+from streams.rules.refusals import Refusal
 from topics import registry
 
 log = logging.getLogger("govbus.catalog")
-REVIEW_DAYS = 10  # R-14.1: the authority reviews within 10 working days of receipt
 
 inbox_topic = topic(registry.CATALOG_INBOX)
 catalog_topic = topic(registry.CATALOG)
@@ -32,7 +33,7 @@ _get, _put, _emit = state.get, state.put, state.emit
 
 
 def _decide(now: datetime, *, subject_kind: str, subject_id: str, department: str, status: str,
-                  resource_code: str | None = None, problems: list[rules.Problem] = (), late: bool = False,
+                  resource_code: str | None = None, problems: list[Refusal] = (), late: bool = False,
                   due_on: str | None = None, decided_by: str | None = None, reasons: list[str] | None = None,
                   rule_ids: list[str] | None = None) -> None:
     ids = sorted({r for p in problems for r in p.rule_ids} | set(rule_ids or ()))
@@ -47,9 +48,7 @@ def _decide(now: datetime, *, subject_kind: str, subject_id: str, department: st
 
 
 def _deadline(now: datetime, action: str, deadline_id: str, actor: str, **fields: Any) -> None:
-    rec = {"event_id": f"{deadline_id}:{action}", "occurred_at": now, "action": action,
-           "deadline_id": deadline_id, "case_type": None, "case_id": None, "party": None, "received_on": None,
-           "extension_days": None, "approved_by": None, "actor": actor, **fields}
+    rec = command_record(now, action, deadline_id, actor, **fields)
     _emit(deadline_commands_topic, deadline_id.encode(), CODEC.encode("govbus.deadlines.DeadlineCommand", rec))
 
 
@@ -59,52 +58,34 @@ async def process_catalog(stream):
 
 
 async def on_submission(rec: dict, received_on: date, now: datetime) -> None:
+    """A catalog list entry submitted: checked (R-11.1, R-12.1, R-14.1) and queued for its authority's review."""
     entry = rules.normalise_attributes(dict(rec["entry"]))
     submitter, code, sub_id = rec["submitter"], entry["resource_code"], rec["event_id"]
     dept = DEPARTMENTS.get(submitter)
     if dept is None:
         _decide(now, subject_kind="entry", subject_id=sub_id, department=submitter, status="refused",
-                      resource_code=code, reasons=[f"{submitter} is not a department registered on the bus"],
-                      rule_ids=["R-12.1"])
+                resource_code=code, reasons=[f"{submitter} is not a department registered on the bus"],
+                rule_ids=["R-12.1"])
         return
-    problems = rules.check_entry(submitter, entry, DEPARTMENTS, _systems())
-    existing = _get(f"entry:{code}")
-    late, update_due = False, None
-    if rec["kind"] == "update":
-        if existing is None:
-            problems.append(rules.Problem(f"{code} is not in the approved catalog; submit it as a new entry",
-                                          ("R-12.1",)))
-        if not rec.get("change_date"):
-            problems.append(rules.Problem("an update names the date of the change of law, function or system "
-                                          "it follows (change_date)", ("R-14.1",)))
-        else:
-            try:
-                late, due = rules.is_late(received_on, date.fromisoformat(rec["change_date"]), calendar)
-                update_due = str(due)
-            except ValueError:
-                problems.append(rules.Problem(f"change_date {rec['change_date']!r} is not a date YYYY-MM-DD",
-                                              ("R-14.1",)))
-    elif rec["kind"] == "new":
-        if existing is not None:
-            problems.append(rules.Problem(f"{code} is already in the catalog; submit an update", ("R-12.1",)))
-    else:
-        problems.append(rules.Problem(f"kind {rec['kind']!r} is neither new nor update", ("R-12.1",)))
+    problems, update_due, late = rules.check_submission({**rec, "entry": entry}, _get(f"entry:{code}"), received_on,
+                                                  calendar)
+    problems = rules.check_entry(submitter, entry, DEPARTMENTS, _systems()) + problems
     if problems:
         _decide(now, subject_kind="entry", subject_id=sub_id, department=submitter, status="refused",
-                      resource_code=code, problems=problems)
+                resource_code=code, problems=problems)
         _put(f"sub:{sub_id}", {"status": "refused"})
         return
     reviewer = rules.reviewer_for(dept, DEPARTMENTS)
-    review_due = calendar.add_working_days(received_on, REVIEW_DAYS)
+    review_due = statutory_due("catalog_review", received_on, calendar)
     _put(f"sub:{sub_id}", {"status": "pending_review", "submission": {**rec, "entry": entry},
                            "reviewer": reviewer, "received_on": received_on, "late": late})
     _decide(now, subject_kind="entry", subject_id=sub_id, department=submitter, status="pending_review",
-                  resource_code=code, late=late, due_on=str(review_due),
-                  reasons=[f"awaiting review by {reviewer}, due {review_due}"]
-                  + ([f"late: the update was due {update_due} (15 working days after the change)"] if late else []),
-                  rule_ids=["R-12.1", "R-14.1"])
+            resource_code=code, late=late, due_on=str(review_due),
+            reasons=[f"awaiting review by {reviewer}, due {review_due}"]
+            + ([f"late: the update was due {update_due} (15 working days after the change)"] if late else []),
+            rule_ids=["R-12.1", "R-14.1"])
     _deadline(now, "start", f"catalog_review:{sub_id}", submitter, case_type="catalog_review",
-                    case_id=sub_id, party=reviewer, received_on=received_on.isoformat())
+              case_id=sub_id, party=reviewer, received_on=received_on.isoformat())
     if rec["kind"] == "update":
         for change_id in _get(f"changes:{submitter}") or []:
             _deadline(now, "answer", f"catalog_update:{change_id}", submitter)
@@ -112,12 +93,13 @@ async def on_submission(rec: dict, received_on: date, now: datetime) -> None:
 
 
 async def on_review(rec: dict, received_on: date, now: datetime) -> None:
+    """The authority's review of a pending submission: an approved entry enters the catalog (R-12.1)."""
     sub_id, reviewer = rec["submission_id"], rec["reviewer"]
     sub = _get(f"sub:{sub_id}")
-    if sub is None or sub["status"] != "pending_review":
-        why = "no such submission" if sub is None else f"the submission is already {sub['status']}"
+    refused = rules.check_review_target(sub_id, sub)
+    if refused is not None:
         _decide(now, subject_kind="review", subject_id=rec["event_id"], department=reviewer,
-                      status="refused", reasons=[f"cannot review {sub_id}: {why}"], rule_ids=["R-12.1"])
+                status="refused", problems=[refused])
         return
     problems = rules.check_review(reviewer, rec["decision"], rec.get("reason"), sub["reviewer"])
     submission = sub["submission"]
@@ -125,22 +107,18 @@ async def on_review(rec: dict, received_on: date, now: datetime) -> None:
     code = entry["resource_code"]
     if problems:
         _decide(now, subject_kind="review", subject_id=rec["event_id"], department=reviewer,
-                      status="refused", resource_code=code, problems=problems)
+                status="refused", resource_code=code, problems=problems)
         return
     who = f"{reviewer} ({rec['reviewer_person']})"
     _deadline(now, "answer", f"catalog_review:{sub_id}", reviewer)
     if rec["decision"] == "reject":
         _put(f"sub:{sub_id}", {**sub, "status": "rejected"})
         _decide(now, subject_kind="entry", subject_id=sub_id, department=submitter, status="rejected",
-                      resource_code=code, decided_by=who, reasons=[rec["reason"]], rule_ids=["R-12.1"],
-                      late=sub["late"])
+                resource_code=code, decided_by=who, reasons=[rec["reason"]], rule_ids=["R-12.1"],
+                late=sub["late"])
         return
-    previous = _get(f"entry:{code}")
-    dept = DEPARTMENTS[submitter]
-    approved = {
-        "resource_code": code, "version": (previous["version"] + 1) if previous else 1, "level": dept.level,
-        "county": dept.county, "approved_at": now, "approved_by": who, "submission_id": sub_id, "entry": entry,
-    }
+    approved = rules.approve(entry, _get(f"entry:{code}"), DEPARTMENTS[submitter], approved_at=now,
+                             approved_by=who, submission_id=sub_id)
     value = CODEC.encode("govbus.catalog.CatalogEntry", approved)
     _put(f"entry:{code}", approved)
     codes = set(_get("entries") or [])
@@ -149,8 +127,8 @@ async def on_review(rec: dict, received_on: date, now: datetime) -> None:
     _put(f"sub:{sub_id}", {**sub, "status": "approved"})
     _emit(catalog_topic, code.encode(), value)
     _decide(now, subject_kind="entry", subject_id=sub_id, department=submitter, status="approved",
-                  resource_code=code, decided_by=who, reasons=[f"{code} v{approved['version']} is in the catalog"],
-                  rule_ids=["R-12.1"], late=sub["late"])
+            resource_code=code, decided_by=who, reasons=[f"{code} v{approved['version']} is in the catalog"],
+            rule_ids=["R-12.1"], late=sub["late"])
     _rederive_responsibilities(now)
 
 
@@ -196,28 +174,20 @@ async def on_demand_list(rec: dict, received_on: date, now: datetime) -> None:
 
 
 async def on_change(rec: dict, received_on: date, now: datetime) -> None:
+    """A change of law, function or system: the department's catalog update is due in 15 working days (R-14.1)."""
     dept = rec["department"]
-    reasons: list[str] = []
-    if dept not in DEPARTMENTS:
-        reasons.append(f"{dept} is not a department registered on the bus")
-    if rec["change_kind"] not in ("law", "function", "system"):
-        reasons.append(f"change kind {rec['change_kind']!r} is not law, function or system")
-    try:
-        change_date = date.fromisoformat(rec["change_date"])
-    except ValueError:
-        reasons.append(f"change_date {rec['change_date']!r} is not a date YYYY-MM-DD")
-    if reasons:
+    problems, change_date = rules.check_change(rec, DEPARTMENTS)
+    if problems:
         _decide(now, subject_kind="change", subject_id=rec["event_id"], department=dept, status="refused",
-                      reasons=reasons, rule_ids=["R-14.1"])
+                problems=problems)
         return
     due = rules.update_due(change_date, calendar)
     open_changes = _get(f"changes:{dept}") or []
     _put(f"changes:{dept}", [*open_changes, rec["event_id"]])
     _deadline(now, "start", f"catalog_update:{rec['event_id']}", rec["reported_by"],
-                    case_type="catalog_update", case_id=rec["event_id"], party=dept,
-                    received_on=change_date.isoformat())
+              case_type="catalog_update", case_id=rec["event_id"], party=dept, received_on=change_date.isoformat())
     _decide(now, subject_kind="change", subject_id=rec["event_id"], department=dept, status="accepted",
-                  due_on=str(due), reasons=[f"{dept} updates its catalog entries by {due}"], rule_ids=["R-14.1"])
+            due_on=str(due), reasons=[f"{dept} updates its catalog entries by {due}"], rule_ids=["R-14.1"])
 
 
 HANDLERS = {

@@ -25,13 +25,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 
 from schemas.codec import default_codec
 from schemas.errors import CodecError
-from streams.rules.deadlines import DeadlineEngine, DeadlineRefused, DeadlineState, Notice
+from streams.rules.deadlines import DeadlineEngine, DeadlineState, Notice
 from streams.rules.exchange import reject_record
+from streams.rules.refusals import Refusal
 from streams.rules.workcalendar import WorkCalendar, publish_event
 from topics import metrics, registry
 from topics.departments import load as load_departments
 from topics.settings import Settings
-from topics.views import CompactedView, partitions_of
+from topics.views import CompactedView, read_to_end
 
 log = logging.getLogger("govbus.deadlines")
 COMMAND = "govbus.deadlines.DeadlineCommand"
@@ -133,30 +134,15 @@ class DeadlineService:
         self.consumer.subscribe([self.commands_topic], listener=Listener())
 
     async def _load_states(self) -> None:
-        reader = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap, group_id=None,
-                                  enable_auto_commit=False, isolation_level="read_committed")
-        await reader.start()
-        try:
-            tps = await partitions_of(reader, self.states_topic)
-            reader.assign(tps)
-            await reader.seek_to_beginning(*tps)
-            ends = await reader.end_offsets(tps)
-            pending = {tp for tp in tps if ends[tp] > 0}
-            engine = DeadlineEngine(self.calendar, self.engine.heads, self.engine.remind_before)
-            while pending:
-                for recs in (await reader.getmany(*pending, timeout_ms=500)).values():
-                    for r in recs:
-                        if r.value is not None:
-                            engine.load(state_from_record(self.codec.decode(r.value, STATE).record))
-                for tp in list(pending):
-                    if await reader.position(tp) >= ends[tp]:
-                        pending.discard(tp)
-            self.engine = engine
-            self._open = Counter((st.case_type, st.party) for st in engine.states.values() if not st.closed)
-            self._show_open()
-            log.info("deadline service active: %d open deadlines", engine.open_count())
-        finally:
-            await reader.stop()
+        engine = DeadlineEngine(self.calendar, self.engine.heads, self.engine.remind_before)
+        async for recs in read_to_end(self.settings.bootstrap, self.states_topic):
+            for r in recs:
+                if r.value is not None:
+                    engine.load(state_from_record(self.codec.decode(r.value, STATE).record))
+        self.engine = engine
+        self._open = Counter((st.case_type, st.party) for st in engine.states.values() if not st.closed)
+        self._show_open()
+        log.info("deadline service active: %d open deadlines", engine.open_count())
 
     async def stop(self) -> None:
         if self.consumer:
@@ -174,7 +160,7 @@ class DeadlineService:
             return self.engine.answer(rec["deadline_id"], now)
         if action == "extend":
             return self.engine.extend(rec["deadline_id"], rec["extension_days"] or 0, rec["approved_by"] or "", now)
-        raise DeadlineRefused(f"action {action!r} is not start, answer or extend")
+        raise Refusal(f"action {action!r} is not start, answer or extend")
 
     async def step(self, max_records: int = 500) -> list[Notice]:
         """Consume what commands there are, tick the clock; everything in one transaction."""
@@ -204,7 +190,7 @@ class DeadlineService:
                     notices += self._apply(rec, now)
                 except CodecError as exc:
                     rejects.append(self._reject(r, exc.code, exc.reason, now))
-                except (DeadlineRefused, KeyError, ValueError) as exc:
+                except (Refusal, KeyError, ValueError) as exc:
                     reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
                     rejects.append(self._reject(r, "refused", reason, now, getattr(exc, "rule_ids", ())))
         if self._calendar_changed:

@@ -58,6 +58,7 @@ from streams.rules.exchange import (
 from streams.rules.identifiers import subject_problem
 from streams.rules.sharing import Route, routes
 from topics import metrics, registry
+from topics.views import read_to_end
 
 log = logging.getLogger("govbus.deliveries")
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -177,25 +178,15 @@ class DeliveryStream(ConsumerRebalanceListener):
         """Read the memory of these partitions from its compacted topic, to the end."""
         if not partitions:
             return
-        reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
-        await reader.start()
-        try:
-            tps = [TopicPartition(SOURCES_NAME, p) for p in partitions]
-            reader.assign(tps)
-            await reader.seek_to_beginning(*tps)
-            ends = await reader.end_offsets(tps)
-            loaded: dict[int, dict[str, dict]] = {p: {} for p in partitions}
-            while [tp for tp in tps if await reader.position(tp) < ends[tp]]:
-                for tp, recs in (await reader.getmany(timeout_ms=500)).items():
-                    part = loaded[tp.partition]
-                    for r in recs:
-                        if r.value is None:
-                            part.pop(r.key.decode(), None)
-                        else:
-                            part[r.key.decode()] = json.loads(r.value)
-            self.memory.update(loaded)
-        finally:
-            await reader.stop()
+        loaded: dict[int, dict[str, dict]] = {p: {} for p in partitions}
+        async for recs in read_to_end(self.bootstrap, SOURCES_NAME, partitions):
+            for r in recs:
+                part = loaded[r.partition]
+                if r.value is None:
+                    part.pop(r.key.decode(), None)
+                else:
+                    part[r.key.decode()] = json.loads(r.value)
+        self.memory.update(loaded)
 
     # ------------------------------------------------------------------ a batch
 

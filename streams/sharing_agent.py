@@ -12,11 +12,11 @@ from datetime import date, datetime
 from streams.agentstate import AgentState, serve_inbox
 from streams.app import CODEC, DEPARTMENTS, PREFIX, app, calendar, catalog, topic
 from streams.rules import sharing as rules
-from streams.rules.catalog import Problem
+from streams.rules.deadlines import command_record, statutory_due
+from streams.rules.refusals import Refusal
 from topics import registry
 
 log = logging.getLogger("govbus.sharing")
-ANSWER_DAYS = 10  # R-26.1
 
 inbox_topic = topic(registry.SHARING_INBOX)
 grants_topic = topic(registry.GRANTS)
@@ -27,7 +27,7 @@ state = AgentState(app, "sharing_state", registry.name_of(registry.SHARING_STATE
 
 
 def _decide(now: datetime, request_id: str, department: str, status: str, *, resource_code: str | None = None,
-            reasons: list[str] = (), rule_ids: list[str] = (), problems: list[Problem] = (),
+            reasons: list[str] = (), rule_ids: list[str] = (), problems: list[Refusal] = (),
             grant_id: str | None = None, due_on: str | None = None, event: str | None = None) -> None:
     rec = {"event_id": f"{request_id}:{event or status}", "occurred_at": now, "request_id": request_id,
            "department": department, "resource_code": resource_code, "status": status,
@@ -39,9 +39,7 @@ def _decide(now: datetime, request_id: str, department: str, status: str, *, res
 
 
 def _deadline(now: datetime, action: str, deadline_id: str, actor: str, **fields) -> None:
-    rec = {"event_id": f"{deadline_id}:{action}", "occurred_at": now, "action": action, "deadline_id": deadline_id,
-           "case_type": None, "case_id": None, "party": None, "received_on": None, "extension_days": None,
-           "approved_by": None, "actor": actor, **fields}
+    rec = command_record(now, action, deadline_id, actor, **fields)
     state.emit(deadline_commands_topic, deadline_id.encode(), CODEC.encode("govbus.deadlines.DeadlineCommand", rec))
 
 
@@ -63,6 +61,7 @@ async def process_sharing(stream):
 
 
 async def on_request(rec: dict, received_on: date, now: datetime) -> None:
+    """A department asks for a conditional resource: checked, and its provider's answer is due (R-26.1)."""
     req_id, code = rec["event_id"], rec["resource_code"]
     entry = catalog.entries.get(code)
     problems = rules.check_request(rec, entry, DEPARTMENTS)
@@ -70,7 +69,7 @@ async def on_request(rec: dict, received_on: date, now: datetime) -> None:
         _decide(now, req_id, rec["requester"], "rejected", resource_code=code, problems=problems)
         return
     provider = entry["entry"]["provider"]
-    due = calendar.add_working_days(received_on, ANSWER_DAYS)
+    due = statutory_due("share_request", received_on, calendar)
     state.put(f"req:{req_id}", {"request": rec, "provider": provider, "status": "pending"})
     _decide(now, req_id, rec["requester"], "pending", resource_code=code, due_on=str(due),
             reasons=[f"awaiting the answer of {provider}, due {due}"], rule_ids=["R-26.1"])
@@ -78,18 +77,18 @@ async def on_request(rec: dict, received_on: date, now: datetime) -> None:
               party=provider, received_on=received_on.isoformat())
 
 
-def _request(rec: dict, now: datetime, department: str, want: tuple[str, ...]) -> dict | None:
+def _request(rec: dict, now: datetime, department: str, allowed: tuple[str, ...]) -> dict | None:
     req_id = rec["request_id"]
     req = state.get(f"req:{req_id}")
-    if req is None or req["status"] not in want:
-        why = "no such request" if req is None else f"the request is {req['status']}"
-        _decide(now, req_id, department, "rejected", event=f"rejected:{rec['event_id']}",
-                reasons=[f"cannot act on {req_id}: {why}"], rule_ids=["R-26.1"])
+    refused = rules.check_request_state(req_id, req, allowed)
+    if refused is not None:
+        _decide(now, req_id, department, "rejected", event=f"rejected:{rec['event_id']}", problems=[refused])
         return None
     return req
 
 
 async def on_answer(rec: dict, received_on: date, now: datetime) -> None:
+    """The provider answers a pending request: a refusal with reason and basis, or a directed authorization."""
     req = _request(rec, now, rec["provider"], ("pending",))
     if req is None:
         return
@@ -116,28 +115,28 @@ async def on_answer(rec: dict, received_on: date, now: datetime) -> None:
 
 
 async def on_revocation(rec: dict, received_on: date, now: datetime) -> None:
+    """The provider revokes a directed authorization (R-26.2)."""
     grant = _grant(rec["grant_id"])
     request_id = grant["request_id"] if grant else rec["grant_id"]
-    if grant is None or grant["revoked"] or rec["by"] != grant["provider"]:
-        why = ("no such authorization" if grant is None else "it is already revoked" if grant["revoked"]
-               else f"only its provider {grant['provider']} revokes it")
-        _decide(now, request_id, rec["by"], "rejected", event=f"rejected:{rec['event_id']}",
-                reasons=[f"cannot revoke {rec['grant_id']}: {why}"], rule_ids=["R-26.2"])
+    refused = rules.check_revocation(rec, grant)
+    if refused is not None:
+        _decide(now, request_id, rec["by"], "rejected", event=f"rejected:{rec['event_id']}", problems=[refused])
         return
-    _publish_grant({**grant, "revoked": True, "revoked_reason": f"{rec['reason']} ({rec['person']})"})
+    _publish_grant(rules.revoke(grant, rec))
     _decide(now, request_id, grant["grantee"], "revoked", resource_code=grant["resource_code"],
             grant_id=grant["grant_id"], reasons=[f"revoked by {rec['by']}: {rec['reason']}"], rule_ids=["R-26.2"])
 
 
 async def on_dispute(rec: dict, received_on: date, now: datetime) -> None:
+    """A party disputes a share decision; the provider's authority decides (R-25.1)."""
     req = _request(rec, now, rec["by"], ("refused", "pending"))
     if req is None:
         return
     request = req["request"]
-    if rec["by"] not in (request["requester"], req["provider"]):
+    refused = rules.check_dispute(rec, req)
+    if refused is not None:
         _decide(now, rec["request_id"], rec["by"], "rejected", event=f"rejected:{rec['event_id']}",
-                reasons=[f"only {request['requester']} or {req['provider']} can dispute this request"],
-                rule_ids=["R-25.1"])
+                problems=[refused])
         return
     authority = rules.authority_for(DEPARTMENTS[req["provider"]], DEPARTMENTS)
     state.put(f"req:{rec['request_id']}", {**req, "status": "disputed", "authority": authority})
@@ -147,13 +146,15 @@ async def on_dispute(rec: dict, received_on: date, now: datetime) -> None:
 
 
 async def on_ruling(rec: dict, received_on: date, now: datetime) -> None:
+    """The authority rules on a dispute; its ruling binds, an overturned refusal becomes a grant (R-25.1)."""
     req = _request(rec, now, rec["authority"], ("disputed",))
     if req is None:
         return
     request = req["request"]
-    if rec["authority"] != req["authority"] or rec["ruling"] not in ("uphold", "overturn"):
+    refused = rules.check_ruling(rec, req)
+    if refused is not None:
         _decide(now, rec["request_id"], rec["authority"], "rejected", event=f"rejected:{rec['event_id']}",
-                reasons=[f"the ruling is {req['authority']}'s, as uphold or overturn"], rule_ids=["R-25.1"])
+                problems=[refused])
         return
     if rec["ruling"] == "uphold":
         state.put(f"req:{rec['request_id']}", {**req, "status": "upheld"})

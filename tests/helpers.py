@@ -13,7 +13,7 @@ from ops.bench.pipeline import produce_keyed, records_on  # noqa: F401  (re-expo
 from ops.seeds import approved_entry  # noqa: F401  (re-exported for the tests)
 from schemas.codec import default_codec
 from streams.rules.identifiers import resident_id_check_char
-from topics.views import partitions_of
+from topics import views
 
 
 def resident_id(body17: str = "51100219800101123") -> str:
@@ -46,21 +46,7 @@ async def produce(bootstrap: str, topic: str, values: list[bytes], key: bytes = 
 
 async def read_to_end(bootstrap: str, topic: str) -> list[bytes]:
     """Every value on `topic`, from its start to the end offsets at the time of asking."""
-    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                         isolation_level="read_committed")
-    await c.start()
-    try:
-        tps = await partitions_of(c, topic)
-        c.assign(tps)
-        await c.seek_to_beginning(*tps)
-        ends = await c.end_offsets(tps)
-        out: list[bytes] = []
-        while [tp for tp in tps if await c.position(tp) < ends[tp]]:
-            for recs in (await c.getmany(timeout_ms=500)).values():
-                out.extend(r.value for r in recs)
-        return out
-    finally:
-        await c.stop()
+    return [r.value async for recs in views.read_to_end(bootstrap, topic) for r in recs]
 
 
 async def consume(bootstrap: str, topic: str, *, count: int, timeout: float = 30.0,

@@ -1,17 +1,12 @@
-"""A compacted topic read in full by every worker, like a global table.
-
-Small, read-everywhere state (subscriptions; later the catalog, grants and the calendar)
-lives in compacted topics. Each worker reads such a topic from the beginning without a
-consumer group and keeps following it; `wait_ready()` returns once it has caught up with
-the end offsets seen at start, so a worker never routes with a half-loaded view.
-"""
+"""Topics read from their beginning: to their end once (`read_to_end`, `snapshot`), or followed for good
+like a global table (`CompactedView`)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -34,6 +29,10 @@ async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPar
 
 
 class CompactedView:
+    """A compacted topic (subscriptions, the catalog, grants, the calendar) read from the beginning without a
+    consumer group and followed; `wait_ready()` returns once it has caught up with the end offsets seen at
+    start, so a worker never routes with a half-loaded view."""
+
     def __init__(self, bootstrap: str, topic: str, apply: Callable[[bytes | None, bytes | None], None]):
         self.bootstrap = bootstrap
         self.topic = topic
@@ -129,33 +128,41 @@ class CompactedView:
             await self._offsets.stop()
 
 
-async def snapshot(bootstrap: str, topic: str, timeout: float = 10.0) -> dict[bytes, bytes]:
-    """The latest value per key of a compacted topic, read once to its current end."""
+async def read_to_end(bootstrap: str, topic: str, partitions: Iterable[int] | None = None, *,
+                      timeout: float | None = None) -> AsyncIterator[list]:
+    """The committed records of `topic` (or of some of its partitions), from the beginning to the end offsets
+    at the time of asking, in batches; `timeout` bounds the start and each fetch."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                request_timeout_ms=int(timeout * 1000), isolation_level="read_committed")
+                                isolation_level="read_committed",
+                                **({"request_timeout_ms": int(timeout * 1000)} if timeout else {}))
     try:
         await asyncio.wait_for(consumer.start(), timeout)
-    except BaseException:
-        await consumer.stop()
-        raise
-    latest: dict[bytes, bytes] = {}
-    try:
         tps = await partitions_of(consumer, topic)
+        if partitions is not None:
+            wanted = set(partitions)
+            tps = [tp for tp in tps if tp.partition in wanted]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
-        pending = {tp for tp, end in ends.items() if end > 0}
+        pending = {tp for tp in tps if ends[tp] > 0}
         while pending:
             batches = await asyncio.wait_for(consumer.getmany(*pending, timeout_ms=500), timeout)
             for recs in batches.values():
-                for r in recs:
-                    if r.value is None:
-                        latest.pop(r.key, None)
-                    else:
-                        latest[r.key] = r.value
+                yield recs
             for tp in list(pending):
                 if await consumer.position(tp) >= ends[tp]:
                     pending.discard(tp)
     finally:
         await consumer.stop()
+
+
+async def snapshot(bootstrap: str, topic: str, timeout: float = 10.0) -> dict[bytes, bytes]:
+    """The latest value per key of a compacted topic, read once to its current end."""
+    latest: dict[bytes, bytes] = {}
+    async for recs in read_to_end(bootstrap, topic, timeout=timeout):
+        for r in recs:
+            if r.value is None:
+                latest.pop(r.key, None)
+            else:
+                latest[r.key] = r.value
     return latest

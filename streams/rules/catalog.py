@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from streams.rules.deadlines import statutory_due
+from streams.rules.refusals import Refusal
 from streams.rules.workcalendar import Deadline, WorkCalendar
 from topics.departments import Department
 
@@ -21,7 +22,6 @@ OPEN_ATTRIBUTES = ("unconditional", "conditional", "not_open")  # R-30.1
 BASE_DATABASES = ("population", "legal_entities", "geospatial", "e_licences")  # R-15.1
 ITEM_TYPES = ("string", "integer", "decimal", "date", "datetime", "boolean", "identifier")
 UPDATE_CYCLES = ("realtime", "daily", "weekly", "monthly", "quarterly", "yearly", "on_change")
-UPDATE_DAYS = 15  # R-14.1: a department updates its entries within 15 working days of a change
 
 # The Chinese words officers write, mapped to the attribute values of the bus.
 ATTRIBUTE_WORDS = {
@@ -47,96 +47,130 @@ REQUIRED = {
 }
 
 
-@dataclass(frozen=True)
-class Problem:
-    reason: str
-    rule_ids: tuple[str, ...]
-
-
 def _blank(v: Any) -> bool:
     return v is None or (isinstance(v, str) and not v.strip())
 
 
 def check_entry(submitter: str, entry: Mapping[str, Any], departments: Mapping[str, Department],
-                systems: Mapping[str, Mapping[str, Any]]) -> list[Problem]:
-    """Every reason the entry cannot go to review; empty when it can."""
-    problems: list[Problem] = []
-
-    def refuse(reason: str, *rules: str) -> None:
-        problems.append(Problem(reason, rules))
-
+                systems: Mapping[str, Mapping[str, Any]]) -> list[Refusal]:
+    """Every reason the entry cannot go to review, rule by rule; empty when it can."""
     if entry.get("classified"):
-        refuse("classified (涉密) resources never enter the exchange: keep this resource off the bus", "R-3.1")
-        return problems
+        return [check_not_classified(entry)]
+    return [*check_complete(entry), *check_provider(submitter, entry, departments), *check_share_attribute(entry),
+            *check_open_attribute(entry), *check_base_database(entry, departments),
+            *check_system_registered(entry, systems)]
 
+
+def check_not_classified(entry: Mapping[str, Any]) -> Refusal | None:
+    """R-3.1: classified (涉密) resources never enter the bus."""
+    if entry.get("classified"):
+        return Refusal("classified (涉密) resources never enter the exchange: keep this resource off the bus",
+                       ("R-3.1",))
+    return None
+
+
+def check_complete(entry: Mapping[str, Any]) -> list[Refusal]:
+    """R-11.1: the fields every catalog entry carries, and data items with exactly one subject identifier."""
+    problems: list[Refusal] = []
     missing = [label for field, label in REQUIRED.items() if _blank(entry.get(field))]
     if missing:
-        refuse("the entry lacks " + ", ".join(missing), "R-11.1")
+        problems.append(Refusal("the entry lacks " + ", ".join(missing), ("R-11.1",)))
     items = entry.get("data_items") or []
     if not items:
-        refuse("the entry lists no data items (数据项)", "R-11.1")
+        problems.append(Refusal("the entry lists no data items (数据项)", ("R-11.1",)))
     else:
         names = [i["name"] for i in items]
         if len(set(names)) != len(names):
             dup = sorted({n for n in names if names.count(n) > 1})
-            refuse(f"data items listed twice: {', '.join(dup)}", "R-11.1")
+            problems.append(Refusal(f"data items listed twice: {', '.join(dup)}", ("R-11.1",)))
         bad_types = sorted({i["type"] for i in items if i["type"] not in ITEM_TYPES})
         if bad_types:
-            refuse(f"unknown data item types {', '.join(bad_types)}; use one of {', '.join(ITEM_TYPES)}", "R-11.1")
+            problems.append(Refusal(f"unknown data item types {', '.join(bad_types)}; use one of "
+                                    f"{', '.join(ITEM_TYPES)}", ("R-11.1",)))
         subject = [i["name"] for i in items if i.get("subject_id")]
         if len(subject) != 1:
-            refuse("exactly one data item must be marked as the subject identifier (subject_id: true), "
-                   f"found {len(subject)}", "R-11.1")
+            problems.append(Refusal("exactly one data item must be marked as the subject identifier "
+                                    f"(subject_id: true), found {len(subject)}", ("R-11.1",)))
     if not _blank(entry.get("update_cycle")) and entry["update_cycle"] not in UPDATE_CYCLES:
-        refuse(f"update cycle {entry['update_cycle']!r} is not one of {', '.join(UPDATE_CYCLES)}", "R-11.1")
+        problems.append(Refusal(f"update cycle {entry['update_cycle']!r} is not one of {', '.join(UPDATE_CYCLES)}",
+                                ("R-11.1",)))
+    return problems
 
+
+def check_provider(submitter: str, entry: Mapping[str, Any], departments: Mapping[str, Department]) -> list[Refusal]:
+    """R-12.1: each department catalogs its own resources; R-11.1: the provider is a registered department."""
+    problems: list[Refusal] = []
     provider = entry.get("provider")
     if provider and provider != submitter:
-        refuse(f"{submitter} cannot submit an entry for {provider}: each department catalogs its own resources",
-               "R-12.1")
+        problems.append(Refusal(f"{submitter} cannot submit an entry for {provider}: each department catalogs its "
+                                "own resources", ("R-12.1",)))
     if provider and provider not in departments:
-        refuse(f"provider {provider} is not a department registered on the bus", "R-11.1")
+        problems.append(Refusal(f"provider {provider} is not a department registered on the bus", ("R-11.1",)))
+    return problems
 
+
+def check_share_attribute(entry: Mapping[str, Any]) -> list[Refusal]:
+    """R-23.1: unconditional, conditional or none; R-24.1: conditional and none cite a basis (sharing is the
+    rule); R-11.1: conditional names its conditions."""
+    problems: list[Refusal] = []
     share = entry.get("share_attribute")
     if not _blank(share) and share not in SHARE_ATTRIBUTES:
-        refuse(f"share attribute {share!r} is not one of unconditional (无条件共享), conditional (有条件共享), "
-               "none (不予共享)", "R-23.1")
+        problems.append(Refusal(f"share attribute {share!r} is not one of unconditional (无条件共享), conditional "
+                                "(有条件共享), none (不予共享)", ("R-23.1",)))
     if share in ("conditional", "none") and _blank(entry.get("share_basis")):
-        refuse(f"a {share} share attribute needs a cited legal or policy basis (share_basis): "
-               "sharing is the rule, not sharing the exception", "R-24.1")
+        problems.append(Refusal(f"a {share} share attribute needs a cited legal or policy basis (share_basis): "
+                                "sharing is the rule, not sharing the exception", ("R-24.1",)))
     if share == "conditional" and _blank(entry.get("share_conditions")):
-        refuse("a conditional share attribute needs its share conditions", "R-11.1")
+        problems.append(Refusal("a conditional share attribute needs its share conditions", ("R-11.1",)))
+    return problems
 
+
+def check_open_attribute(entry: Mapping[str, Any]) -> list[Refusal]:
+    """R-30.1: unconditional, conditional or not open; conditional and not open cite a basis."""
+    problems: list[Refusal] = []
     opened = entry.get("open_attribute")
     if not _blank(opened) and opened not in OPEN_ATTRIBUTES:
-        refuse(f"open attribute {opened!r} is not one of unconditional (无条件开放), conditional (有条件开放), "
-               "not_open (不予开放)", "R-30.1")
+        problems.append(Refusal(f"open attribute {opened!r} is not one of unconditional (无条件开放), conditional "
+                                "(有条件开放), not_open (不予开放)", ("R-30.1",)))
     if opened in ("conditional", "not_open") and _blank(entry.get("open_basis")):
-        refuse(f"a {opened} open attribute needs a cited basis (open_basis)", "R-30.1")
-
-    base = entry.get("base_database")
-    if base is not None:
-        if base not in BASE_DATABASES:
-            refuse(f"base database {base!r} is not one of {', '.join(BASE_DATABASES)}", "R-15.1")
-        else:
-            lead = lead_department(base, departments)
-            if provider != lead:
-                refuse(f"the {base} base database is catalogued and maintained only by its lead department "
-                       f"{lead}, not {provider}", "R-15.1")
-            basic = [i["name"] for i in items if i.get("basic")]
-            if basic and share != "unconditional":
-                refuse(f"basic information items of the {base} base database ({', '.join(basic)}) are always "
-                       "shared unconditionally", "R-24.2")
-
-    system = entry.get("system_code")
-    if not _blank(system):
-        reg = systems.get(system)
-        if reg is None:
-            refuse(f"information system {system} is not registered: register the system with its share/open "
-                   "interfaces before its catalog is approved", "R-13.2")
-        elif reg["department"] != provider:
-            refuse(f"information system {system} is registered to {reg['department']}, not {provider}", "R-13.2")
+        problems.append(Refusal(f"a {opened} open attribute needs a cited basis (open_basis)", ("R-30.1",)))
     return problems
+
+
+def check_base_database(entry: Mapping[str, Any], departments: Mapping[str, Department]) -> list[Refusal]:
+    """R-15.1: a base database is catalogued by its lead department; R-24.2: its basic items are shared
+    unconditionally."""
+    base = entry.get("base_database")
+    if base is None:
+        return []
+    if base not in BASE_DATABASES:
+        return [Refusal(f"base database {base!r} is not one of {', '.join(BASE_DATABASES)}", ("R-15.1",))]
+    problems: list[Refusal] = []
+    provider = entry.get("provider")
+    lead = lead_department(base, departments)
+    if provider != lead:
+        problems.append(Refusal(f"the {base} base database is catalogued and maintained only by its lead "
+                                f"department {lead}, not {provider}", ("R-15.1",)))
+    basic = [i["name"] for i in entry.get("data_items") or [] if i.get("basic")]
+    if basic and entry.get("share_attribute") != "unconditional":
+        problems.append(Refusal(f"basic information items of the {base} base database ({', '.join(basic)}) are "
+                                "always shared unconditionally", ("R-24.2",)))
+    return problems
+
+
+def check_system_registered(entry: Mapping[str, Any], systems: Mapping[str, Mapping[str, Any]]) -> list[Refusal]:
+    """R-13.2: the information system an entry names is registered, to its provider, before approval."""
+    system = entry.get("system_code")
+    if _blank(system):
+        return []
+    reg = systems.get(system)
+    if reg is None:
+        return [Refusal(f"information system {system} is not registered: register the system with its share/open "
+                        "interfaces before its catalog is approved", ("R-13.2",))]
+    if reg["department"] != entry.get("provider"):
+        return [Refusal(f"information system {system} is registered to {reg['department']}, not "
+                        f"{entry.get('provider')}", ("R-13.2",))]
+    return []
 
 
 def lead_department(base_database: str, departments: Mapping[str, Department]) -> str | None:
@@ -155,65 +189,60 @@ def reviewer_for(department: Department, departments: Mapping[str, Department]) 
     raise LookupError(f"no authority registered for {department.code}")
 
 
-def check_review(reviewer: str, decision: str, reason: str | None, expected_reviewer: str) -> list[Problem]:
+def check_review(reviewer: str, decision: str, reason: str | None, expected_reviewer: str) -> list[Refusal]:
     problems = []
     if reviewer != expected_reviewer:
-        problems.append(Problem(f"{reviewer} cannot review this submission: it is for {expected_reviewer}, "
+        problems.append(Refusal(f"{reviewer} cannot review this submission: it is for {expected_reviewer}, "
                                 "the authority of the submitting department's level", ("R-12.1",)))
     if decision not in ("approve", "reject"):
-        problems.append(Problem(f"decision {decision!r} is neither approve nor reject", ("R-12.1",)))
+        problems.append(Refusal(f"decision {decision!r} is neither approve nor reject", ("R-12.1",)))
     if decision == "reject" and _blank(reason):
-        problems.append(Problem("a rejection states its reason", ("R-12.1",)))
+        problems.append(Refusal("a rejection states its reason", ("R-12.1",)))
     return problems
 
 
 def update_due(change_date: date, calendar: WorkCalendar) -> Deadline:
     """When the catalog update after a change is due (R-14.1)."""
-    return calendar.add_working_days(change_date, UPDATE_DAYS)
-
-
-def is_late(received_on: date, change_date: date, calendar: WorkCalendar) -> tuple[bool, Deadline]:
-    due = update_due(change_date, calendar)
-    return received_on > due.due, due
+    return statutory_due("catalog_update", change_date, calendar)
 
 
 def check_system(reg: Mapping[str, Any], departments: Mapping[str, Department],
-                 systems: Mapping[str, Mapping[str, Any]]) -> list[Problem]:
+                 systems: Mapping[str, Mapping[str, Any]]) -> list[Refusal]:
     problems = []
     if reg["department"] not in departments:
-        problems.append(Problem(f"{reg['department']} is not a department registered on the bus", ("R-13.2",)))
+        problems.append(Refusal(f"{reg['department']} is not a department registered on the bus", ("R-13.2",)))
     if reg["stage"] not in ("registered", "accepted"):
-        problems.append(Problem(f"stage {reg['stage']!r} is neither registered nor accepted", ("R-13.2",)))
+        problems.append(Refusal(f"stage {reg['stage']!r} is neither registered nor accepted", ("R-13.2",)))
     known = systems.get(reg["system_code"])
     if known is not None and known["department"] != reg["department"]:
-        problems.append(Problem(f"system {reg['system_code']} belongs to {known['department']}", ("R-13.2",)))
+        problems.append(Refusal(f"system {reg['system_code']} belongs to {known['department']}", ("R-13.2",)))
     if reg["stage"] == "registered" and not reg.get("interfaces"):
-        problems.append(Problem("a new system registers its share/open interfaces before approval", ("R-13.2",)))
+        problems.append(Refusal("a new system registers its share/open interfaces before approval", ("R-13.2",)))
     if reg["stage"] == "accepted":
         if known is None:
-            problems.append(Problem(f"system {reg['system_code']} was never registered before approval; "
+            problems.append(Refusal(f"system {reg['system_code']} was never registered before approval; "
                                     "register it with its interfaces first", ("R-13.2",)))
         if not reg.get("resource_codes"):
-            problems.append(Problem("on acceptance a system registers its data resources (resource_codes)",
+            problems.append(Refusal("on acceptance a system registers its data resources (resource_codes)",
                                     ("R-13.2",)))
     for i in reg.get("interfaces") or []:
         if i["kind"] not in ("share", "open"):
-            problems.append(Problem(f"interface {i['name']}: kind {i['kind']!r} is neither share nor open",
+            problems.append(Refusal(f"interface {i['name']}: kind {i['kind']!r} is neither share nor open",
                                     ("R-13.2",)))
     return problems
 
 
-def check_demand_list(dl: Mapping[str, Any], departments: Mapping[str, Department]) -> list[Problem]:
+def check_demand_list(dl: Mapping[str, Any], departments: Mapping[str, Department]) -> list[Refusal]:
     problems = []
     if dl["submitter"] not in departments:
-        problems.append(Problem(f"{dl['submitter']} is not a department registered on the bus", ("R-12.1",)))
+        problems.append(Refusal(f"{dl['submitter']} is not a department registered on the bus", ("R-12.1",)))
     if not dl["items"]:
-        problems.append(Problem("the demand list names no resource", ("R-12.1",)))
+        problems.append(Refusal("the demand list names no resource", ("R-12.1",)))
     for n, item in enumerate(dl["items"], 1):
         if _blank(item.get("purpose")):
-            problems.append(Problem(f"demand {n} ({item.get('name')}) states no purpose", ("R-12.1",)))
+            problems.append(Refusal(f"demand {n} ({item.get('name')}) states no purpose", ("R-12.1",)))
         if item.get("provider") and item["provider"] not in departments:
-            problems.append(Problem(f"demand {n}: provider {item['provider']} is not on the bus", ("R-12.1",)))
+            problems.append(Refusal(f"demand {n}: provider {item['provider']} is not on the bus", ("R-12.1",)))
     return problems
 
 
@@ -236,3 +265,65 @@ def normalise_attributes(entry: dict[str, Any]) -> dict[str, Any]:
         if isinstance(v, str) and v.strip() in ATTRIBUTE_WORDS:
             entry[field] = ATTRIBUTE_WORDS[v.strip()]
     return entry
+
+
+def check_submission(sub: Mapping[str, Any], existing: Mapping[str, Any] | None, received_on: date,
+                     calendar: WorkCalendar) -> tuple[list[Refusal], Deadline | None, bool]:
+    """R-12.1: a new entry is not yet in the catalog, an update is; R-14.1: an update names the change of law,
+    function or system it follows. Returns what is wrong and, for an update, when it was due and whether
+    it came late."""
+    code = sub["entry"]["resource_code"]
+    problems: list[Refusal] = []
+    due = None
+    if sub["kind"] == "update":
+        if existing is None:
+            problems.append(Refusal(f"{code} is not in the approved catalog; submit it as a new entry", ("R-12.1",)))
+        if not sub.get("change_date"):
+            problems.append(Refusal("an update names the date of the change of law, function or system "
+                                    "it follows (change_date)", ("R-14.1",)))
+        else:
+            try:
+                due = update_due(date.fromisoformat(sub["change_date"]), calendar)
+            except ValueError:
+                problems.append(Refusal(f"change_date {sub['change_date']!r} is not a date YYYY-MM-DD",
+                                        ("R-14.1",)))
+    elif sub["kind"] == "new":
+        if existing is not None:
+            problems.append(Refusal(f"{code} is already in the catalog; submit an update", ("R-12.1",)))
+    else:
+        problems.append(Refusal(f"kind {sub['kind']!r} is neither new nor update", ("R-12.1",)))
+    return problems, due, due is not None and received_on > due.due
+
+
+def check_review_target(submission_id: str, pending: Mapping[str, Any] | None) -> Refusal | None:
+    """R-12.1: only a submission awaiting review can be reviewed, once."""
+    if pending is None:
+        return Refusal(f"cannot review {submission_id}: no such submission", ("R-12.1",))
+    if pending["status"] != "pending_review":
+        return Refusal(f"cannot review {submission_id}: the submission is already {pending['status']}", ("R-12.1",))
+    return None
+
+
+def approve(entry: Mapping[str, Any], previous: Mapping[str, Any] | None, department: Department, *,
+            approved_at: Any, approved_by: str, submission_id: str) -> dict[str, Any]:
+    """R-12.1: the approved entry as it enters the city catalog (and its county's), one version after the last."""
+    return {
+        "resource_code": entry["resource_code"], "version": (previous["version"] + 1) if previous else 1,
+        "level": department.level, "county": department.county, "approved_at": approved_at,
+        "approved_by": approved_by, "submission_id": submission_id, "entry": dict(entry),
+    }
+
+
+def check_change(change: Mapping[str, Any], departments: Mapping[str, Department]) -> tuple[list[Refusal], date | None]:
+    """R-14.1: a change of law, function or system of a registered department, on a date; returns the date."""
+    problems: list[Refusal] = []
+    if change["department"] not in departments:
+        problems.append(Refusal(f"{change['department']} is not a department registered on the bus", ("R-14.1",)))
+    if change["change_kind"] not in ("law", "function", "system"):
+        problems.append(Refusal(f"change kind {change['change_kind']!r} is not law, function or system", ("R-14.1",)))
+    try:
+        changed_on = date.fromisoformat(change["change_date"])
+    except ValueError:
+        problems.append(Refusal(f"change_date {change['change_date']!r} is not a date YYYY-MM-DD", ("R-14.1",)))
+        changed_on = None
+    return problems, changed_on

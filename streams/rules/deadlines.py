@@ -14,6 +14,7 @@ from operator import attrgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from streams.rules.refusals import Refusal
 from streams.rules.workcalendar import Deadline, WorkCalendar
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -63,16 +64,9 @@ PROCESSES: dict[str, Process] = {
 }
 
 
-class DeadlineRefused(Exception):
-    """An operation the measures do not allow. Retrying the same request cannot succeed; `reason`
-    is written for the department officer who asked."""
-
-    retriable = False
-
-    def __init__(self, reason: str, rule_ids: tuple[str, ...] = ()):
-        super().__init__(reason)
-        self.reason = reason
-        self.rule_ids = tuple(rule_ids)
+def statutory_due(case_type: str, received: date, calendar: WorkCalendar) -> Deadline:
+    """When a process of the deadlines table is due, counted in working days from the day after `received`."""
+    return calendar.add_working_days(received, PROCESSES[case_type].days)
 
 
 @dataclass(slots=True)
@@ -167,11 +161,11 @@ class DeadlineEngine:
             return []  # a redelivered start event; the first one already counted
         proc = PROCESSES.get(case_type)
         if proc is None:
-            raise DeadlineRefused(
+            raise Refusal(
                 f"{case_type!r} is not a process with a deadline; known are {', '.join(PROCESSES)}"
             )
         if party not in self.heads:
-            raise DeadlineRefused(
+            raise Refusal(
                 f"{party!r} is not a department registered on the bus, "
                 f"so no deadline can be set for it",
                 (HEAD_RULE,),
@@ -220,24 +214,24 @@ class DeadlineEngine:
         now_ts = _timestamp(now)
         # R-19.1, R-31.1, R-32.1 allow one extension with the head's approval; the others none
         if proc.max_extension_days == 0:
-            raise DeadlineRefused(
+            raise Refusal(
                 f"the deadline for '{proc.description}' cannot be extended: {rule} sets "
                 f"{proc.days} working days with no extension",
                 (rule,),
             )
         if s.closed:
-            raise DeadlineRefused(
+            raise Refusal(
                 f"case {s.case_id} is already answered; there is no deadline left to extend",
                 (rule,),
             )
         if s.breached or now_ts >= _midnight(s.due_on + ONE_DAY):
-            raise DeadlineRefused(
+            raise Refusal(
                 f"the deadline for case {s.case_id} ran out on {s.due_on.isoformat()}; "
                 f"an extension must be approved before the deadline passes",
                 (rule,),
             )
         if s.extended_by:
-            raise DeadlineRefused(
+            raise Refusal(
                 f"the deadline for case {s.case_id} was already extended by {s.extended_by} "
                 f"working days (approved by {s.extension_approved_by}); "
                 f"{rule} allows one extension only",
@@ -248,20 +242,20 @@ class DeadlineEngine:
             or not isinstance(days, int)
             or not 1 <= days <= proc.max_extension_days
         ):
-            raise DeadlineRefused(
+            raise Refusal(
                 f"an extension for '{proc.description}' is 1 to {proc.max_extension_days} "
                 f"working days ({rule}), not {days!r}",
                 (rule,),
             )
         head = self.heads.get(s.party)
         if not head:
-            raise DeadlineRefused(
+            raise Refusal(
                 f"{s.party} has no registered principal head, so nobody can approve an extension",
                 (HEAD_RULE, rule),
             )
         # R-7.1: an extension is the head's act; the data officer or another head cannot approve it
         if (approved_by or "").strip() != head:
-            raise DeadlineRefused(
+            raise Refusal(
                 f"an extension must be approved by the principal head of {s.party}, {head}; "
                 f"{approved_by!r} is not the registered head",
                 (HEAD_RULE, rule),
@@ -336,7 +330,7 @@ class DeadlineEngine:
     def load(self, state: DeadlineState) -> None:
         """Restore one state written earlier (after a restart). Not reported by `changed()`."""
         if state.case_type not in PROCESSES:
-            raise DeadlineRefused(
+            raise Refusal(
                 f"deadline {state.deadline_id!r} is of process {state.case_type!r}, "
                 f"which has no deadline any more"
             )
@@ -369,7 +363,7 @@ class DeadlineEngine:
     def _get(self, deadline_id: str) -> DeadlineState:
         s = self.states.get(deadline_id)
         if s is None:
-            raise DeadlineRefused(f"there is no deadline {deadline_id!r}")
+            raise Refusal(f"there is no deadline {deadline_id!r}")
         return s
 
     def _remind_on(self, received_on: date, due_on: date) -> date:

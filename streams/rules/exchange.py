@@ -17,16 +17,11 @@ from json.encoder import encode_basestring
 from typing import Any
 
 from schemas.provenance import provenance_digest
+from streams.rules.refusals import Refusal
+from streams.rules.sharing import project
 
 EVENT_ID = re.compile(r"^[\w.:-]{1,128}$")
 RESOURCE_CODE = re.compile(r"^[\w.-]{1,64}$")
-
-
-@dataclass(frozen=True)
-class Refusal:
-    code: str
-    reason: str
-    rule_ids: tuple[str, ...] = ()
 
 
 @dataclass
@@ -73,24 +68,21 @@ def unstorable(value: Any, where: str = "the record") -> str | None:
 def check_delivery(d: Mapping[str, Any], departments: Mapping[str, Any]) -> Refusal | None:
     """None when the publication may enter the exchange, else why not."""
     if not EVENT_ID.match(d["event_id"]):
-        return Refusal("invalid_record",
-                       f"event_id {d['event_id']!r} is not 1-128 letters, digits, '.', ':', '_' or '-'")
+        return Refusal(f"event_id {d['event_id']!r} is not 1-128 letters, digits, '.', ':', '_' or '-'",
+                       code="invalid_record")
     if d["publisher"] not in departments:
-        return Refusal(
-            "unknown_publisher",
-            f"publisher {d['publisher']!r} is not a department registered on the bus",
-            ("R-17.1",),
-        )
+        return Refusal(f"publisher {d['publisher']!r} is not a department registered on the bus", ("R-17.1",),
+                       code="unknown_publisher")
     if not RESOURCE_CODE.match(d["resource_code"]):
-        return Refusal("invalid_record", f"resource_code {d['resource_code']!r} is not a catalog code")
+        return Refusal(f"resource_code {d['resource_code']!r} is not a catalog code", code="invalid_record")
     if not d["subject_id"]:
-        return Refusal("invalid_record", "subject_id is empty: every record is about one resident or organisation",
-                       ("R-17.2",))
+        return Refusal("subject_id is empty: every record is about one resident or organisation",
+                       ("R-17.2",), code="invalid_record")
     if not d["items"]:
-        return Refusal("invalid_record", "the publication carries no data items")
+        return Refusal("the publication carries no data items", code="invalid_record")
     problem = unstorable(d["items"], "items") or unstorable(d.get("system_code"), "system_code")
     if problem:
-        return Refusal("unstorable_value", f"{problem}; correct it and publish again", ("R-8.1",))
+        return Refusal(f"{problem}; correct it and publish again", ("R-8.1",), code="unstorable_value")
     return None
 
 
@@ -102,7 +94,7 @@ def feed_records(d: Mapping[str, Any], routes: Iterable[Any], now: datetime) -> 
     for r in routes:
         scope = scopes.get(r.items)
         if scope is None:
-            items = d["items"] if r.items is None else {k: v for k, v in d["items"].items() if k in r.items}
+            items = project(d["items"], r.items)
             scope = scopes[r.items] = (
                 items, provenance_digest(d["publisher"], d["resource_code"], d["event_id"], d["subject_id"], items))
         items, digest = scope
@@ -150,20 +142,21 @@ def check_against_catalog(d: Mapping[str, Any], entry: Mapping[str, Any] | None,
                           subject_problem: Callable[[str], str | None]) -> Refusal | None:
     """R-10.1 catalogued, R-17.1 from its one source, R-17.2 a valid subject, items as catalogued."""
     if entry is None:
-        return Refusal("unknown_resource", f"{d['resource_code']} is not in the approved catalog: nothing is "
-                       "aggregated or shared for an uncatalogued resource", ("R-10.1",))
+        return Refusal(f"{d['resource_code']} is not in the approved catalog: nothing is "
+                       "aggregated or shared for an uncatalogued resource", ("R-10.1",), code="unknown_resource")
     content = entry["entry"]
     if d["publisher"] != content["provider"]:
-        return Refusal("one_source_violation", f"{d['publisher']} published {d['resource_code']}, whose one "
-                       f"registered source is {content['provider']}: one datum, one source", ("R-17.1",))
+        return Refusal(f"{d['publisher']} published {d['resource_code']}, whose one "
+                       f"registered source is {content['provider']}: one datum, one source", ("R-17.1",),
+                       code="one_source_violation")
     problem = subject_problem(d["subject_id"])
     if problem is not None:
-        return Refusal("invalid_identifier", problem, ("R-17.2",))
+        return Refusal(problem, ("R-17.2",), code="invalid_identifier")
     defined = {i["name"] for i in content["data_items"]}
     unknown = sorted(set(d["items"]) - defined)
     if unknown:
-        return Refusal("items_mismatch", f"{', '.join(unknown)} are not data items of {d['resource_code']} in the "
-                       f"catalog; it has {', '.join(sorted(defined))}", ("R-11.1",))
+        return Refusal(f"{', '.join(unknown)} are not data items of {d['resource_code']} in the "
+                       f"catalog; it has {', '.join(sorted(defined))}", ("R-11.1",), code="items_mismatch")
     return None
 
 

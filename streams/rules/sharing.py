@@ -9,21 +9,19 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from streams.rules.catalog import Problem
+from streams.rules.refusals import Refusal
 from topics.departments import Department
-
-ANSWER_DAYS_RULE = "R-26.1"  # the provider answers within 10 working days (deadline engine: share_request)
 
 
 def _blank(v: Any) -> bool:
     return v is None or (isinstance(v, str) and not v.strip())
 
 
-def _iso(value: str, what: str, problems: list[Problem]) -> date | None:
+def _iso(value: str, what: str, problems: list[Refusal]) -> date | None:
     try:
         return date.fromisoformat(value)
     except (TypeError, ValueError):
-        problems.append(Problem(f"{what} {value!r} is not a date YYYY-MM-DD", ("R-26.2",)))
+        problems.append(Refusal(f"{what} {value!r} is not a date YYYY-MM-DD", ("R-26.2",)))
         return None
 
 
@@ -33,51 +31,51 @@ def entry_items(entry: Mapping[str, Any]) -> list[str]:
 
 
 def check_request(req: Mapping[str, Any], entry: Mapping[str, Any] | None,
-                  departments: Mapping[str, Department]) -> list[Problem]:
-    problems: list[Problem] = []
+                  departments: Mapping[str, Department]) -> list[Refusal]:
+    problems: list[Refusal] = []
     if req["requester"] not in departments:
-        problems.append(Problem(f"{req['requester']} is not a department registered on the bus", ("R-26.1",)))
+        problems.append(Refusal(f"{req['requester']} is not a department registered on the bus", ("R-26.1",)))
     if entry is None:
-        problems.append(Problem(f"{req['resource_code']} is not in the approved catalog: nothing is shared for "
+        problems.append(Refusal(f"{req['resource_code']} is not in the approved catalog: nothing is shared for "
                                 "a resource that is not catalogued", ("R-10.1",)))
         return problems
     content = entry["entry"]
     attribute = content["share_attribute"]
     if attribute == "unconditional":
-        problems.append(Problem(f"{req['resource_code']} is shared unconditionally: subscribe to it "
+        problems.append(Refusal(f"{req['resource_code']} is shared unconditionally: subscribe to it "
                                 "(`govbus subscribe`), no request is needed", ("R-27.1",)))
     elif attribute == "none":
-        problems.append(Problem(f"{req['resource_code']} is not shared ({content.get('share_basis')}); "
+        problems.append(Refusal(f"{req['resource_code']} is not shared ({content.get('share_basis')}); "
                                 "a dispute about its attribute goes to the authority", ("R-23.1", "R-25.1")))
     if req["requester"] == content["provider"]:
-        problems.append(Problem("a provider does not request its own resource", ("R-26.1",)))
+        problems.append(Refusal("a provider does not request its own resource", ("R-26.1",)))
     if _blank(req["purpose"]):
-        problems.append(Problem("a share request states its purpose", ("R-26.1",)))
+        problems.append(Refusal("a share request states its purpose", ("R-26.1",)))
     if not req["items"]:
-        problems.append(Problem("a share request names the data items it wants", ("R-26.1",)))
+        problems.append(Refusal("a share request names the data items it wants", ("R-26.1",)))
     unknown = sorted(set(req["items"]) - set(entry_items(entry)))
     if unknown:
-        problems.append(Problem(f"{', '.join(unknown)} are not data items of {req['resource_code']}; it has "
+        problems.append(Refusal(f"{', '.join(unknown)} are not data items of {req['resource_code']}; it has "
                                 f"{', '.join(entry_items(entry))}", ("R-26.1",)))
     start = _iso(req["valid_from"], "valid_from", problems)
     end = _iso(req["valid_until"], "valid_until", problems)
     if start and end and end < start:
-        problems.append(Problem(f"the validity ends ({end}) before it starts ({start})", ("R-26.2",)))
+        problems.append(Refusal(f"the validity ends ({end}) before it starts ({start})", ("R-26.2",)))
     return problems
 
 
-def check_answer(answer: Mapping[str, Any], request: Mapping[str, Any], provider: str) -> list[Problem]:
-    problems: list[Problem] = []
+def check_answer(answer: Mapping[str, Any], request: Mapping[str, Any], provider: str) -> list[Refusal]:
+    problems: list[Refusal] = []
     if answer["provider"] != provider:
-        problems.append(Problem(f"only the provider {provider} answers a request for its resource, "
+        problems.append(Refusal(f"only the provider {provider} answers a request for its resource, "
                                 f"not {answer['provider']}", ("R-26.1",)))
     if answer["decision"] not in ("approve", "refuse"):
-        problems.append(Problem(f"decision {answer['decision']!r} is neither approve nor refuse", ("R-26.1",)))
+        problems.append(Refusal(f"decision {answer['decision']!r} is neither approve nor refuse", ("R-26.1",)))
     if answer["decision"] == "refuse" and (_blank(answer.get("reason")) or _blank(answer.get("basis"))):
-        problems.append(Problem("a refusal gives its reason and its basis", ("R-26.1",)))
+        problems.append(Refusal("a refusal gives its reason and its basis", ("R-26.1",)))
     extra = sorted(set(answer.get("items") or ()) - set(request["items"]))
     if extra:
-        problems.append(Problem(f"an approval cannot add items that were not requested: {', '.join(extra)}",
+        problems.append(Refusal(f"an approval cannot add items that were not requested: {', '.join(extra)}",
                                 ("R-26.2",)))
     return problems
 
@@ -142,3 +140,44 @@ def project(items: Mapping[str, Any], allowed: tuple[str, ...] | None) -> dict[s
     if allowed is None:
         return dict(items)
     return {k: v for k, v in items.items() if k in allowed}
+
+
+def check_request_state(request_id: str, held: Mapping[str, Any] | None, allowed: Iterable[str]) -> Refusal | None:
+    """R-26.1: an answer, a dispute or a ruling acts on a request that exists and is in a state that allows it."""
+    if held is None:
+        return Refusal(f"cannot act on {request_id}: no such request", ("R-26.1",))
+    if held["status"] not in allowed:
+        return Refusal(f"cannot act on {request_id}: the request is {held['status']}", ("R-26.1",))
+    return None
+
+
+def check_revocation(revocation: Mapping[str, Any], grant: Mapping[str, Any] | None) -> Refusal | None:
+    """R-26.2: a directed authorization in force is revoked by its provider only."""
+    what = f"cannot revoke {revocation['grant_id']}"
+    if grant is None:
+        return Refusal(f"{what}: no such authorization", ("R-26.2",))
+    if grant["revoked"]:
+        return Refusal(f"{what}: it is already revoked", ("R-26.2",))
+    if revocation["by"] != grant["provider"]:
+        return Refusal(f"{what}: only its provider {grant['provider']} revokes it", ("R-26.2",))
+    return None
+
+
+def revoke(grant: Mapping[str, Any], revocation: Mapping[str, Any]) -> dict[str, Any]:
+    """R-26.2: the authorization as revoked, with who revoked it and why; it stays on record."""
+    return {**grant, "revoked": True, "revoked_reason": f"{revocation['reason']} ({revocation['person']})"}
+
+
+def check_dispute(dispute: Mapping[str, Any], held: Mapping[str, Any]) -> Refusal | None:
+    """R-25.1: a share decision is disputed by one of its two parties."""
+    requester, provider = held["request"]["requester"], held["provider"]
+    if dispute["by"] not in (requester, provider):
+        return Refusal(f"only {requester} or {provider} can dispute this request", ("R-25.1",))
+    return None
+
+
+def check_ruling(ruling: Mapping[str, Any], held: Mapping[str, Any]) -> Refusal | None:
+    """R-25.1: a dispute is ruled by the authority it went to, upholding or overturning the decision."""
+    if ruling["authority"] != held["authority"] or ruling["ruling"] not in ("uphold", "overturn"):
+        return Refusal(f"the ruling is {held['authority']}'s, as uphold or overturn", ("R-25.1",))
+    return None

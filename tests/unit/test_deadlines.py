@@ -8,7 +8,8 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from streams.rules.deadlines import PROCESSES, ZONE, DeadlineEngine, DeadlineRefused
+from streams.rules.deadlines import PROCESSES, ZONE, DeadlineEngine
+from streams.rules.refusals import Refusal
 from streams.rules.workcalendar import PublishedYear, WorkCalendar
 from topics.departments import load
 
@@ -166,7 +167,7 @@ def test_answer_stops_reminder_and_breach(engine):
     engine.answer("late", at(2026, 10, 20, 17))
     fired = [n for t in hours(at(2026, 10, 18), at(2026, 11, 30)) for n in engine.tick(t)]
     assert fired == [] and engine.open_count() == 0
-    with pytest.raises(DeadlineRefused, match="no deadline"):
+    with pytest.raises(Refusal, match="no deadline"):
         engine.answer("nope", at(2026, 10, 20))
 
 
@@ -236,7 +237,7 @@ def test_one_extension_of_at_most_the_stated_days_approved_by_the_head(engine, c
     assert HEAD in n.message and "CASE-9" in n.message and n.due_on.isoformat() in n.message
     st = engine.states["x"]
     assert st.extended_by == max_days and st.extension_approved_by == HEAD and st.due_on == n.due_on
-    with pytest.raises(DeadlineRefused, match="one extension") as e:
+    with pytest.raises(Refusal, match="one extension") as e:
         engine.extend("x", 1, HEAD, at(2026, 3, 5, 10))
     assert PROCESSES[case_type].rule_id in e.value.rule_ids
     assert engine.states["x"].due_on == n.due_on
@@ -248,11 +249,11 @@ def test_extension_refused_for_too_many_days_or_without_the_heads_name(engine, c
     engine.start("x", case_type, "CASE-9", PARTY, date(2026, 3, 2), at(2026, 3, 2, 9))
     rule = PROCESSES[case_type].rule_id
     for days in (max_days + 1, 0, -3):
-        with pytest.raises(DeadlineRefused, match=f"1 to {max_days} working days") as e:
+        with pytest.raises(Refusal, match=f"1 to {max_days} working days") as e:
             engine.extend("x", days, HEAD, at(2026, 3, 4))
         assert rule in e.value.rule_ids
     for who in (DEPTS[PARTY].data_officer, DEPTS["NJ-MZ"].head, ""):
-        with pytest.raises(DeadlineRefused, match="principal head of NJ-GA") as e:
+        with pytest.raises(Refusal, match="principal head of NJ-GA") as e:
             engine.extend("x", 1, who, at(2026, 3, 4))
         assert e.value.rule_ids == ("R-7.1", rule) and HEAD in e.value.reason
     st = engine.states["x"]
@@ -262,7 +263,7 @@ def test_extension_refused_for_too_many_days_or_without_the_heads_name(engine, c
 @pytest.mark.rule("R-26.1")
 def test_a_share_request_cannot_be_extended(engine):
     engine.start("sr", "share_request", "SR-1", PARTY, date(2026, 3, 2), at(2026, 3, 2, 9))
-    with pytest.raises(DeadlineRefused, match="cannot be extended") as e:
+    with pytest.raises(Refusal, match="cannot be extended") as e:
         engine.extend("sr", 5, HEAD, at(2026, 3, 4))
     assert e.value.rule_ids == ("R-26.1",) and e.value.retriable is False
 
@@ -272,15 +273,15 @@ def test_no_extension_once_answered_or_past_the_deadline(engine):
     engine.start("a", "verification", "V-1", PARTY, date(2026, 3, 2), at(2026, 3, 2, 9))
     engine.start("b", "verification", "V-2", PARTY, date(2026, 3, 2), at(2026, 3, 2, 9))
     engine.answer("a", at(2026, 3, 3))
-    with pytest.raises(DeadlineRefused, match="already answered"):
+    with pytest.raises(Refusal, match="already answered"):
         engine.extend("a", 5, HEAD, at(2026, 3, 4))
     due = engine.states["b"].due_on
     # past the due day but before any tick marked it breached: still too late
-    with pytest.raises(DeadlineRefused, match="ran out"):
+    with pytest.raises(Refusal, match="ran out"):
         engine.extend("b", 5, HEAD, at(due.year, due.month, due.day) + timedelta(days=1))
     engine.tick(at(due.year, due.month, due.day) + timedelta(days=2))
     assert engine.states["b"].breached
-    with pytest.raises(DeadlineRefused, match="ran out"):
+    with pytest.raises(Refusal, match="ran out"):
         engine.extend("b", 5, HEAD, at(2026, 3, 4))
 
 
@@ -416,9 +417,9 @@ def test_start_is_idempotent(engine):
 
 
 def test_unknown_process_or_department_is_refused(engine):
-    with pytest.raises(DeadlineRefused, match="not a process with a deadline"):
+    with pytest.raises(Refusal, match="not a process with a deadline"):
         engine.start("d", "coffee_break", "C", PARTY, date(2026, 3, 2), at(2026, 3, 2))
-    with pytest.raises(DeadlineRefused, match="not a department registered") as e:
+    with pytest.raises(Refusal, match="not a department registered") as e:
         engine.start("d", "share_request", "C", "XX-NOPE", date(2026, 3, 2), at(2026, 3, 2))
     assert e.value.rule_ids == ("R-7.1",)
     assert engine.states == {} and engine.open_count() == 0
@@ -443,5 +444,5 @@ def test_a_state_of_an_unknown_process_is_not_loaded(engine):
     engine.start("sr-1", "share_request", "SR-1", PARTY, date(2026, 9, 30), at(2026, 9, 30, 16))
     (s,) = engine.changed()
     s.case_type = "retired_process"
-    with pytest.raises(DeadlineRefused, match="retired_process"):
+    with pytest.raises(Refusal, match="retired_process"):
         DeadlineEngine(WorkCalendar(), HEADS).load(s)

@@ -6,11 +6,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.provenance import canonical_text, provenance_digest
-from streams.rules.exchange import check_delivery, value_digest
-from tests.helpers import delivery
+from streams.rules.exchange import (
+    check_against_catalog,
+    check_delivery,
+    duplicate_findings,
+    item_sources,
+    remember_sources,
+    value_digest,
+)
+from streams.rules.identifiers import subject_problem
+from tests.helpers import approved_entry, delivery, resident_id
 from topics.departments import load
 
 DEPTS = load()
+GA = approved_entry("ga-population.yaml")
+ID1 = resident_id("51102419751230567")
 
 
 def test_a_well_formed_delivery_passes():
@@ -71,3 +81,54 @@ def test_ordinary_values_are_storable():
 
     assert unstorable({"姓名": "张三", "n": 3, "x": 1.5, "b": True, "none": None, "l": ["a", {"k": "v"}]}) is None
     assert "field 'l'[1].k" in unstorable({"l": ["a", {"k": "v\x00"}]})
+
+
+@pytest.mark.rule("R-10.1")
+@pytest.mark.rule("R-17.1")
+@pytest.mark.rule("R-17.2")
+def test_deliveries_are_held_against_the_catalog():
+    ok = delivery(subject=ID1)
+    assert check_against_catalog(ok, GA, subject_problem) is None
+    assert check_against_catalog(ok, None, subject_problem).code == "unknown_resource"
+    wrong = check_against_catalog(delivery(publisher="NJ-MZ", subject=ID1), GA, subject_problem)
+    assert wrong.code == "one_source_violation" and "one registered source is NJ-GA" in wrong.reason
+    bad_id = check_against_catalog(delivery(subject="511024197512305671"), GA, subject_problem)
+    assert bad_id.code == "invalid_identifier" and bad_id.rule_ids == ("R-17.2",)
+    extra = check_against_catalog(delivery(subject=ID1, items={"姓名": "x", "血型": "A"}), GA, subject_problem)
+    assert extra.code == "items_mismatch" and "血型" in extra.reason
+
+
+MZ = approved_entry("wy-subsidy.yaml", resource_code="MZ-JZ-001", provider="NJ-MZ", system_code="MZ-JZ",
+                    data_items=[{"name": "公民身份号码", "type": "identifier", "subject_id": True},
+                                {"name": "姓名", "type": "string"}, {"name": "户籍地址", "type": "string"},
+                                {"name": "救助类别", "type": "string"}])
+
+
+@pytest.mark.rule("R-17.3")
+@pytest.mark.rule("R-45.1")
+def test_duplicate_collection_is_matched_by_item_definition_not_resource():
+    sources = item_sources([GA, MZ])
+    assert sources["姓名:string"] == ("NJ-GA", "GA-RK-001")  # the base database's lead is the source
+    memory: dict = {}
+    ga = delivery(subject=ID1, items={"姓名": "张三", "户籍地址": "市中区"})
+    assert duplicate_findings(ga, GA, sources, memory, lambda d, r: False) == []
+    assert remember_sources(ga, GA, sources, memory)
+    mz = delivery(publisher="NJ-MZ", resource="MZ-JZ-001", subject=ID1,
+                  items={"姓名": "张三", "户籍地址": "东兴区", "救助类别": "临时救助"})
+    (f,) = duplicate_findings(mz, MZ, sources, memory, lambda d, r: False)
+    assert (f.kind, f.source_department, f.items, f.rule_ids) == (
+        "duplicate_collection", "NJ-GA", ("姓名", "户籍地址"), ("R-17.3", "R-45.1"))
+    # about a subject the source never published: nothing to compare with
+    other = {**mz, "subject_id": resident_id()}
+    assert duplicate_findings(other, MZ, sources, {}, lambda d, r: False) == []
+
+
+@pytest.mark.rule("R-27.1")
+@pytest.mark.rule("R-48.1")
+def test_passing_on_received_data_as_ones_own_is_detected():
+    sources = item_sources([GA, MZ])
+    memory: dict = {}
+    remember_sources(delivery(subject=ID1, items={"姓名": "张三", "户籍地址": "市中区"}), GA, sources, memory)
+    same = delivery(publisher="NJ-MZ", resource="MZ-JZ-001", subject=ID1, items={"姓名": "张三", "户籍地址": "市中区"})
+    (f,) = duplicate_findings(same, MZ, sources, memory, lambda dept, res: (dept, res) == ("NJ-MZ", "GA-RK-001"))
+    assert f.kind == "republication" and f.rule_ids == ("R-27.1", "R-48.1")

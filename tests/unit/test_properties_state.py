@@ -24,7 +24,8 @@ from ops.seeds import approved_entry
 from schemas.codec import default_codec
 from streams.rules import catalog as cat
 from streams.rules import sharing
-from streams.rules.deadlines import PROCESSES, ZONE, DeadlineEngine, DeadlineRefused, DeadlineState
+from streams.rules.deadlines import PROCESSES, ZONE, DeadlineEngine, DeadlineState
+from streams.rules.refusals import Refusal
 from streams.rules.workcalendar import WorkCalendar
 from topics.departments import load
 
@@ -144,7 +145,7 @@ def test_random_command_sequences_keep_the_deadline_engine_consistent(t0, steps)
                 notices = engine.extend(did, days, _approver(who, started[did][1]) if did in started else "x", now)
             else:
                 notices = engine.tick(now)
-        except DeadlineRefused as exc:
+        except Refusal as exc:
             assert refused, f"{op} refused: {exc.reason}"
             assert exc.reason.strip() and all(RULE_ID.match(r) for r in exc.rule_ids)
             assert _states(engine) == before and engine.open_count() == open_before and engine.changed() == []
@@ -242,7 +243,7 @@ def _iso(value: str) -> date | None:
 def _well_formed(problems: list) -> None:
     assert isinstance(problems, list)
     for p in problems:
-        assert isinstance(p, cat.Problem) and isinstance(p.reason, str) and p.reason.strip()
+        assert isinstance(p, cat.Refusal) and isinstance(p.reason, str) and p.reason.strip()
         assert p.rule_ids and all(RULE_ID.match(r) for r in p.rule_ids)
 
 

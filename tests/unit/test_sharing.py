@@ -3,14 +3,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from streams.rules import sharing
-from streams.rules.exchange import (
-    check_against_catalog,
-    duplicate_findings,
-    feed_records,
-    item_sources,
-    remember_sources,
-)
-from streams.rules.identifiers import subject_problem
+from streams.rules.exchange import feed_records
 from tests.helpers import approved_entry, delivery, resident_id
 from topics.departments import load
 
@@ -90,52 +83,48 @@ def test_routes_by_share_attribute_and_projection():
     assert sharing.routes("WY-MZ", ID1, none, ["NJ-RS"], [grant], on) == []
 
 
-@pytest.mark.rule("R-10.1")
-@pytest.mark.rule("R-17.1")
-@pytest.mark.rule("R-17.2")
-def test_deliveries_are_held_against_the_catalog():
-    ok = delivery(subject=ID1)
-    assert check_against_catalog(ok, GA, subject_problem) is None
-    assert check_against_catalog(ok, None, subject_problem).code == "unknown_resource"
-    wrong = check_against_catalog(delivery(publisher="NJ-MZ", subject=ID1), GA, subject_problem)
-    assert wrong.code == "one_source_violation" and "one registered source is NJ-GA" in wrong.reason
-    bad_id = check_against_catalog(delivery(subject="511024197512305671"), GA, subject_problem)
-    assert bad_id.code == "invalid_identifier" and bad_id.rule_ids == ("R-17.2",)
-    extra = check_against_catalog(delivery(subject=ID1, items={"姓名": "x", "血型": "A"}), GA, subject_problem)
-    assert extra.code == "items_mismatch" and "血型" in extra.reason
+def held(status="pending", **kw) -> dict:
+    return {"request": request(), "provider": "WY-MZ", "status": status, **kw}
 
 
-MZ = approved_entry("wy-subsidy.yaml", resource_code="MZ-JZ-001", provider="NJ-MZ", system_code="MZ-JZ",
-                    data_items=[{"name": "公民身份号码", "type": "identifier", "subject_id": True},
-                                {"name": "姓名", "type": "string"}, {"name": "户籍地址", "type": "string"},
-                                {"name": "救助类别", "type": "string"}])
+@pytest.mark.rule("R-26.1")
+def test_only_a_request_in_the_right_state_is_acted_on():
+    assert sharing.check_request_state("r1", held(), ("pending",)) is None
+    assert "no such request" in sharing.check_request_state("r9", None, ("pending",)).reason
+    refused = sharing.check_request_state("r1", held("approved"), ("pending",))
+    assert "the request is approved" in refused.reason and refused.rule_ids == ("R-26.1",)
 
 
-@pytest.mark.rule("R-17.3")
-@pytest.mark.rule("R-45.1")
-def test_duplicate_collection_is_matched_by_item_definition_not_resource():
-    sources = item_sources([GA, MZ])
-    assert sources["姓名:string"] == ("NJ-GA", "GA-RK-001")  # the base database's lead is the source
-    memory: dict = {}
-    ga = delivery(subject=ID1, items={"姓名": "张三", "户籍地址": "市中区"})
-    assert duplicate_findings(ga, GA, sources, memory, lambda d, r: False) == []
-    assert remember_sources(ga, GA, sources, memory)
-    mz = delivery(publisher="NJ-MZ", resource="MZ-JZ-001", subject=ID1,
-                  items={"姓名": "张三", "户籍地址": "东兴区", "救助类别": "临时救助"})
-    (f,) = duplicate_findings(mz, MZ, sources, memory, lambda d, r: False)
-    assert (f.kind, f.source_department, f.items, f.rule_ids) == (
-        "duplicate_collection", "NJ-GA", ("姓名", "户籍地址"), ("R-17.3", "R-45.1"))
-    # about a subject the source never published: nothing to compare with
-    other = {**mz, "subject_id": resident_id()}
-    assert duplicate_findings(other, MZ, sources, {}, lambda d, r: False) == []
+@pytest.mark.rule("R-26.2")
+def test_a_grant_in_force_is_revoked_by_its_provider_only():
+    grant = sharing.make_grant(request(), [], "WY-MZ", "WY-MZ (熊燕)", datetime.now(UTC))
+    by = {"grant_id": grant["grant_id"], "by": "WY-MZ", "person": "熊燕", "reason": "合作结束"}
+    assert sharing.check_revocation(by, grant) is None
+    revoked = sharing.revoke(grant, by)
+    assert revoked["revoked"] and revoked["revoked_reason"] == "合作结束 (熊燕)" and not grant["revoked"]
+    assert "already revoked" in sharing.check_revocation(by, revoked).reason
+    assert "only its provider WY-MZ" in sharing.check_revocation({**by, "by": "NJ-YB"}, grant).reason
+    assert "no such authorization" in sharing.check_revocation(by, None).reason
+    # once revoked, the grant routes nothing (R-26.2: only while in force)
+    assert not sharing.grant_valid(revoked, ID1, date(2026, 12, 1))
 
 
-@pytest.mark.rule("R-27.1")
-@pytest.mark.rule("R-48.1")
-def test_passing_on_received_data_as_ones_own_is_detected():
-    sources = item_sources([GA, MZ])
-    memory: dict = {}
-    remember_sources(delivery(subject=ID1, items={"姓名": "张三", "户籍地址": "市中区"}), GA, sources, memory)
-    same = delivery(publisher="NJ-MZ", resource="MZ-JZ-001", subject=ID1, items={"姓名": "张三", "户籍地址": "市中区"})
-    (f,) = duplicate_findings(same, MZ, sources, memory, lambda dept, res: (dept, res) == ("NJ-MZ", "GA-RK-001"))
-    assert f.kind == "republication" and f.rule_ids == ("R-27.1", "R-48.1")
+@pytest.mark.rule("R-26.2")
+def test_the_projection_keeps_exactly_the_granted_items():
+    items = {"姓名": "张三", "保障类别": "城市低保", "月救助金额": 650.0}
+    assert sharing.project(items, ("保障类别", "姓名")) == {"姓名": "张三", "保障类别": "城市低保"}
+    assert sharing.project(items, ()) == {}
+    assert sharing.project(items, None) == items and sharing.project(items, None) is not items
+
+
+@pytest.mark.rule("R-25.1")
+def test_a_dispute_comes_from_a_party_and_is_ruled_by_its_authority():
+    assert sharing.check_dispute({"by": "NJ-YB"}, held("refused")) is None
+    assert sharing.check_dispute({"by": "WY-MZ"}, held("refused")) is None
+    outsider = sharing.check_dispute({"by": "NJ-RS"}, held("refused"))
+    assert "only NJ-YB or WY-MZ" in outsider.reason and outsider.rule_ids == ("R-25.1",)
+    disputed = held("disputed", authority="WY-SJJ")
+    assert sharing.check_ruling({"authority": "WY-SJJ", "ruling": "overturn"}, disputed) is None
+    assert sharing.check_ruling({"authority": "WY-SJJ", "ruling": "uphold"}, disputed) is None
+    assert "WY-SJJ's" in sharing.check_ruling({"authority": "NJ-SJJ", "ruling": "uphold"}, disputed).reason
+    assert sharing.check_ruling({"authority": "WY-SJJ", "ruling": "maybe"}, disputed) is not None

@@ -201,9 +201,10 @@ def test_an_update_is_late_after_fifteen_working_days_from_the_change():
     cal = WorkCalendar()
     # change on Friday 2026-09-25: 3 days in September, National Day week off, Saturday 10-10 worked,
     # so the 15th working day after it is Thursday 2026-10-22
-    late, due = rules.is_late(date(2026, 10, 22), date(2026, 9, 25), cal)
-    assert (late, str(due)) == (False, "2026-10-22")
-    assert rules.is_late(date(2026, 10, 23), date(2026, 9, 25), cal)[0] is True
+    update = {"kind": "update", "change_date": "2026-09-25", "entry": {"resource_code": "GA-RK-001"}}
+    problems, due, late = rules.check_submission(update, {"version": 1}, date(2026, 10, 22), cal)
+    assert (problems, str(due), late) == ([], "2026-10-22", False)
+    assert rules.check_submission(update, {"version": 1}, date(2026, 10, 23), cal)[2] is True
 
 
 @pytest.mark.rule("R-12.1")
@@ -212,3 +213,63 @@ def test_demand_lists_state_their_purpose():
     assert "states no purpose" in rules.check_demand_list(dl, DEPTS)[0].reason
     dl["items"][0]["purpose"] = "社会救助审核"
     assert rules.check_demand_list(dl, DEPTS) == []
+
+
+@pytest.mark.rule("R-12.1")
+def test_a_new_entry_is_new_and_an_update_updates_one_in_the_catalog():
+    from datetime import date
+
+    cal = WorkCalendar()
+    new = {"kind": "new", "entry": {"resource_code": "GA-RK-001"}}
+    assert rules.check_submission(new, None, date(2026, 11, 2), cal) == ([], None, False)
+    (again,), _, _ = rules.check_submission(new, {"version": 1}, date(2026, 11, 2), cal)
+    assert "already in the catalog" in again.reason and again.rule_ids == ("R-12.1",)
+    update = {"kind": "update", "change_date": "2026-10-20", "entry": {"resource_code": "GA-RK-001"}}
+    (missing,), _, _ = rules.check_submission(update, None, date(2026, 11, 2), cal)
+    assert "not in the approved catalog" in missing.reason
+    (odd,), _, _ = rules.check_submission({**new, "kind": "replace"}, None, date(2026, 11, 2), cal)
+    assert "neither new nor update" in odd.reason
+
+
+@pytest.mark.rule("R-14.1")
+def test_an_update_names_the_change_it_follows():
+    from datetime import date
+
+    cal = WorkCalendar()
+    undated = {"kind": "update", "change_date": None, "entry": {"resource_code": "GA-RK-001"}}
+    (p,), due, late = rules.check_submission(undated, {"version": 1}, date(2026, 11, 2), cal)
+    assert "change_date" in p.reason and p.rule_ids == ("R-14.1",) and (due, late) == (None, False)
+    (bad,), _, _ = rules.check_submission({**undated, "change_date": "2026-13-01"}, {"version": 1},
+                                          date(2026, 11, 2), cal)
+    assert "not a date" in bad.reason
+    change = {"department": "NJ-MZ", "change_kind": "law", "change_date": "2026-11-06"}
+    assert rules.check_change(change, DEPTS) == ([], date(2026, 11, 6))
+    problems, _ = rules.check_change({**change, "department": "XX-YY", "change_kind": "mood"}, DEPTS)
+    assert len(problems) == 2 and all(p.rule_ids == ("R-14.1",) for p in problems)
+
+
+@pytest.mark.rule("R-12.1")
+def test_only_a_pending_submission_is_reviewed_and_approval_versions_the_entry():
+    assert rules.check_review_target("s1", {"status": "pending_review"}) is None
+    assert "no such submission" in rules.check_review_target("s1", None).reason
+    assert "already approved" in rules.check_review_target("s1", {"status": "approved"}).reason
+    entry = {"resource_code": "WY-MZ-DB-001", "name": "低保"}
+    first = rules.approve(entry, None, DEPTS["WY-MZ"], approved_at="t", approved_by="WY-SJJ (姚远)",
+                          submission_id="s1")
+    assert (first["version"], first["level"], first["county"]) == (1, "county", DEPTS["WY-MZ"].county)
+    assert rules.approve(entry, first, DEPTS["WY-MZ"], approved_at="t", approved_by="x",
+                         submission_id="s2")["version"] == 2
+
+
+@pytest.mark.rule("R-14.1")
+@pytest.mark.rule("R-26.1")
+def test_every_statutory_day_count_comes_from_the_one_table():
+    from datetime import date
+
+    from streams.rules.deadlines import PROCESSES, statutory_due
+
+    cal = WorkCalendar()
+    assert {k: p.days for k, p in PROCESSES.items() if k in ("catalog_update", "catalog_review", "share_request")} \
+        == {"catalog_update": 15, "catalog_review": 10, "share_request": 10}
+    assert rules.update_due(date(2026, 9, 25), cal) == statutory_due("catalog_update", date(2026, 9, 25), cal)
+    assert str(statutory_due("share_request", date(2026, 9, 25), cal)) == "2026-10-15"  # 10th of the 15 above
