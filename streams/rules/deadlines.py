@@ -24,7 +24,7 @@ HEAD_RULE = "R-7.1"  # actions reserved for a department's principal head
 
 @dataclass(frozen=True)
 class Process:
-    """One row of the deadlines table (REQUIREMENTS.md, "Deadlines in one table")."""
+    """One row of the deadlines table (docs/measures.md; the measures' "deadlines in one table")."""
 
     case_type: str
     days: int
