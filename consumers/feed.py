@@ -1,14 +1,8 @@
-"""The subscriber SDK: read one department's authorized feed as typed records.
+"""The subscriber SDK: read one department's authorized feed as typed records, de-duplicated by event id.
 
     async with Feed("NJ-MZ", group_id="mz-app") as feed:
         async for rec in feed:
-            handle(rec)          # rec.items, rec.subject_id, rec.grant_id, rec.verify() ...
-
-A record counts as processed when the loop asks for the next one; offsets of processed
-records are committed in batches, and on leaving the block. Records already seen (same
-event id) are dropped, also across a restart: on start the reader reads back the last
-`dedup_window` records before its committed position to know what it has already seen.
-"""
+            handle(rec)          # rec.items, rec.subject_id, rec.grant_id, rec.verify() ..."""
 
 from __future__ import annotations
 

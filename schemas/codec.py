@@ -1,10 +1,5 @@
-"""Avro single-object encoding (C3 01 + CRC-64-AVRO fingerprint + body) over every schema
-version kept in schemas/.
-
-Schemas are parsed once. Encoding always uses the newest version of a record type;
-decoding looks the writer's version up by fingerprint and resolves it to the newest
-version of the same type, so data written years ago stays readable.
-"""
+"""Avro single-object encoding (C3 01 + CRC-64-AVRO fingerprint + body) over every schema version kept in
+schemas/, so old events stay readable."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""Schema evolution check: can the newer version of a record type read data the previous one wrote?
-
-Checked by fastavro itself: records generated from the old schema are read with the new
-one, and every resolution error is collected.
-"""
+"""Schema evolution check: can the newer version of a record type read data the previous one wrote?"""
 
 from __future__ import annotations
 

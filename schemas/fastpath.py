@@ -1,11 +1,4 @@
-"""A compiled Avro binary writer for the shapes govbus schemas use.
-
-fastavro interprets the schema on every record; on the delivery path that is most of the
-cost of a feed record. This module turns a parsed schema once into nested closures that
-write the same bytes. Anything it does not handle (or a record that does not fit) raises
-`Unsupported`/an ordinary exception, and the codec falls back to fastavro, which also
-explains what is wrong. Tests compare it byte for byte with fastavro on every schema kept.
-"""
+"""A compiled Avro binary writer for the shapes govbus schemas use: the same bytes as fastavro, written faster."""
 
 from __future__ import annotations
 

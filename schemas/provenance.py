@@ -1,10 +1,5 @@
-"""Provenance digest of a delivery (R-28.1): SHA-256 over provider, resource, event id and content.
-
-The same function runs where a delivery is made and where it is received, so a receiver
-can verify that what arrived is what the provider published. The digested text is canonical
-JSON, `json.dumps([publisher, resource_code, event_id, subject_id, items], ensure_ascii=False,
-sort_keys=True, separators=(",", ":"))` in UTF-8: any language can recompute it.
-"""
+"""Provenance digest of a delivery (R-28.1): SHA-256 over canonical JSON of provider, resource, event id,
+subject and content, recomputable in any language."""
 
 from __future__ import annotations
 

@@ -1,11 +1,5 @@
-"""An agent's state: a faust table of JSON values, with an outbox that makes replays harmless.
-
-A handler reads and writes the table and `emit()`s the records it wants sent. Before anything
-is sent, the outbox is written to the table; after, the input is marked done. An input replayed
-after a crash is then either done (skipped) or finds its outbox and sends the very same records
-again, which downstream de-duplicates by their ids. Used by the catalog and sharing agents,
-whose inputs are single-partition, ordered streams.
-"""
+"""An agent's state: a faust table of JSON values, with an outbox that makes replays harmless
+(docs/architecture.md)."""
 
 from __future__ import annotations
 

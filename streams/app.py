@@ -1,11 +1,5 @@
-"""The faust app: one per deployment (topic prefix), agents in their own modules.
-
-Processing guarantee: at-least-once. Offsets are committed only after the producer has
-flushed what the agents sent for them; a restarted worker may send some records again,
-and every effect downstream (feeds, ledger) is idempotent on the event id. The delivery
-stream (streams.deliveries) runs in the same worker on its own batch loop, with the same
-guarantee.
-"""
+"""The faust app of a deployment (its topic prefix) and the views every worker reads: subscriptions, calendar,
+catalog and grants."""
 
 from __future__ import annotations
 

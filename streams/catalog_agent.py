@@ -1,10 +1,5 @@
-"""The catalog agent: submissions, reviews, demand lists, system registrations and changes,
-in one ordered stream. It validates with the rules in streams/rules/catalog.py, keeps its state in
-a faust table, publishes the approved catalog and the responsibility lists, and starts and
-stops the review and update deadlines.
-
-Replays are harmless: see streams/agentstate.py.
-"""
+"""The catalog agent: submissions, reviews, demand lists, system registrations and changes, judged by the
+rules in streams/rules/catalog.py."""
 
 from __future__ import annotations
 

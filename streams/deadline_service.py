@@ -1,15 +1,5 @@
-"""The durable deadline service: the engine of streams/rules/deadlines.py behind Kafka.
-
-Commands (start, answer, extend) come from `govbus.deadlines.commands`; each deadline's
-state lives in the compacted `govbus.deadlines` topic; notices go to `govbus.notices`.
-Every step (commands consumed, states written, notices sent) is one Kafka transaction, so a
-service killed at any point and restarted neither misses nor repeats a reminder or breach:
-what was not committed did not happen, and is done again from the committed state.
-
-One service is active per deployment: the member of the consumer group that owns the
-commands partition. The transactional id fences a stale predecessor (a zombie) out.
-Time comes from a clock function, so tests and drills can run a month in seconds.
-"""
+"""The durable deadline service: the engine of streams/rules/deadlines.py behind Kafka, one transaction per
+step, so a restart neither misses nor repeats a notice."""
 
 from __future__ import annotations
 

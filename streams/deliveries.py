@@ -1,18 +1,5 @@
-"""The delivery stream: decode a publication, hold it against the catalog (one source, valid
-subject, catalogued items), watch for duplicate collection, record it as accepted, and deliver
-to each authorized department exactly its granted scope; refuse anything else, with its reason.
-
-It runs in every worker beside the faust agents, as a batch loop on aiokafka: the rules are the
-same per record, but a batch of publications is read at once, its outputs go out as Kafka record
-batches, and the input offsets are committed once the broker has acknowledged every output
-(at-least-once; feeds, ledger and alerts are idempotent on their ids). Workers share the
-deliveries topic's partitions in the consumer group `<prefix>govbus-deliveries`.
-
-Deliveries are keyed by subject, so the per-subject memory of who published what (for duplicate
-collection) is partition-local: each worker holds the memory of the partitions it owns, restores
-it from the compacted topic `govbus.deliveries.sources` when it is given a partition, and writes
-every change there in the same batch as the outputs it belongs to.
-"""
+"""The delivery stream: each publication held against the catalog and delivered to every authorized
+department in exactly its granted scope, or refused with its reason; a batch loop on aiokafka."""
 
 from __future__ import annotations
 

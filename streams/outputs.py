@@ -1,12 +1,4 @@
-"""What one batch of inputs sends, gathered into Kafka record batches per topic-partition.
-
-The hot path appends records synchronously (no coroutine, no future per record) and `submit()`
-hands every record batch to the producer at once; what it returns completes when the broker has
-every one of them: the caller commits its input offsets only after that (at-least-once, nothing lost).
-
-Partitions follow Kafka's default partitioner (murmur2 of the key), so records keyed by subject
-land where any other Kafka client would put them.
-"""
+"""What one batch of inputs sends, gathered into Kafka record batches per topic-partition, acknowledged as one."""
 
 from __future__ import annotations
 

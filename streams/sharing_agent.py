@@ -1,8 +1,5 @@
-"""The sharing agent: share requests, the provider's answers, revocations, disputes and the
-authority's rulings, in one ordered stream. Approvals become directed authorizations on the
-compacted grants topic, which every delivery worker reads. Replays are harmless: see
-streams/agentstate.py.
-"""
+"""The sharing agent: share requests, answers, revocations, disputes and rulings, judged by the rules in
+streams/rules/sharing.py; approvals become directed authorizations on the grants topic."""
 
 from __future__ import annotations
 

@@ -1,9 +1,4 @@
-"""`govbus topics apply`: create the declared topics that are missing and report drift.
-
-Idempotent: a second run creates nothing. Drift (partitions, cleanup policy, retention
-that differ from the declaration) is reported, not silently changed: partitions can only
-grow and re-keying a live topic is an operator's decision.
-"""
+"""`govbus topics apply`: create the declared topics that are missing and report drift, never changing a live topic."""
 
 from __future__ import annotations
 

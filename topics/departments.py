@@ -1,8 +1,4 @@
-"""The department registry (R-7.1, R-9.1): who is on the bus, at which level, with which head.
-
-Seeded from topics/departments.yaml; department codes are what events name as
-publisher, subscriber and provider.
-"""
+"""The department registry (R-7.1, R-9.1): who is on the bus, at which level, with which head."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""Every topic of the bus, declared once: name, key, value schema, partitions, cleanup, retention.
-
-Names are given without the deployment prefix (GOVBUS_TOPIC_PREFIX); `name_of` adds it.
-Feeds are one topic per department: `govbus.feed.<DEPT>`.
-"""
+"""Every topic of the bus, declared once: name, key, value schema, partitions, cleanup, retention."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""Where govbus finds its broker, its database and its local state, from the environment.
-
-Every setting has a default that runs the local stack; production sets
-GOVBUS_KAFKA_BOOTSTRAP and GOVBUS_DATABASE_URL and nothing local is started.
-"""
+"""Where govbus finds its broker, its database and its local state, from the environment; the defaults run the
+local stack."""
 
 from __future__ import annotations
 

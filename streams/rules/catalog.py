@@ -1,9 +1,5 @@
-"""Rules of the catalog (Ch. 2 of the measures) as pure functions: is a submission acceptable,
-who reviews it, is an update late, and what each department must collect.
-
-Reasons are written for the department officer who reads them, with the rule ids they
-were decided under.
-"""
+"""Rules of the catalog (Ch. 2 of the measures) as pure functions, one per rule, with reasons written for the
+department officer who reads them."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""Subject identifiers (R-17.2): the 18-digit resident identity number (GB 11643) and the
-18-character unified social credit code (GB 32100), with their check characters.
-
-Each `*_problem` function returns None for a valid identifier, else a reason a department
-officer can act on: what is wrong, at which character (counted from 1), and what was expected.
-"""
+"""Subject identifiers (R-17.2): the 18-digit resident identity number (GB 11643) and the 18-character unified
+social credit code (GB 32100), with their check characters."""
 
 from __future__ import annotations
 

@@ -1,11 +1,5 @@
-"""Official PRC working days, and deadlines counted in them.
-
-Years known to `chinese-calendar` come from it; later years are published by the authority
-as calendar events (the State Council's yearly notice: holidays and adjusted working
-weekends). A count that touches a year nobody has published yet is computed with weekends
-only and marked provisional, never silently treated as final; such deadlines are recomputed
-once the year is published.
-"""
+"""Official PRC working days, and deadlines counted in them; a year not yet published makes a deadline
+provisional, never silently final."""
 
 from __future__ import annotations
 
