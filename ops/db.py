@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 
-import asyncpg
+from consumers.queries import connect
 
 log = logging.getLogger("govbus.db")
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _LOCK = 0x60B05  # advisory lock id: two starters never apply the same file twice
-
-
-async def connect(dsn: str, attempts: int = 30) -> asyncpg.Connection:
-    for i in range(attempts):
-        try:
-            return await asyncpg.connect(dsn)
-        except (OSError, asyncpg.CannotConnectNowError):
-            if i == attempts - 1:
-                raise
-            await asyncio.sleep(0.5)
-    raise AssertionError("unreachable")
 
 
 async def migrate(dsn: str) -> list[str]:
@@ -49,11 +37,3 @@ async def migrate(dsn: str) -> list[str]:
         await conn.close()
     return applied_now
 
-
-async def fetch(dsn: str, sql: str, *args) -> list[asyncpg.Record]:
-    """One query on a short-lived connection (the CLI's way to read the ledger)."""
-    conn = await connect(dsn)
-    try:
-        return await conn.fetch(sql, *args)
-    finally:
-        await conn.close()

@@ -1,16 +1,25 @@
-"""Sending events from the CLI, and waiting for what the bus answers."""
+"""Sending events from the CLI and the demo, waiting for what the bus answers, and reading its compacted views."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from schemas.codec import default_codec
+from topics import registry
 from topics.registry import TopicSpec, name_of
 from topics.settings import settings
+
+if TYPE_CHECKING:
+    from streams.rules.workcalendar import WorkCalendar
+
+CATALOG_DECISION = "govbus.catalog.CatalogDecision"
+SHARE_DECISION = "govbus.sharing.ShareDecision"
 
 
 async def send_events(spec: TopicSpec, events: list[tuple[bytes, str, dict]]) -> None:
@@ -77,3 +86,51 @@ async def send_and_wait(inbox: TopicSpec, events: list[tuple[bytes, str, dict]],
             return []
         got = await listener.wait(lambda got: done([a for a in got if concerns(a)]), wait)
     return [a for a in got if concerns(a)]
+
+
+async def submit_and_wait(events: list[tuple[bytes, str, dict]], wait: float) -> list[dict]:
+    """Send catalog inputs and wait for a decision on each of them."""
+    ids = {rec["event_id"] for _, _, rec in events}
+    return await send_and_wait(registry.CATALOG_INBOX, events, registry.CATALOG_DECISIONS, CATALOG_DECISION,
+                               lambda d: d["subject_id"] in ids,
+                               lambda got: ids <= {d["subject_id"] for d in got}, wait)
+
+
+async def review_and_wait(rec: dict, wait: float) -> list[dict]:
+    """Send a review; the answer is the submission's new decision, or the refusal of the review."""
+    keys = {rec["submission_id"], rec["event_id"]}
+    return await send_and_wait(
+        registry.CATALOG_INBOX, [(rec["reviewer"].encode(), "govbus.catalog.CatalogReview", rec)],
+        registry.CATALOG_DECISIONS, CATALOG_DECISION,
+        lambda d: d["subject_id"] in keys and d["status"] != "pending_review", bool, wait)
+
+
+async def send_share(schema: str, rec: dict, request_id: str, wait: float) -> list[dict]:
+    """Send one sharing event and wait for the decision on the request it concerns."""
+    since = rec["occurred_at"] - timedelta(seconds=5)
+    return await send_and_wait(registry.SHARING_INBOX, [(request_id.encode(), schema, rec)],
+                               registry.SHARING_DECISIONS, SHARE_DECISION,
+                               lambda d: d["request_id"] == request_id and d["occurred_at"] >= since, bool, wait)
+
+
+async def subscribe(department: str, resource: str, active: bool) -> None:
+    """Subscribe `department` to the feed of `resource` (or, `active` false, end the subscription)."""
+    from ops.events import subscription
+
+    await send_events(registry.SUBSCRIPTIONS, [(f"{resource}|{department}".encode(), "govbus.exchange.Subscription",
+                                                subscription(department, resource, active))])
+
+
+async def published_calendar(timeout: float = 5.0) -> WorkCalendar:
+    """The working-day calendar: the built-in years and every year published on the calendar topic."""
+    from streams.rules.workcalendar import WorkCalendar, publish_event
+    from topics.views import snapshot
+
+    s = settings()
+    published = await snapshot(s.bootstrap, name_of(registry.CALENDAR, s.topic_prefix), timeout=timeout)
+    cal = WorkCalendar()
+    codec = default_codec()
+    for value in published.values():
+        publish_event(cal, codec, value)
+    return cal
+

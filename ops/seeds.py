@@ -14,7 +14,7 @@ SEED = REPO_ROOT / "ops" / "seed"
 
 def approved_entry(seed_file: str, **overrides) -> dict:
     """A CatalogEntry as the catalog agent publishes it, from a file of ops/seed/catalog."""
-    from ops.cli.catalog import entry_from_file
+    from ops.events import entry_from_file
     from streams.rules.catalog import normalise_attributes
     from topics.departments import load
 

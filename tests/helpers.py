@@ -100,7 +100,7 @@ async def seed_catalog(bus, *entries: dict) -> None:
 
 async def ledger_rows(sql: str, *args, want: int = 1, timeout: float = 30.0):
     """Rows of a ledger query, once there are at least `want` of them (None after `timeout`)."""
-    from ops.db import fetch
+    from consumers.queries import fetch
     from topics.settings import settings
 
     async def check():

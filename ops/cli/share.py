@@ -3,66 +3,24 @@
 from __future__ import annotations
 
 import sys
-import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import click
 
+from ops import events
+from ops.cli import common
+from ops.display import print_share_decisions
 from topics.settings import settings
 
-DECISION = "govbus.sharing.ShareDecision"
 
+def _send(schema: str, rec: dict, request_id: str, wait: float) -> None:
+    """Send one sharing event, print the decision on its request and exit 1 if there is none or a rejection."""
+    from ops.kafka_io import send_share
 
-def _run(coro):
-    from ops.cli import _run as run
-
-    return run(coro)
-
-
-def _list(value: str | None) -> list[str]:
-    return [v.strip() for v in (value or "").split(",") if v.strip()]
-
-
-def _day(value: str, option: str) -> date:
-    """A date given as YYYY-MM-DD, exactly as the bus carries it."""
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        day = None
-    if day is None or day.isoformat() != value:
-        raise click.ClickException(f"{option} {value!r} is not a date of the form YYYY-MM-DD")
-    return day
-
-
-async def send_share(schema: str, rec: dict, request_id: str, wait: float) -> list[dict]:
-    """Send one sharing event and wait for the decision on the request it concerns."""
-    from ops.kafka_io import send_and_wait
-    from topics.registry import SHARING_DECISIONS, SHARING_INBOX
-
-    return await send_and_wait(SHARING_INBOX, [(request_id.encode(), schema, rec)], SHARING_DECISIONS, DECISION,
-                               lambda d: d["request_id"] == request_id and d["occurred_at"] >= rec["occurred_at"]
-                               - timedelta(seconds=5), bool, wait)
-
-
-def _print(decisions: list[dict]) -> None:
-    for d in decisions:
-        rules = f" [{', '.join(d['rule_ids'])}]" if d["rule_ids"] else ""
-        grant = f" grant={d['grant_id']}" if d["grant_id"] else ""
-        click.echo(f"{d['request_id']}  {d['resource_code'] or '-'}  {d['status']}{grant}{rules}")
-        for r in d["reasons"]:
-            click.echo(f"    {r}")
-    if not decisions:
-        click.echo("no answer yet: is a worker running?", err=True)
-
-
-def _finish(decisions: list[dict]) -> None:
-    _print(decisions)
+    decisions = common.run(send_share(schema, rec, request_id, wait))
+    print_share_decisions(decisions)
     if not decisions or any(d["status"] == "rejected" for d in decisions):
         sys.exit(1)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 @click.group()
@@ -82,18 +40,17 @@ def share() -> None:
 def request(resource_code: str, requester: str, purpose: str, items: str, subjects: str | None,
             valid_from: str | None, valid_until: str | None, wait: float) -> None:
     """Ask for a conditional resource; the provider answers within 10 working days."""
-    start = _day(valid_from, "--from") if valid_from is not None else date.today()
-    end = _day(valid_until, "--until") if valid_until is not None else None
+    start = common.date_option(valid_from, "--from") if valid_from is not None else date.today()
+    end = common.date_option(valid_until, "--until") if valid_until is not None else None
     if end is None:
         try:
             end = start + timedelta(days=365)
         except OverflowError:
             raise click.ClickException(f"a validity of one year from {start} ends after {date.max}: "
                                        "give --until") from None
-    rec = {"event_id": uuid.uuid4().hex, "occurred_at": _now(), "requester": requester,
-           "resource_code": resource_code, "purpose": purpose, "items": _list(items), "subjects": _list(subjects),
-           "valid_from": start.isoformat(), "valid_until": end.isoformat()}
-    _finish(_run(send_share("govbus.sharing.ShareRequest", rec, rec["event_id"], wait)))
+    rec = events.share_request(requester, resource_code, purpose, common.split_list(items),
+                               common.split_list(subjects), start, end)
+    _send("govbus.sharing.ShareRequest", rec, rec["event_id"], wait)
 
 
 @share.command()
@@ -111,9 +68,8 @@ def answer(request_id: str, provider: str, person: str, decision: str | None, it
     """Approve (a directed authorization) or refuse with reason and basis."""
     if decision is None:
         raise click.UsageError("say --approve or --refuse")
-    rec = {"event_id": uuid.uuid4().hex, "occurred_at": _now(), "request_id": request_id, "provider": provider,
-           "person": person, "decision": decision, "reason": reason, "basis": basis, "items": _list(items)}
-    _finish(_run(send_share("govbus.sharing.ShareAnswer", rec, request_id, wait)))
+    rec = events.share_answer(request_id, provider, person, decision, reason, basis, common.split_list(items))
+    _send("govbus.sharing.ShareAnswer", rec, request_id, wait)
 
 
 @share.command()
@@ -124,10 +80,8 @@ def answer(request_id: str, provider: str, person: str, decision: str | None, it
 @click.option("--wait", type=float, default=20.0, show_default=True)
 def revoke(grant_id: str, by: str, person: str, reason: str, wait: float) -> None:
     """End a directed authorization; the very next delivery already goes without it."""
-    rec = {"event_id": uuid.uuid4().hex, "occurred_at": _now(), "grant_id": grant_id, "by": by, "person": person,
-           "reason": reason}
-    request_id = grant_id.removeprefix("grant:")
-    _finish(_run(send_share("govbus.sharing.GrantRevocation", rec, request_id, wait)))
+    rec = events.grant_revocation(grant_id, by, person, reason)
+    _send("govbus.sharing.GrantRevocation", rec, grant_id.removeprefix("grant:"), wait)
 
 
 @share.command()
@@ -137,8 +91,7 @@ def revoke(grant_id: str, by: str, person: str, reason: str, wait: float) -> Non
 @click.option("--wait", type=float, default=20.0, show_default=True)
 def dispute(request_id: str, by: str, reason: str, wait: float) -> None:
     """Take a share decision to the authority (R-25.1)."""
-    rec = {"event_id": uuid.uuid4().hex, "occurred_at": _now(), "request_id": request_id, "by": by, "reason": reason}
-    _finish(_run(send_share("govbus.sharing.Dispute", rec, request_id, wait)))
+    _send("govbus.sharing.Dispute", events.dispute(request_id, by, reason), request_id, wait)
 
 
 @share.command()
@@ -153,23 +106,17 @@ def rule(request_id: str, authority: str, person: str, ruling: str | None, reaso
     """The authority's binding ruling on a dispute."""
     if ruling is None:
         raise click.UsageError("say --uphold or --overturn")
-    rec = {"event_id": uuid.uuid4().hex, "occurred_at": _now(), "request_id": request_id, "authority": authority,
-           "person": person, "ruling": ruling, "reason": reason}
-    _finish(_run(send_share("govbus.sharing.DisputeRuling", rec, request_id, wait)))
-
-
-async def _fetch(sql: str, *args) -> list:
-    from ops.db import fetch
-
-    return await fetch(settings().dsn, sql, *args)
+    rec = events.dispute_ruling(request_id, authority, person, ruling, reason)
+    _send("govbus.sharing.DisputeRuling", rec, request_id, wait)
 
 
 @share.command()
 @click.option("--grantee", default=None)
 def grants(grantee: str | None) -> None:
     """Directed authorizations, from the ledger."""
-    rows = _run(_fetch("SELECT * FROM grants WHERE ($1::text IS NULL OR grantee = $1) ORDER BY granted_at", grantee))
-    for g in rows:
+    from consumers import queries
+
+    for g in common.run(queries.grants(settings().dsn, grantee)):
         state = "REVOKED" if g["revoked"] else f"{g['valid_from']}..{g['valid_until']}"
         subjects = f" subjects={len(g['subjects'])}" if g["subjects"] else ""
         click.echo(f"{g['grant_id']}  {g['provider']} -> {g['grantee']}  {g['resource_code']} "
@@ -180,9 +127,9 @@ def grants(grantee: str | None) -> None:
 @click.option("--department", default=None)
 def alerts(department: str | None) -> None:
     """One-source violations, duplicate collection and republication, with subjects counted (R-45.1)."""
-    rows = _run(_fetch("SELECT * FROM alert_summary WHERE ($1::text IS NULL OR department = $1)"
-                       " ORDER BY last_seen DESC", department))
-    for a in rows:
+    from consumers.queries import alert_summary
+
+    for a in common.run(alert_summary(settings().dsn, department)):
         click.echo(f"{a['last_seen']:%Y-%m-%d %H:%M} {a['kind']:22} {a['department']:8} "
                    f"source={a['source_department'] or '-':8} system={a['system_code'] or '-'} "
                    f"subjects={a['subjects_count']} [{', '.join(a['rule_ids'])}] {a['message']}")

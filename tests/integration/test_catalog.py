@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 import yaml
 
-from ops.cli.catalog import _submit_and_wait, entry_from_file, review_and_wait
+from ops.events import entry_from_file
+from ops.kafka_io import review_and_wait, submit_and_wait
 from tests.helpers import consume, decoded, ledger_rows
 from topics.settings import REPO_ROOT
 
@@ -41,10 +42,10 @@ def review(sub_id: str, reviewer: str, decision: str = "approve", reason: str | 
 @pytest.mark.rule("R-13.2")
 async def test_a_county_entry_is_reviewed_by_its_county_and_rolls_up(bus, workers, ledger):
     workers.start()
-    (sys_decision,) = await _submit_and_wait([system_event("WY-MZ", "wy-system.yaml")], 30)
+    (sys_decision,) = await submit_and_wait([system_event("WY-MZ", "wy-system.yaml")], 30)
     assert sys_decision["status"] == "accepted"
     sub = submission("WY-MZ", seed("wy-subsidy.yaml"))
-    (pending,) = await _submit_and_wait([sub], 30)
+    (pending,) = await submit_and_wait([sub], 30)
     assert pending["status"] == "pending_review" and "WY-SJJ" in pending["reasons"][0]
     sub_id = sub[2]["event_id"]
 
@@ -80,7 +81,7 @@ async def test_refused_submissions_say_why(bus, workers):
     workers.start()
     classified = {**seed("wy-subsidy.yaml"), "classified": True}
     not_lead = {**seed("ga-population.yaml"), "provider": "NJ-MZ"}
-    decisions = await _submit_and_wait([submission("WY-MZ", classified), submission("NJ-MZ", not_lead)], 30)
+    decisions = await submit_and_wait([submission("WY-MZ", classified), submission("NJ-MZ", not_lead)], 30)
     by_dept = {d["department"]: d for d in decisions}
     assert by_dept["WY-MZ"]["status"] == "refused" and by_dept["WY-MZ"]["rule_ids"] == ["R-3.1"]
     assert by_dept["NJ-MZ"]["status"] == "refused"
@@ -90,18 +91,18 @@ async def test_refused_submissions_say_why(bus, workers):
 @pytest.mark.rule("R-14.1")
 async def test_a_late_update_is_recorded_as_late_and_a_change_starts_the_update_deadline(bus, workers):
     workers.start()
-    await _submit_and_wait([system_event("WY-MZ", "wy-system.yaml")], 30)
+    await submit_and_wait([system_event("WY-MZ", "wy-system.yaml")], 30)
     sub = submission("WY-MZ", seed("wy-subsidy.yaml"))
-    await _submit_and_wait([sub], 30)
+    await submit_and_wait([sub], 30)
     await review_and_wait(review(sub[2]["event_id"], "WY-SJJ"), 30)
 
     change = {"event_id": uuid.uuid4().hex, "occurred_at": datetime.now(UTC), "department": "WY-MZ",
               "change_date": "2026-09-25", "change_kind": "law", "description": "修订", "reported_by": "WY-SJJ"}
-    (accepted,) = await _submit_and_wait([(b"WY-MZ", "govbus.catalog.CatalogChange", change)], 30)
+    (accepted,) = await submit_and_wait([(b"WY-MZ", "govbus.catalog.CatalogChange", change)], 30)
     assert accepted["status"] == "accepted" and accepted["due_on"] == "2026-10-22"
 
     update = submission("WY-MZ", {**seed("wy-subsidy.yaml"), "update_cycle": "weekly"}, "update", "2026-09-25")
-    (pending,) = await _submit_and_wait([update], 30)
+    (pending,) = await submit_and_wait([update], 30)
     assert pending["status"] == "pending_review" and pending["late"] is True
     assert any("late: the update was due 2026-10-22" in r for r in pending["reasons"])
     (approved,) = await review_and_wait(review(update[2]["event_id"], "WY-SJJ"), 30)
@@ -118,9 +119,9 @@ async def test_a_late_update_is_recorded_as_late_and_a_change_starts_the_update_
 async def test_a_replayed_inbox_changes_nothing(bus, workers):
     """A second worker reading the inbox from the start (as after a lost commit) re-sends nothing new."""
     w = workers.start()
-    await _submit_and_wait([system_event("WY-MZ", "wy-system.yaml")], 30)
+    await submit_and_wait([system_event("WY-MZ", "wy-system.yaml")], 30)
     sub = submission("WY-MZ", seed("wy-subsidy.yaml"))
-    await _submit_and_wait([sub], 30)
+    await submit_and_wait([sub], 30)
     await review_and_wait(review(sub[2]["event_id"], "WY-SJJ"), 30)
     before = await consume(bus.settings.bootstrap, bus.topic("govbus.catalog.decisions"), count=3, settle=1)
     w.kill()

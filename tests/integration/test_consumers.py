@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from consumers.feed import Feed
 from consumers.ledger import LedgerSink
-from ops.db import connect
+from consumers.queries import connect
 from schemas.codec import default_codec
 from streams.rules.exchange import feed_records
 from streams.rules.sharing import Route

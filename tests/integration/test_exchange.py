@@ -9,8 +9,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from consumers.feed import Feed
-from ops.cli import _subscribe
-from ops.cli.share import send_share
+from ops.kafka_io import send_share, subscribe
 from schemas.codec import default_codec
 from tests.helpers import (
     approved_entry,
@@ -104,7 +103,7 @@ async def test_refused_deliveries_and_the_one_source_alert(bus, workers, ledger)
 @pytest.mark.rule("R-28.1")
 async def test_a_department_sees_exactly_its_granted_scope_before_after_and_after_revocation(bus, workers, ledger):
     await seed_catalog(bus, WY)
-    await _subscribe("NJ-YB", "WY-MZ-DB-001", True)  # a subscription alone opens nothing conditional
+    await subscribe("NJ-YB", "WY-MZ-DB-001", True)  # a subscription alone opens nothing conditional
     workers.start()
     await publish(bus, wy(ID1))  # before any grant
     await asyncio.sleep(2)
@@ -193,7 +192,7 @@ async def test_a_refusal_disputed_and_overturned_by_the_authority(bus, workers):
 @pytest.mark.rule("R-23.1")
 async def test_a_no_share_resource_never_leaves_its_provider(bus, workers):
     await seed_catalog(bus, approved_entry("wy-subsidy.yaml", share_attribute="不予共享"))
-    await _subscribe("NJ-YB", "WY-MZ-DB-001", True)
+    await subscribe("NJ-YB", "WY-MZ-DB-001", True)
     workers.start()
     (p,) = await share("govbus.sharing.ShareRequest", "", **request_fields("NJ-YB", ["姓名"]))
     assert p["status"] == "rejected" and "is not shared" in p["reasons"][0]
@@ -224,7 +223,7 @@ async def test_the_same_items_about_the_same_person_from_two_departments_raise_o
     assert row["subjects_count"] == 1 and row["department"] == "NJ-MZ"
 
     # NJ-MZ receives GA-RK-001 and passes the very same values on as its own
-    await _subscribe("NJ-MZ", "GA-RK-001", True)
+    await subscribe("NJ-MZ", "GA-RK-001", True)
     await asyncio.sleep(1)
     await publish(bus, delivery(**{**mz, "subject": ID1}, items={"姓名": "张三", "户籍地址": "市中区"}))
 
@@ -240,7 +239,7 @@ async def test_successive_updates_of_one_subject_reach_the_feed_in_the_order_the
     """Batches are judged while earlier ones are still being acknowledged: a subject's updates still
     reach the accepted log and every feed in publication order."""
     await seed_catalog(bus, GA)
-    await _subscribe("NJ-MZ", "GA-RK-001", True)
+    await subscribe("NJ-MZ", "GA-RK-001", True)
     workers.start()
     codec, sent = default_codec(), []
     p = AIOKafkaProducer(bootstrap_servers=bus.settings.bootstrap, acks="all", linger_ms=0)

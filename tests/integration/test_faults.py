@@ -11,9 +11,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from consumers.feed import Feed
+from consumers.queries import fetch
 from ops.bench.pipeline import subjects
-from ops.cli import _subscribe
-from ops.db import fetch
+from ops.kafka_io import subscribe
 from schemas.codec import HEADER, default_codec
 from schemas.errors import CodecError
 from tests.helpers import (
@@ -55,8 +55,8 @@ async def ledger_count(bus, sql: str, *args) -> int:
 async def prepare(bus) -> None:
     """The catalog entry and two subscribers, in place before any worker starts."""
     await seed_catalog(bus, approved_entry("ga-population.yaml"))
-    await _subscribe("NJ-MZ", "GA-RK-001", True)
-    await _subscribe("NJ-RS", "GA-RK-001", True)
+    await subscribe("NJ-MZ", "GA-RK-001", True)
+    await subscribe("NJ-RS", "GA-RK-001", True)
 
 
 def publications(n: int) -> tuple[list[tuple[bytes, bytes]], set[str]]:
@@ -194,7 +194,7 @@ async def test_the_ledger_waits_out_a_database_outage_mid_stream_and_catches_up(
     if own_postgres is None:
         pytest.skip("stopping PostgreSQL needs the suite's own server; GOVBUS_DATABASE_URL points elsewhere")
     await seed_catalog(bus, approved_entry("ga-population.yaml"))
-    await _subscribe("NJ-MZ", "GA-RK-001", True)
+    await subscribe("NJ-MZ", "GA-RK-001", True)
     workers.start()
     messages, ids = publications(N)
     sending = asyncio.create_task(produce_keyed(bus.settings.bootstrap, bus.topic("govbus.deliveries"), messages))
@@ -247,7 +247,7 @@ def fuzz_corpus(valid: list[bytes], count: int, seed: int) -> list[bytes]:
 @pytest.mark.parametrize("topic", ["govbus.deliveries", "govbus.catalog.inbox", "govbus.sharing.inbox"])
 async def test_any_bytes_on_an_inbound_topic_are_rejected_or_handled_and_the_worker_goes_on(bus, workers, topic):
     await seed_catalog(bus, approved_entry("ga-population.yaml"))
-    await _subscribe("NJ-MZ", "GA-RK-001", True)
+    await subscribe("NJ-MZ", "GA-RK-001", True)
     w = workers.start()
     codec = default_codec()
     valid = [codec.encode(DELIVERY, delivery()) for _ in range(5)]

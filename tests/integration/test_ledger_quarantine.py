@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ops.cli import _subscribe
-from ops.db import fetch
+from consumers.queries import fetch
+from ops.kafka_io import subscribe
 from ops.publish import publish_rows, read_rows
 from schemas.codec import default_codec
 from tests.helpers import (
@@ -83,7 +83,7 @@ async def test_a_record_the_database_refuses_is_set_aside_and_the_ledger_goes_on
 @pytest.mark.rule("R-8.1")
 async def test_set_aside_records_are_replayed_once_the_cause_is_fixed(bus, workers, ledger):
     await seed_catalog(bus, approved_entry("ga-population.yaml"))
-    await _subscribe("NJ-MZ", "GA-RK-001", True)
+    await subscribe("NJ-MZ", "GA-RK-001", True)
     workers.start()
     seq = [f"{n:03d}" for n in random.sample(range(1000), 5)]
     refused, *others = [resident_id(f"51100219900101{s}") for s in seq]

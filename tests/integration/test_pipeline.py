@@ -4,7 +4,7 @@ and bad input of every kind -> rejects topic and ledger, with the stream still g
 import asyncio
 
 from consumers.feed import Feed
-from ops.cli import _subscribe
+from ops.kafka_io import subscribe
 from ops.publish import publish_rows, read_rows
 from schemas.codec import HEADER, MAGIC, default_codec
 from tests.helpers import (
@@ -38,7 +38,7 @@ async def read_feed(department: str, count: int, timeout: float = 30.0) -> list:
 
 async def test_publication_reaches_the_subscriber_feed_and_the_ledger(bus, workers, ledger):
     await seed_catalog(bus, approved_entry("ga-population.yaml"))
-    await _subscribe("NJ-MZ", "GA-RK-001", True)
+    await subscribe("NJ-MZ", "GA-RK-001", True)
     workers.start()
     csv = f"subject_id,姓名,户籍地址\n{ID1},张三,市中区\n{ID2},李四\n{ID2},王五,资中县\n".encode()
     report = await publish_rows(list(read_rows(csv, "csv")), publisher="NJ-GA", resource_code="GA-RK-001",
@@ -67,7 +67,7 @@ async def test_publication_reaches_the_subscriber_feed_and_the_ledger(bus, worke
 
 async def test_bad_input_is_rejected_with_reasons_and_the_stream_keeps_going(bus, workers, ledger):
     await seed_catalog(bus, approved_entry("ga-population.yaml"))
-    await _subscribe("NJ-MZ", "GA-RK-001", True)
+    await subscribe("NJ-MZ", "GA-RK-001", True)
     workers.start()
     codec = default_codec()
     sub = codec.encode("govbus.exchange.Subscription", {
@@ -107,9 +107,9 @@ async def test_bad_input_is_rejected_with_reasons_and_the_stream_keeps_going(bus
 
 async def test_a_cancelled_subscription_stops_the_feed(bus, workers):
     await seed_catalog(bus, approved_entry("ga-population.yaml"))
-    await _subscribe("NJ-MZ", "GA-RK-001", True)
-    await _subscribe("NJ-MZ", "GA-RK-001", False)
-    await _subscribe("NJ-RS", "GA-RK-001", True)
+    await subscribe("NJ-MZ", "GA-RK-001", True)
+    await subscribe("NJ-MZ", "GA-RK-001", False)
+    await subscribe("NJ-RS", "GA-RK-001", True)
     workers.start()
     codec = default_codec()
     d = delivery()

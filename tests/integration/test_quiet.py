@@ -20,9 +20,7 @@ import yaml
 from aiokafka import AIOKafkaConsumer
 from prometheus_client.parser import text_string_to_metric_families
 
-from ops.cli import _subscribe
-from ops.cli.catalog import _submit_and_wait
-from ops.cli.share import send_share
+from ops.kafka_io import send_share, submit_and_wait, subscribe
 from ops.workers import WorkerProcess
 from schemas.codec import default_codec
 from tests.helpers import approved_entry, delivery, produce_keyed, records_on, resident_id, seed_catalog
@@ -96,7 +94,7 @@ def scrape(port: int) -> dict[tuple[str, frozenset], float]:
 
 async def test_a_worker_under_load_logs_no_error_or_warning(bus, tmp_path):
     await seed_catalog(bus, approved_entry("ga-population.yaml"), approved_entry("wy-subsidy.yaml"))
-    await _subscribe("NJ-MZ", "GA-RK-001", True)
+    await subscribe("NJ-MZ", "GA-RK-001", True)
     await groups_ready(bus)
     port = free_port()
     worker = WorkerProcess(bus.prefix, tmp_path, env={"STREAM_PROCESSING_TIMEOUT": str(STALL_TIMEOUT),
@@ -106,7 +104,7 @@ async def test_a_worker_under_load_logs_no_error_or_warning(bus, tmp_path):
         # both agents write their tables, so both changelogs move past what the worker restored
         system = {"event_id": uuid.uuid4().hex, "occurred_at": datetime.now(UTC), "department": "WY-MZ",
                   **yaml.safe_load((SEED / "wy-system.yaml").read_text(encoding="utf-8")), "resource_codes": []}
-        (registered,) = await _submit_and_wait([(b"WY-MZ", "govbus.catalog.SystemRegistration", system)], 60)
+        (registered,) = await submit_and_wait([(b"WY-MZ", "govbus.catalog.SystemRegistration", system)], 60)
         assert registered["status"] == "accepted"
         req = {"event_id": uuid.uuid4().hex, "occurred_at": datetime.now(UTC), "requester": "NJ-YB",
                "resource_code": "WY-MZ-DB-001", "purpose": "医保救助衔接", "items": ["姓名"], "subjects": [],

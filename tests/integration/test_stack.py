@@ -5,6 +5,7 @@ from dataclasses import replace
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from consumers.queries import connect
 from ops import db
 from ops.stack import LocalKafka
 from topics.admin import apply_topics
@@ -42,7 +43,7 @@ async def test_topics_apply_creates_once_then_reports_drift(stack):
 
 async def test_migrations_are_recorded_and_safe_to_rerun(stack):
     assert await db.migrate(stack.dsn) == []
-    conn = await db.connect(stack.dsn)
+    conn = await connect(stack.dsn)
     try:
         names = [r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations ORDER BY name")]
         assert names == sorted(p.name for p in db.MIGRATIONS.glob("*.sql"))

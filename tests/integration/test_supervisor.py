@@ -17,8 +17,8 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+from consumers.queries import fetch
 from ops.bench.pipeline import subjects
-from ops.db import fetch
 from ops.stack import pid_alive
 from ops.supervisor import Backoff, ChildSpec, Supervisor, read_state, same_process
 from schemas.codec import default_codec

@@ -2,7 +2,7 @@
 
 Pure: no Kafka, no PostgreSQL, no subprocess. The click commands run in click's CliRunner with
 the two places where the CLI meets the broker replaced by fakes (`ops.kafka_io.send_events` and
-`send_and_wait`, and `ops.cli._load_calendar`); the fakes encode every event with the real Avro
+`send_and_wait`, and `ops.kafka_io.published_calendar`); the fakes encode every event with the real Avro
 codec, as `send_events` does before it sends anything, so "the command accepted the input" also
 means "what it would send can be encoded".
 
@@ -31,8 +31,8 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from ops.cli import main
-from ops.cli.catalog import CONTENT_FIELDS
-from ops.cli.share import _list
+from ops.cli.common import split_list
+from ops.events import CONTENT_FIELDS
 from ops.publish import RESERVED, Row, read_rows
 from schemas.codec import default_codec
 from schemas.errors import CodecError
@@ -385,7 +385,7 @@ class FakeBus:
 
 
 def _run_now(coro):
-    """ops.cli._run without an event loop: the fakes never wait for anything."""
+    """ops.cli.common.run without an event loop: the fakes never wait for anything."""
     try:
         coro.send(None)
     except StopIteration as stop:
@@ -400,7 +400,7 @@ async def _builtin_calendar():
 
 def invoke(args: list[str], bus: FakeBus | None = None, input: str | None = None):
     bus = bus or FakeBus()
-    with mock.patch("ops.cli._run", _run_now), mock.patch("ops.cli._load_calendar", _builtin_calendar), \
+    with mock.patch("ops.cli.common.run", _run_now), mock.patch("ops.kafka_io.published_calendar", _builtin_calendar), \
             mock.patch("ops.kafka_io.send_events", bus.send_events), \
             mock.patch("ops.kafka_io.send_and_wait", bus.send_and_wait):
         result = RUNNER.invoke(main, args, input=input)
@@ -719,7 +719,7 @@ def test_a_number_where_the_schema_wants_text_is_sent_as_text():
 
 
 def test_what_the_checks_let_through_and_the_schema_refuses_is_an_error_not_a_traceback():
-    from ops.cli import _run
+    from ops.cli.common import run
     from ops.kafka_io import send_events
     from topics.registry import CATALOG_INBOX
 
@@ -727,7 +727,7 @@ def test_what_the_checks_let_through_and_the_schema_refuses_is_an_error_not_a_tr
            "items": [{"name": "x", "provider": 5, "purpose": "p"}]}
     with pytest.raises(click.ClickException, match=r"^not sent: record does not match govbus.catalog.DemandList v1: "
                                                    r"govbus.catalog.Demand.provider is <5>"):
-        _run(send_events(CATALOG_INBOX, [(b"NJ-YB", "govbus.catalog.DemandList", bad)]))
+        run(send_events(CATALOG_INBOX, [(b"NJ-YB", "govbus.catalog.DemandList", bad)]))
 
 
 # --------------------------------------------------------------------------- govbus share request
@@ -740,7 +740,7 @@ def _pending(schema: str, rec: dict) -> list[dict]:
 
 @given(value=st.none() | st.text(max_size=30))
 def test_comma_separated_lists_keep_every_named_value(value):
-    got = _list(value)
+    got = split_list(value)
     assert all(v and v == v.strip() and "," not in v for v in got)
     assert got == [v.strip() for v in (value or "").split(",") if v.strip()]
 
@@ -759,7 +759,7 @@ def check_share_request(code: str, purpose: str, items: str, subjects: str | Non
     ((schema, rec),) = bus.sent
     assert schema == "govbus.sharing.ShareRequest"
     assert (rec["requester"], rec["resource_code"], rec["purpose"]) == ("NJ-YB", code, purpose)
-    assert rec["items"] == _list(items) and rec["subjects"] == _list(subjects)
+    assert rec["items"] == split_list(items) and rec["subjects"] == split_list(subjects)
     first = start or date.today().isoformat()
     assert rec["valid_from"] == first
     assert rec["valid_until"] == (until or (date.fromisoformat(first) + timedelta(days=365)).isoformat())

@@ -1,0 +1,136 @@
+"""`govbus calendar ...` and `govbus deadlines ...`: the official working-day calendar and the statutory deadlines
+counted in it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from datetime import UTC, datetime
+
+import click
+
+from ops.cli import common
+from topics.settings import settings
+
+
+async def _calendar():
+    from ops.kafka_io import published_calendar
+    from streams.rules.workcalendar import WorkCalendar
+
+    try:
+        return await published_calendar()
+    except Exception as exc:  # the built-in years still answer; say that later ones are missing
+        click.echo(f"warning: published calendars unavailable ({exc or type(exc).__name__}); "
+                   "only the built-in years are known", err=True)
+        return WorkCalendar()
+
+
+@click.group()
+def calendar() -> None:
+    """The official working-day calendar and deadlines counted in it."""
+
+
+@calendar.command("due")
+@click.argument("received")
+@click.argument("days", type=click.IntRange(min=1))
+def calendar_due(received: str, days: int) -> None:
+    """The deadline DAYS working days after RECEIVED (the day of receipt does not count)."""
+    day = common.date_argument(received)
+    cal = common.run(_calendar())
+    try:
+        click.echo(str(cal.add_working_days(day, days)))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@calendar.command("is-workday")
+@click.argument("day")
+def calendar_is_workday(day: str) -> None:
+    """`workday` or `rest day` (followed by `provisional` for a year not yet published)."""
+    d = common.date_argument(day)
+    cal = common.run(_calendar())
+    work = cal.is_workday(d)
+    if work is None:
+        click.echo(("workday" if d.weekday() < 5 else "rest day") + " provisional")
+    else:
+        click.echo("workday" if work else "rest day")
+
+
+@calendar.command("publish")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--as", "publisher", default="NJ-SJJ", show_default=True, help="Publishing authority.")
+def calendar_publish(path: str, publisher: str) -> None:
+    """Publish a year's calendar from a YAML or JSON file (year, source, holidays, workdays)."""
+    from ops.events import calendar_year_from_file, read_file
+    from ops.kafka_io import send_events
+    from topics.registry import CALENDAR
+
+    rec = calendar_year_from_file(read_file(path), publisher, path)
+    common.run(send_events(CALENDAR, [(str(rec["year"]).encode(), "govbus.calendar.CalendarYear", rec)]))
+    click.echo(f"published the {rec['year']} calendar: {len(rec['holidays'])} days off, "
+               f"{len(rec['workdays'])} adjusted working days")
+
+
+@click.group()
+def deadlines() -> None:
+    """Statutory deadlines in working days: the service, extensions, notices."""
+
+
+@deadlines.command("run")
+def deadlines_run() -> None:
+    """Run the deadline service until interrupted."""
+    from streams.deadline_service import run_service
+    from topics import metrics
+
+    logging.getLogger("govbus").setLevel(logging.INFO)
+    metrics.serve(int(os.environ.get("GOVBUS_DEADLINES_METRICS_PORT", "0")), "deadlines")
+    s = settings()
+    common.run(common.until_signalled(lambda stop: run_service(s, stop)))
+
+
+@deadlines.command("extend")
+@click.argument("deadline_id")
+@click.option("--days", type=click.IntRange(min=1), required=True)
+@click.option("--approved-by", required=True, help="Name of the department's principal head (R-7.1).")
+@click.option("--as", "actor", required=True, help="Department asking for the extension.")
+def deadlines_extend(deadline_id: str, days: int, approved_by: str, actor: str) -> None:
+    """Extend a deadline where the measures allow it (once, within the limit, with the head's approval)."""
+    from ops.kafka_io import send_events
+    from streams.rules.deadlines import command_record
+    from topics.registry import DEADLINE_COMMANDS
+
+    rec = command_record(datetime.now(UTC), "extend", deadline_id, actor, extension_days=days, approved_by=approved_by)
+    rec["event_id"] = uuid.uuid4().hex  # each request is its own: a second one is refused, not dropped
+    common.run(send_events(DEADLINE_COMMANDS, [(deadline_id.encode(), "govbus.deadlines.DeadlineCommand", rec)]))
+    click.echo(f"extension of {deadline_id} by {days} working days requested; see `govbus deadlines notices`")
+
+
+@deadlines.command("list")
+@click.option("--party", default=None, help="Only deadlines this department must meet.")
+@click.option("--all", "show_all", is_flag=True, help="Include closed deadlines.")
+def deadlines_list(party: str | None, show_all: bool) -> None:
+    """Deadlines and their state, soonest first."""
+    from schemas.codec import default_codec
+    from topics.registry import DEADLINES, name_of
+    from topics.views import snapshot
+
+    s = settings()
+    states = [default_codec().decode(v, "govbus.deadlines.DeadlineState").record
+              for v in common.run(snapshot(s.bootstrap, name_of(DEADLINES, s.topic_prefix))).values()]
+    states = [d for d in states if (show_all or not d["closed"]) and (party is None or d["party"] == party)]
+    for d in sorted(states, key=lambda d: d["due_on"]):
+        flags = [f for f in ("reminded", "breached", "closed", "provisional") if d[f]]
+        click.echo(f"{d['due_on']}  {d['party']:8} {d['case_type']:22} {d['deadline_id']}  {' '.join(flags)}")
+    click.echo(f"{len(states)} deadlines")
+
+
+@deadlines.command("notices")
+@click.option("--party", default=None)
+@click.option("--limit", default=50, show_default=True)
+def deadlines_notices(party: str | None, limit: int) -> None:
+    """Recent reminders, breaches and other deadline notices (from the ledger)."""
+    from consumers.queries import deadline_notices
+
+    for r in common.run(deadline_notices(settings().dsn, party, limit)):
+        click.echo(f"{r['occurred_at']:%Y-%m-%d %H:%M} {r['kind']:11} {r['party']:8} [{r['rule_id']}] {r['message']}")

@@ -1,0 +1,103 @@
+"""`govbus publish`, `subscribe`, `feed` and `check`: a department's data onto the bus and off its feed."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+
+import click
+
+from ops.cli import common
+from topics.settings import settings
+
+
+@click.command()
+@click.option("--as", "publisher", required=True, help="Code of the publishing department, e.g. NJ-GA.")
+@click.option("--resource", required=True, help="Catalog code of the resource.")
+@click.option("--system", "system_code", default=None, help="Information system that produced the data.")
+@click.argument("path")
+def publish(publisher: str, resource: str, system_code: str | None, path: str) -> None:
+    """Publish records from a JSON, JSON Lines or CSV file ('-': JSON from standard input)."""
+    from tqdm import tqdm
+
+    from ops.publish import load, publish_rows, read_rows
+
+    data, fmt, source = load(path)
+    rows = list(read_rows(data, fmt))
+    s = settings()
+    with tqdm(total=len(rows), unit="rec", disable=path == "-" or not sys.stderr.isatty()) as bar:
+        report = common.run(publish_rows(rows, publisher=publisher, resource_code=resource, source=source,
+                                         bootstrap=s.bootstrap, prefix=s.topic_prefix, system_code=system_code,
+                                         progress=bar))
+    click.echo(f"published {report.published}, rejected {report.rejected}")
+    for row in rows:
+        if row.problem:
+            click.echo(f"  rejected: {row.problem}", err=True)
+
+
+@click.command()
+@click.argument("department")
+@click.argument("resource")
+@click.option("--cancel", is_flag=True, help="End the subscription.")
+def subscribe(department: str, resource: str, cancel: bool) -> None:
+    """Subscribe DEPARTMENT to the feed of RESOURCE."""
+    from ops.kafka_io import subscribe as send_subscription
+    from topics.departments import load
+
+    if department not in load():
+        raise click.ClickException(f"{department} is not a department registered on the bus")
+    common.run(send_subscription(department, resource, not cancel))
+    click.echo(f"{department} {'cancelled' if cancel else 'subscribed to'} {resource}")
+
+
+@click.group()
+def feed() -> None:
+    """A department's feed."""
+
+
+@feed.command("tail")
+@click.argument("department")
+@click.option("--group", default=None, help="Consumer group (default: a new one that reads from the start).")
+@click.option("--limit", type=int, default=0, help="Stop after this many records.")
+def feed_tail(department: str, group: str | None, limit: int) -> None:
+    """Print DEPARTMENT's feed as it arrives."""
+    from consumers.feed import Feed
+    from ops.display import format_feed_record
+
+    async def tail() -> None:
+        n = 0
+        async with Feed(department, group_id=group or f"tail-{department}-{uuid.uuid4().hex[:8]}") as f:
+            async for rec in f:
+                click.echo(format_feed_record(rec))
+                n += 1
+                if limit and n >= limit:
+                    break
+
+    common.run(tail())
+
+
+@click.group()
+def check() -> None:
+    """Check identifiers."""
+
+
+@check.command("id")
+@click.argument("value")
+def check_id(value: str) -> None:
+    """Is VALUE a valid 18-digit resident identity number (GB 11643)?"""
+    from streams.rules.identifiers import resident_id_problem
+
+    problem = resident_id_problem(value)
+    click.echo(problem or "valid")
+    sys.exit(1 if problem else 0)
+
+
+@check.command("uscc")
+@click.argument("value")
+def check_uscc(value: str) -> None:
+    """Is VALUE a valid 18-character unified social credit code (GB 32100)?"""
+    from streams.rules.identifiers import uscc_problem
+
+    problem = uscc_problem(value)
+    click.echo(problem or "valid")
+    sys.exit(1 if problem else 0)

@@ -1,0 +1,34 @@
+"""What the bus answers, as the lines an officer reads: feed records, catalog decisions and share decisions,
+printed alike by the CLI and the demo."""
+
+from __future__ import annotations
+
+import click
+
+
+def format_feed_record(rec) -> str:
+    """One line of a feed: who sent what to whom under which grant, and whether its digest holds."""
+    items = ", ".join(f"{k}={v}" for k, v in sorted(rec.items.items()))
+    check = "ok" if rec.verify() else "DIGEST MISMATCH"
+    return (f"{rec.delivered_at:%Y-%m-%d %H:%M:%S} {rec.publisher} -> {rec.subscriber} "
+            f"{rec.resource_code} {rec.subject_id} {{{items}}} grant={rec.grant_id} {check}")
+
+
+def print_catalog_decisions(decisions: list[dict]) -> None:
+    for d in decisions:
+        rules = f" [{', '.join(d['rule_ids'])}]" if d["rule_ids"] else ""
+        late = " LATE" if d["late"] else ""
+        click.echo(f"{d['subject_id']}  {d['resource_code'] or '-'}  {d['status']}{late}{rules}")
+        for r in d["reasons"]:
+            click.echo(f"    {r}")
+
+
+def print_share_decisions(decisions: list[dict]) -> None:
+    for d in decisions:
+        rules = f" [{', '.join(d['rule_ids'])}]" if d["rule_ids"] else ""
+        grant = f" grant={d['grant_id']}" if d["grant_id"] else ""
+        click.echo(f"{d['request_id']}  {d['resource_code'] or '-'}  {d['status']}{grant}{rules}")
+        for r in d["reasons"]:
+            click.echo(f"    {r}")
+    if not decisions:
+        click.echo("no answer yet: is a worker running?", err=True)
