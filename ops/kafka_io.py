@@ -134,3 +134,11 @@ async def published_calendar(timeout: float = 5.0) -> WorkCalendar:
         publish_event(cal, codec, value)
     return cal
 
+
+async def deadline_states(bootstrap: str, prefix: str, timeout: float = 10.0) -> list[dict]:
+    """Every deadline, open or closed, as the deadline service last wrote it to the deadline state topic."""
+    from topics.views import snapshot
+
+    codec = default_codec()
+    return [codec.decode(v, "govbus.deadlines.DeadlineState").record
+            for v in (await snapshot(bootstrap, name_of(registry.DEADLINES, prefix), timeout=timeout)).values()]

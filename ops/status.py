@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
+from consumers.queries import LEDGER_TABLES
 from ops.supervisor import StateUnreadable, read_state, same_process
 from topics import registry
 from topics.settings import Settings
@@ -19,7 +20,6 @@ DEFAULT_MAX_LAG = 1000
 SMALL_GAP = 20  # offsets between a commit and the end that are read to tell records from commit markers
 MAX_PEEKS = 200
 WIDTH = 80
-LEDGER_TABLES = ("ledger_deliveries", "ledger_feed_deliveries", "ledger_rejects")
 
 
 def bus_groups(prefix: str) -> dict[str, str]:
@@ -159,15 +159,10 @@ async def records_between(reader, spans: list, ends: dict, timeout: float = 3.0)
 
 
 async def open_deadlines(bootstrap: str, prefix: str, timeout: float) -> dict:
-    """Open deadlines from the deadline state topic, read as `govbus deadlines list` reads it."""
-    from schemas.codec import default_codec
-    from topics.registry import DEADLINES, name_of
-    from topics.views import snapshot
+    """Open deadlines counted from the deadline state topic, read as `govbus deadlines list` reads it."""
+    from ops.kafka_io import deadline_states
 
-    codec = default_codec()
-    states = [codec.decode(v, "govbus.deadlines.DeadlineState").record
-              for v in (await snapshot(bootstrap, name_of(DEADLINES, prefix), timeout=timeout)).values()]
-    open_ = [d for d in states if not d["closed"]]
+    open_ = [d for d in await deadline_states(bootstrap, prefix, timeout) if not d["closed"]]
     return {"open": len(open_), "breached": sum(1 for d in open_ if d["breached"]),
             "provisional": sum(1 for d in open_ if d["provisional"]),
             "next_due": min((d["due_on"] for d in open_), default=None)}

@@ -4,7 +4,6 @@ counted in it."""
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from datetime import UTC, datetime
 
@@ -81,10 +80,9 @@ def deadlines() -> None:
 def deadlines_run() -> None:
     """Run the deadline service until interrupted."""
     from streams.deadline_service import run_service
-    from topics import metrics
 
     logging.getLogger("govbus").setLevel(logging.INFO)
-    metrics.serve(int(os.environ.get("GOVBUS_DEADLINES_METRICS_PORT", "0")), "deadlines")
+    common.serve_metrics("deadlines", "the deadline service")
     s = settings()
     common.run(common.until_signalled(lambda stop: run_service(s, stop)))
 
@@ -111,14 +109,11 @@ def deadlines_extend(deadline_id: str, days: int, approved_by: str, actor: str) 
 @click.option("--all", "show_all", is_flag=True, help="Include closed deadlines.")
 def deadlines_list(party: str | None, show_all: bool) -> None:
     """Deadlines and their state, soonest first."""
-    from schemas.codec import default_codec
-    from topics.registry import DEADLINES, name_of
-    from topics.views import snapshot
+    from ops.kafka_io import deadline_states
 
     s = settings()
-    states = [default_codec().decode(v, "govbus.deadlines.DeadlineState").record
-              for v in common.run(snapshot(s.bootstrap, name_of(DEADLINES, s.topic_prefix))).values()]
-    states = [d for d in states if (show_all or not d["closed"]) and (party is None or d["party"] == party)]
+    states = [d for d in common.run(deadline_states(s.bootstrap, s.topic_prefix))
+              if (show_all or not d["closed"]) and (party is None or d["party"] == party)]
     for d in sorted(states, key=lambda d: d["due_on"]):
         flags = [f for f in ("reminded", "breached", "closed", "provisional") if d[f]]
         click.echo(f"{d['due_on']}  {d['party']:8} {d['case_type']:22} {d['deadline_id']}  {' '.join(flags)}")

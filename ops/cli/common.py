@@ -4,13 +4,14 @@ and lists given as arguments, and running a service until it is signalled."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from datetime import date
 
 import click
 
 from ops.events import InputError
-from topics.settings import settings
+from topics.settings import METRICS_PORTS, settings
 
 
 class Group(click.Group):
@@ -74,6 +75,19 @@ def date_option(value: str, option: str) -> date:
 def split_list(value: str | None) -> list[str]:
     """The values of a comma-separated option, blanks left out."""
     return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def serve_metrics(process: str, what: str) -> None:
+    """Serve the metrics of `process` (a key of METRICS_PORTS) on the port its variable gives, if any."""
+    from topics import metrics
+
+    var, _ = METRICS_PORTS[process]
+    port = int(os.environ.get(var, "0"))
+    try:
+        metrics.serve(port, process)
+    except OSError as exc:
+        raise click.ClickException(f"{what} cannot serve its metrics on 127.0.0.1:{port} ({exc.strerror}): "
+                                   f"set {var}") from None
 
 
 async def until_signalled(service) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 import click
@@ -21,11 +20,10 @@ def ledger() -> None:
 def ledger_run() -> None:
     """Run the ledger sink until interrupted."""
     from consumers.ledger import run_ledger
-    from topics import metrics
 
     s = settings()
     logging.getLogger("govbus").setLevel(logging.INFO)
-    metrics.serve(int(os.environ.get("GOVBUS_LEDGER_METRICS_PORT", "0")), "ledger")
+    common.serve_metrics("ledger", "the ledger")
     common.run(common.until_signalled(lambda stop: run_ledger(s.bootstrap, s.dsn, s.topic_prefix, stop=stop)))
 
 
