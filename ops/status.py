@@ -220,8 +220,10 @@ async def database_part(settings: Settings, timeout: float) -> dict:
 
         async def quarantine() -> dict:
             try:
+                # this deployment's: the records read from its own (prefixed) topics
                 row = await conn.fetchrow("SELECT count(*) AS n, min(quarantined_at) AS oldest FROM ledger_quarantine"
-                                          " WHERE replayed_at IS NULL")
+                                          " WHERE replayed_at IS NULL AND starts_with(source_topic, $1)",
+                                          settings.topic_prefix)
             except asyncpg.UndefinedTableError:
                 return {"unresolved": None, "note": "no ledger_quarantine table: migrations not applied"}
             return {"unresolved": row["n"], "oldest": row["oldest"].isoformat() if row["oldest"] else None}
@@ -322,7 +324,7 @@ def problems(report: dict) -> list[str]:
 def _store_problems(report: dict) -> list[str]:
     q = report["quarantine"]
     if isinstance(q, dict) and q.get("unresolved"):
-        return [f"{q['unresolved']} records in ledger_quarantine (govbus ledger quarantine)"]
+        return [f"{q['unresolved']} record(s) in ledger_quarantine (govbus ledger quarantine)"]
     return []
 
 

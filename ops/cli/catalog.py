@@ -13,7 +13,6 @@ import click
 from ops import events
 from ops.cli import common
 from ops.display import print_catalog_decisions
-from ops.events import entry_from_file  # noqa: F401  (tests/unit/test_catalog_rules.py reads the seeds with it)
 from topics.settings import settings
 
 

@@ -15,7 +15,7 @@ SYSTEMS = {"GA-HZ": {"department": "NJ-GA", "system_code": "GA-HZ", "stage": "re
 
 
 def seed(name: str) -> dict:
-    from ops.cli.catalog import entry_from_file
+    from ops.events import entry_from_file
 
     raw = yaml.safe_load((SEED / name).read_text(encoding="utf-8"))
     return rules.normalise_attributes(entry_from_file(raw, raw["provider"]))
