@@ -49,6 +49,7 @@ def _deadline(now: datetime, action: str, deadline_id: str, actor: str, **fields
 
 @app.agent(inbox_topic)
 async def process_catalog(stream):
+    """The catalog inbox, in order: each input to its handler below."""
     await serve_inbox(stream, state, HANDLERS, "catalog")
 
 
@@ -147,6 +148,7 @@ def _systems() -> dict[str, dict]:
 
 
 async def on_system(rec: dict, received_on: date, now: datetime) -> None:
+    """An information system registered with its share/open interfaces, or accepted (R-13.2)."""
     problems = rules.check_system(rec, DEPARTMENTS, _systems())
     if problems:
         _decide(now, subject_kind="system", subject_id=rec["event_id"], department=rec["department"],
@@ -162,6 +164,7 @@ async def on_system(rec: dict, received_on: date, now: datetime) -> None:
 
 
 async def on_demand_list(rec: dict, received_on: date, now: datetime) -> None:
+    """A department's demand list: the resources it needs from others, each with its purpose (R-12.1)."""
     problems = rules.check_demand_list(rec, DEPARTMENTS)
     _decide(now, subject_kind="demand_list", subject_id=rec["event_id"], department=rec["submitter"],
                   status="refused" if problems else "accepted", problems=problems,

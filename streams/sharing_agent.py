@@ -54,6 +54,7 @@ def _publish_grant(grant: dict) -> None:
 
 @app.agent(inbox_topic)
 async def process_sharing(stream):
+    """The sharing inbox, in order: each input to its handler below."""
     await serve_inbox(stream, state, HANDLERS, "sharing")
 
 
