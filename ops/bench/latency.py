@@ -27,7 +27,7 @@ from ops.bench.pipeline import FANOUT, deployment, raw_deployment, subjects
 from schemas.codec import default_codec
 from streams.outputs import Outputs
 from topics.registry import DELIVERIES, feed_name, name_of
-from topics.settings import Settings
+from topics.settings import Settings, kafka_options
 
 WARMUP = 5.0
 TICK = 0.005  # the publisher sends what is due every 5 ms
@@ -45,7 +45,7 @@ async def _publish(bootstrap: str, topic: str, rate: int, seconds: float) -> int
     worker, the measuring would slow what it measures.)"""
     codec = default_codec()
     ids = subjects(min(int(rate * seconds), 50_000))
-    p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    p = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_options(), acks="all", linger_ms=0)
     await p.start()
     out = Outputs(p, {topic: len(await p.partitions_for(topic))})
     acks = []
@@ -75,7 +75,8 @@ async def _publish(bootstrap: str, topic: str, rate: int, seconds: float) -> int
 async def _listen(bootstrap: str, topic: str, counted_from: float, want: int, out: list[float],
                   timeout: float) -> None:
     codec = default_codec()
-    c = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
+    c = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, **kafka_options(),
+                         group_id=None, auto_offset_reset="earliest",
                          fetch_max_wait_ms=10)
     await c.start()
     seen = 0

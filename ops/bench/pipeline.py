@@ -34,7 +34,7 @@ from schemas.codec import default_codec
 from streams.rules.identifiers import resident_id_check_char
 from topics.admin import apply_topics
 from topics.registry import CATALOG, DELIVERIES, FEED_PARTITIONS, GRANTS, feed_name, name_of
-from topics.settings import Settings
+from topics.settings import Settings, kafka_options
 from topics.views import partitions_of
 
 FANOUT = ["NJ-YB", "NJ-RS", "NJ-WJ", "NJ-JY", "NJ-ZJ", "NJ-CZ", "NJ-SW", "NJ-STHJ", "NJ-JT", "NJ-MZ"]
@@ -63,7 +63,8 @@ def publications(n: int) -> list[tuple[bytes, bytes]]:
 
 async def produce_keyed(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
     """(key, value) pairs, in order, as fast as the broker takes them."""
-    p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024)
+    p = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_options(),
+                         acks="all", linger_ms=5, max_batch_size=256 * 1024)
     await p.start()
     try:
         for key, value in messages:
@@ -75,7 +76,7 @@ async def produce_keyed(bootstrap: str, topic: str, messages: list[tuple[bytes, 
 
 async def records_on(bootstrap: str, topics: list[str]) -> int:
     """Records on these topics (the sum of their end offsets): progress without reading them."""
-    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, **kafka_options(), group_id=None)
     await c.start()
     try:
         tps = [tp for t in topics for tp in await partitions_of(c, t)]
@@ -112,7 +113,7 @@ async def _seed(s: Settings) -> None:
 
     codec = default_codec()
     entry = approved_entry("wy-subsidy.yaml")
-    p = AIOKafkaProducer(bootstrap_servers=s.bootstrap, acks="all")
+    p = AIOKafkaProducer(bootstrap_servers=s.bootstrap, **kafka_options(), acks="all")
     await p.start()
     try:
         await p.send(name_of(CATALOG, s.topic_prefix), key=b"WY-MZ-DB-001",
@@ -173,7 +174,7 @@ async def deployment(base: Settings, workdir: Path, workers: int = 1):
 
 async def drop_topics(bootstrap: str, prefix: str) -> None:
     """Delete a bench run's topics: a broker kept for many runs would otherwise gather thousands."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **kafka_options())
     await admin.start()
     try:
         topics = [t for t in await admin.list_topics() if t.startswith(prefix)]
@@ -190,9 +191,11 @@ async def bench_pipeline(base: Settings, n: int, workdir: Path, workers: int = 1
 
 
 async def _raw_loop(bootstrap: str, source: str, outputs: list[str], group: str, stop: asyncio.Event) -> None:
-    consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, **kafka_options(),
+                                group_id=group, enable_auto_commit=False,
                                 auto_offset_reset="earliest")
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_options(),
+                                acks="all", linger_ms=5, max_batch_size=256 * 1024)
     await consumer.start()
     await producer.start()
     try:
@@ -217,7 +220,7 @@ async def raw_deployment(base: Settings):
     prefix = f"raw-{uuid.uuid4().hex[:8]}."
     source = f"{prefix}in"
     outputs = [f"{prefix}out.{d}" for d in FANOUT]
-    admin = AIOKafkaAdminClient(bootstrap_servers=base.bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=base.bootstrap, **kafka_options())
     await admin.start()
     try:
         await admin.create_topics([NewTopic(source, DELIVERIES.partitions, 1)]

@@ -26,6 +26,6 @@ for command in (
     stack.up, stack.down, stack.run, stack.status, stack.worker, stack.topics, stack.schemas, stack.db,
     exchange.publish, exchange.subscribe, exchange.feed, exchange.check,
     ledger.ledger, audit.audit, calendar.calendar, calendar.deadlines, catalog.catalog, share.share, share.alerts,
-    bench.bench,
+    bench.bench, dept.dept, dept.acls,
 ):
     main.add_command(command)
