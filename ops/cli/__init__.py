@@ -7,7 +7,7 @@ import logging
 
 import click
 
-from ops.cli import audit, bench, calendar, catalog, common, exchange, ledger, share, stack
+from ops.cli import audit, bench, calendar, catalog, common, dept, exchange, ledger, share, stack
 
 
 @click.group(cls=common.Group)
