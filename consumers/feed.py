@@ -1,6 +1,6 @@
 """The subscriber SDK: read one department's authorized feed as typed records, de-duplicated by event id.
 
-    async with Feed("NJ-MZ", group_id="mz-app") as feed:
+    async with Feed("NJ-MZ", group_id="NJ-MZ.app") as feed:   # groups under the department's own prefix
         async for rec in feed:
             handle(rec)          # rec.items, rec.subject_id, rec.grant_id, rec.verify() ..."""
 

@@ -81,7 +81,9 @@ def java_properties(bootstrap: str, sec: KafkaSecurity) -> str:
 def librdkafka_properties(bootstrap: str, sec: KafkaSecurity) -> str:
     """The same for librdkafka clients (kcat -F, confluent-kafka)."""
     lines = [f"bootstrap.servers={bootstrap}", f"security.protocol={sec.protocol}", f"sasl.mechanisms={sec.mechanism}",
-             f"sasl.username={sec.username}", f"sasl.password={sec.password}"]
+             f"sasl.username={sec.username}", f"sasl.password={sec.password}",
+             # keys to partitions as Java's and aiokafka's clients do: one subject, one partition (docs/architecture.md)
+             "partitioner=murmur2_random"]
     if sec.ca_file:
         lines.append(f"ssl.ca.location={sec.ca_file}")
     return "\n".join(lines) + "\n"

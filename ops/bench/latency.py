@@ -23,10 +23,10 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from ops.bench.pipeline import FANOUT, deployment, raw_deployment, subjects
+from ops.bench.pipeline import FANOUT, PROVIDER, deployment, raw_deployment, subjects
 from schemas.codec import default_codec
 from streams.outputs import Outputs
-from topics.registry import DELIVERIES, feed_name, name_of
+from topics.registry import feed_name, publish_name
 from topics.settings import Settings, kafka_options
 
 WARMUP = 5.0
@@ -116,7 +116,7 @@ async def run(base: Settings, rate: int, seconds: float, workers: int = 1) -> di
         raw = await _measure(base.bootstrap, source, outputs[0], rate, seconds)
     with tempfile.TemporaryDirectory() as tmp:
         async with deployment(base, Path(tmp), workers) as s:
-            pipeline = await _measure(s.bootstrap, name_of(DELIVERIES, s.topic_prefix),
+            pipeline = await _measure(s.bootstrap, publish_name(PROVIDER, s.topic_prefix),
                                       feed_name(FANOUT[0], s.topic_prefix), rate, seconds)
     print(f"{'':26}{'publications/s':>16}{'measured':>10}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
     for label, r in (("raw aiokafka loop (x10)", raw), (f"govbus, {workers} worker(s) (x10)", pipeline)):

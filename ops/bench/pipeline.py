@@ -33,11 +33,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from schemas.codec import default_codec
 from streams.rules.identifiers import resident_id_check_char
 from topics.admin import apply_topics
-from topics.registry import CATALOG, DELIVERIES, FEED_PARTITIONS, GRANTS, feed_name, name_of
+from topics.registry import CATALOG, DELIVERIES, FEED_PARTITIONS, GRANTS, feed_name, name_of, publish_name
 from topics.settings import Settings, kafka_options
 from topics.views import partitions_of
 
 FANOUT = ["NJ-YB", "NJ-RS", "NJ-WJ", "NJ-JY", "NJ-ZJ", "NJ-CZ", "NJ-SW", "NJ-STHJ", "NJ-JT", "NJ-MZ"]
+PROVIDER = "WY-MZ"
 ITEM_SETS = [["姓名"], ["保障类别"], ["姓名", "保障类别"], ["月救助金额"], ["姓名", "月救助金额"]]
 
 
@@ -159,8 +160,11 @@ async def deployment(base: Settings, workdir: Path, workers: int = 1):
     s = replace(base, topic_prefix=f"bench-{uuid.uuid4().hex[:8]}.")
     await apply_topics(s)
     await _seed(s)
-    procs = [WorkerProcess(s.topic_prefix, workdir, name=f"{s.topic_prefix}worker{i}",
-                           env={"GOVBUS_KAFKA_BOOTSTRAP": s.bootstrap}) for i in range(workers)]
+    env = {"GOVBUS_KAFKA_BOOTSTRAP": s.bootstrap}
+    if base.local_kafka:  # the local stack's admin: the children are told the broker, so not its state
+        env["GOVBUS_KAFKA_CONFIG"] = str(base.state_dir / "admin.properties")
+    procs = [WorkerProcess(s.topic_prefix, workdir, name=f"{s.topic_prefix}worker{i}", env=env)
+             for i in range(workers)]
     try:
         for w in procs:
             w.start()
@@ -187,7 +191,8 @@ async def drop_topics(bootstrap: str, prefix: str) -> None:
 async def bench_pipeline(base: Settings, n: int, workdir: Path, workers: int = 1) -> float:
     async with deployment(base, workdir, workers) as s:
         feeds = [feed_name(d, s.topic_prefix) for d in FANOUT]
-        return await _timed(s.bootstrap, name_of(DELIVERIES, s.topic_prefix), feeds, publications(n))
+        # where the provider publishes: its own inbound topic
+        return await _timed(s.bootstrap, publish_name(PROVIDER, s.topic_prefix), feeds, publications(n))
 
 
 async def _raw_loop(bootstrap: str, source: str, outputs: list[str], group: str, stop: asyncio.Event) -> None:

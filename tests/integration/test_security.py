@@ -140,7 +140,7 @@ async def test_a_department_reads_its_own_feed_commits_with_its_own_groups_and_a
 
 @pytest.mark.rule("R-39.1")
 @pytest.mark.rule("R-40.1")
-async def test_a_department_cannot_publish_in_another_departments_name(bus, workers):
+async def test_a_department_cannot_publish_in_another_departments_name(bus, workers, tmp_path):
     await apply_acls(bus.settings)
     codec = default_codec()
     yb = await department(bus, "NJ-YB")
@@ -150,6 +150,12 @@ async def test_a_department_cannot_publish_in_another_departments_name(bus, work
     for topic in (publish_name("NJ-GA", bus.prefix), name_of(registry.DELIVERIES, bus.prefix)):
         with pytest.raises(TopicAuthorizationFailedError):
             await publishes(yb, topic, value, key)
+    if KCAT:
+        conf = tmp_path / "yb.conf"
+        conf.write_text(librdkafka_properties(yb.bootstrap, yb.kafka_security))
+        sent = subprocess.run([KCAT, "-F", str(conf), "-P", "-t", publish_name("NJ-GA", bus.prefix), "-k", "x"],
+                              input=b"not for NJ-YB to say", capture_output=True, timeout=60)
+        assert b"authorization failed" in sent.stderr.lower()
     # the bus: on its own inbound topic, a record naming another publisher is refused and raised as tampering
     workers.start()
     await publishes(yb, publish_name("NJ-YB", bus.prefix), value, key)
