@@ -18,10 +18,9 @@ def up() -> None:
     from ops import stack
 
     logging.getLogger("govbus").setLevel(logging.INFO)
-    s = common.run(stack.up(settings()))
-    click.echo(f"kafka: {s.bootstrap}\npostgres: {s.dsn_shown}")
-    if s.local_kafka:
-        click.echo(f"admin: {s.state_dir / 'admin.properties'}")
+    s = settings()
+    common.run(stack.up(s))
+    click.echo(f"kafka: {s.bootstrap}\npostgres: {s.dsn}")
 
 
 @click.command()
@@ -82,21 +81,15 @@ def topics() -> None:
 
 @topics.command("apply")
 def topics_apply() -> None:
-    """Create missing topics, report drift, and bring the broker's ACLs in step with the registry; safe to re-run."""
-    from topics.access import apply_acls
+    """Create missing topics and report drift; safe to re-run."""
     from topics.admin import apply_topics
 
-    s = settings()
-    report = common.run(apply_topics(s))
+    report = common.run(apply_topics(settings()))
     for name in report.created:
         click.echo(f"created   {name}")
     click.echo(f"unchanged {len(report.unchanged)} topics")
     for line in report.drift:
         click.echo(f"DRIFT     {line}")
-    access = common.run(apply_acls(s))
-    removed = f"; credentials removed: {', '.join(access.principals_removed)}" if access.principals_removed else ""
-    click.echo(f"ACLs: {len(access.created)} added, {len(access.deleted)} removed, {access.unchanged} unchanged"
-               f"{removed}")
     if report.drift:
         sys.exit(2)
 
