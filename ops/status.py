@@ -260,10 +260,10 @@ def processes_part(settings: Settings) -> dict:
         return {"supervisor": None, "processes": []}
     now = time.time()
     sup = dict(state.get("supervisor") or {})
-    sup["running"] = sup.get("state") == "running" and same_process(sup.get("pid"), sup.get("argv") or [])
+    sup["running"] = sup.get("state") == "running" and same_process(sup.get("pid"), sup.get("pid_start"))
     procs = []
     for p in state.get("processes", []):
-        running = p.get("state") == "running" and same_process(p.get("pid"), p.get("argv") or [])
+        running = p.get("state") == "running" and same_process(p.get("pid"), p.get("pid_start"))
         started = datetime.fromisoformat(p["started_at"]).timestamp() if p.get("started_at") else None
         procs.append({**{k: v for k, v in p.items() if k != "argv"}, "running": running,
                       "uptime_seconds": round(now - started, 1) if running and started else None})

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ops.stack import cmdline, pid_alive
+from ops.stack import pid_alive, start_ticks
 from topics import metrics
 from topics.settings import REPO_ROOT
 
@@ -87,14 +87,10 @@ def log_tail(path: Path, lines: int = TAIL_LINES) -> list[str]:
     return [line.rstrip() for line in text.splitlines() if line.strip()][-lines:]
 
 
-def same_process(pid: int | None, argv: Sequence[str]) -> bool:
-    """True when `pid` is alive and still runs `argv` (not a later process that was given the same pid);
-    a script's interpreter shows up in front of it, so the arguments after the program are compared."""
-    if not pid or not pid_alive(pid):
-        return False
-    cmd = cmdline(pid).strip()
-    tail = " ".join(argv[1:])
-    return cmd.endswith(tail) if tail else Path(argv[0]).name in cmd
+def same_process(pid: int | None, started: int | None) -> bool:
+    """True when `pid` is alive and is still the process that began at `started` (its start_ticks), not a
+    later one that was given the same pid."""
+    return bool(pid) and pid_alive(pid) and started is not None and start_ticks(pid) == started
 
 
 def _iso(ts: float | None) -> str | None:
@@ -114,6 +110,7 @@ class Child:
     crash_looping: bool = False
     exits: deque = field(default_factory=deque)
     last_exit: dict | None = None
+    pid_start: int | None = None
     task: asyncio.Task | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -124,7 +121,7 @@ class Child:
     def as_json(self) -> dict:
         return {"name": self.spec.name, "pid": self.pid, "state": self.state, "started_at": _iso(self.started_at),
                 "restarts": self.restarts, "metrics": self.spec.metrics, "log": str(self.log_path),
-                "argv": list(self.spec.argv), "crash_looping": self.crash_looping,
+                "argv": list(self.spec.argv), "pid_start": self.pid_start, "crash_looping": self.crash_looping,
                 "next_start_at": _iso(self.next_start_at), "last_exit": self.last_exit}
 
 
@@ -152,11 +149,10 @@ class Supervisor:
         """End children a killed run left behind (their pid files say which), so ports and groups are free."""
         for pidfile in self.pid_dir.glob("*.pid"):
             try:
-                pid = int(pidfile.read_text())
+                pid, started = (int(x) for x in pidfile.read_text().split())
             except ValueError:
-                pid = 0
-            cmd = cmdline(pid) if pid and pid_alive(pid) else ""
-            if "streams" in cmd or "govbus" in cmd:
+                pid, started = 0, None
+            if same_process(pid, started):
                 log.info("stopping %s (pid %s) left over from an earlier run", pidfile.stem, pid)
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pid, signal.SIGKILL)
@@ -205,9 +201,10 @@ class Supervisor:
                 child.proc = None
                 return False
         child.started_at = now
+        child.pid_start = start_ticks(child.proc.pid)
         child.state = "running"
         child.next_start_at = None
-        (self.pid_dir / f"{spec.name}.pid").write_text(str(child.proc.pid))
+        (self.pid_dir / f"{spec.name}.pid").write_text(f"{child.proc.pid} {child.pid_start}")
         metrics.PROCESS_UP.labels(spec.name).set(1)
         metrics.PROCESS_STARTED.labels(spec.name).set(now)
         if child.restarts:
@@ -310,7 +307,8 @@ class Supervisor:
     def write_state(self) -> None:
         """`state_dir/processes.json`, replaced whole so a reader never sees half of it."""
         state = {
-            "supervisor": {"pid": os.getpid(), "argv": sys.argv, "started_at": _iso(self.started_at),
+            "supervisor": {"pid": os.getpid(), "pid_start": start_ticks(os.getpid()), "argv": sys.argv,
+                           "started_at": _iso(self.started_at),
                            "metrics": self.metrics_address, "state": "stopped" if self._stopped_at else "running",
                            "stopped_at": _iso(self._stopped_at)},
             "processes": [c.as_json() for c in self.children],

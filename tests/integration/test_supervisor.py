@@ -72,7 +72,7 @@ class Run:
     def running(self, name: str) -> int | None:
         """The pid of child `name` when the supervisor has it running (and it really runs)."""
         p = self.children().get(name)
-        return p["pid"] if p and p["state"] == "running" and same_process(p["pid"], p["argv"]) else None
+        return p["pid"] if p and p["state"] == "running" and same_process(p["pid"], p["pid_start"]) else None
 
     def restarts(self) -> dict[str, float]:
         """govbus_process_restarts_total by process, from the supervisor's /metrics."""
