@@ -1,6 +1,6 @@
 """The subscriber SDK: read one department's authorized feed as typed records, de-duplicated by event id.
 
-    async with Feed("NJ-MZ", group_id="mz-app") as feed:
+    async with Feed("NJ-MZ", group_id="NJ-MZ.app") as feed:   # groups under the department's own prefix
         async for rec in feed:
             handle(rec)          # rec.items, rec.subject_id, rec.grant_id, rec.verify() ..."""
 
@@ -20,8 +20,9 @@ from aiokafka.errors import CommitFailedError
 from schemas.codec import default_codec
 from schemas.errors import CodecError
 from schemas.provenance import provenance_digest
+from topics.acls import department_group_prefix
 from topics.registry import feed_name
-from topics.settings import settings
+from topics.settings import kafka_options, settings
 
 log = logging.getLogger("govbus.feed")
 FEED = "govbus.exchange.FeedDelivery"
@@ -58,8 +59,10 @@ class Feed:
                  dedup_window: int = 100_000):
         s = settings()
         self.department = department
-        self.topic = feed_name(department, s.topic_prefix if prefix is None else prefix)
-        self.group_id = group_id or f"feed-{department}"
+        prefix = s.topic_prefix if prefix is None else prefix
+        self.topic = feed_name(department, prefix)
+        # a department's credentials commit only with groups under its own prefix (topics.acls)
+        self.group_id = group_id or f"{department_group_prefix(department, prefix)}feed"
         self.bootstrap = bootstrap or s.bootstrap
         self.commit_every = commit_every
         self.commit_interval = commit_interval
@@ -82,7 +85,7 @@ class Feed:
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
-            self.topic, bootstrap_servers=self.bootstrap, group_id=self.group_id,
+            self.topic, bootstrap_servers=self.bootstrap, **kafka_options(), group_id=self.group_id,
             enable_auto_commit=False, auto_offset_reset="earliest", isolation_level="read_committed",
         )
         await self._consumer.start()
@@ -100,7 +103,8 @@ class Feed:
         if not todo:  # a new group has seen nothing yet
             return
         per_part = max(1, self.dedup_window // len(tps))
-        reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
+        reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, **kafka_options(),
+                                  group_id=None, enable_auto_commit=False)
         await reader.start()
         try:
             reader.assign(list(todo))

@@ -21,6 +21,7 @@ from consumers.errors import ConsumerError, RecordRefused, classify
 from schemas.codec import default_codec
 from schemas.errors import CodecError
 from topics import metrics, registry
+from topics.settings import kafka_options
 
 log = logging.getLogger("govbus.ledger")
 
@@ -364,11 +365,11 @@ async def run_ledger(bootstrap: str, dsn: str, prefix: str = "", *, group_id: st
     stop = stop or asyncio.Event()
     group = group_id or f"{prefix}govbus-ledger"
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group,
+        bootstrap_servers=bootstrap, **kafka_options(), group_id=group,
         enable_auto_commit=False, auto_offset_reset="earliest", metadata_max_age_ms=10_000,
         max_poll_interval_ms=30 * 60 * 1000, isolation_level="read_committed",
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_options(), acks="all")
     rejects = registry.name_of(registry.REJECTS, prefix)
     consumer.subscribe(pattern=ledger_pattern(prefix))
     await consumer.start()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what govbus needs on a fresh Debian machine, and nothing twice:
 # Python 3.11+ venv at .venv with the project, Java + Maven, the Kafka jars, PostgreSQL,
-# Prometheus (with promtool).
+# Prometheus (with promtool), kcat (a librdkafka client: the security tests use it as a department would).
 # Skips Kafka/PostgreSQL installs when GOVBUS_KAFKA_BOOTSTRAP / GOVBUS_DATABASE_URL are set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +42,7 @@ fi
 if [ -z "${GOVBUS_DATABASE_URL:-}" ]; then
   ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || apt_install postgresql
 fi
+command -v kcat >/dev/null || apt_install kcat
 if [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/promtool ]; then
   # without the node exporter it recommends; govbus starts its own Prometheus on its own port,
   # so the package's system service (on :9090) is stopped and kept from starting at boot

@@ -102,7 +102,7 @@ async def run_demo(settings: Settings, stop: asyncio.Event) -> None:
     print(f"[demo] {DEMO_SUBSCRIBER} subscribed to {DEMO_RESOURCE} ({DEMO_PROVIDER}'s resident records)")
 
     async def tail(department: str) -> None:
-        async with Feed(department, group_id=f"{settings.topic_prefix}demo-{department}") as feed:
+        async with Feed(department, group_id=f"{settings.topic_prefix}{department}.demo") as feed:
             async for rec in feed:
                 print(f"[feed {department}] {format_feed_record(rec)}")
 

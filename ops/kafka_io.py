@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from schemas.codec import default_codec
 from topics import registry
 from topics.registry import TopicSpec, name_of
-from topics.settings import settings
+from topics.settings import kafka_options, settings
 
 if TYPE_CHECKING:
     from streams.rules.workcalendar import WorkCalendar
@@ -27,7 +27,7 @@ async def send_events(spec: TopicSpec, events: list[tuple[bytes, str, dict]]) ->
     s = settings()
     codec = default_codec()
     values = [(key, codec.encode(schema, rec)) for key, schema, rec in events]  # refuse before sending any
-    producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, **kafka_options(s), acks="all", enable_idempotence=True)
     await producer.start()
     try:
         for key, value in values:
@@ -44,7 +44,8 @@ class Answers:
         s = settings()
         self.topic = name_of(spec, s.topic_prefix)
         self.schema = schema
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=s.bootstrap, group_id=None, enable_auto_commit=False)
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=s.bootstrap, **kafka_options(s),
+                                         group_id=None, enable_auto_commit=False)
 
     async def __aenter__(self) -> Answers:
         from topics.views import partitions_of

@@ -22,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import TopicAuthorizationFailedError
 
 from schemas.codec import default_codec
 from schemas.errors import CodecError
 from streams.rules.exchange import reject_record, unstorable
-from topics.registry import DELIVERIES, REJECTS, name_of
+from topics.registry import REJECTS, name_of, publish_name
+from topics.settings import kafka_options
 
 RESERVED = {"subject_id", "event_id", "occurred_at", "items"}
 
@@ -216,16 +218,19 @@ def format_of(path: str) -> str:
 class PublishReport:
     published: int = 0
     rejected: int = 0
+    rejects_recorded: bool = True  # False: the credentials may not write the rejects topic (a department's)
 
 
 async def publish_rows(rows: list[Row], *, publisher: str, resource_code: str, source: str, bootstrap: str,
                        prefix: str = "", system_code: str | None = None, progress=None) -> PublishReport:
     codec = default_codec()
     report = PublishReport()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_options(), acks="all", enable_idempotence=True,
                                 linger_ms=5, compression_type=None)
     await producer.start()
-    deliveries, rejects = name_of(DELIVERIES, prefix), name_of(REJECTS, prefix)
+    # the department's own inbound topic, which the broker lets only it (and the bus's admin) write: the bus
+    # knows the publisher from where it reads the record
+    deliveries, rejects = publish_name(publisher, prefix), name_of(REJECTS, prefix)
     run = uuid.uuid4().hex[:8]  # two publications of files with one name never share reject ids
     try:
         for row in rows:
@@ -251,8 +256,12 @@ async def publish_rows(rows: list[Row], *, publisher: str, resource_code: str, s
             if problem is not None:
                 rej = reject_record(source_topic=f"file:{source}#{run}", partition=-1, offset=row.line, raw=row.raw,
                                     code="broken_row", reason=problem, now=now, publisher=publisher)
-                await producer.send(rejects, key=rej["reject_id"].encode(),
-                                    value=codec.encode("govbus.ops.Reject", rej))
+                if report.rejects_recorded:
+                    try:
+                        await producer.send(rejects, key=rej["reject_id"].encode(),
+                                            value=codec.encode("govbus.ops.Reject", rej))
+                    except TopicAuthorizationFailedError:
+                        report.rejects_recorded = False
                 report.rejected += 1
             if progress is not None:
                 progress.update(1)

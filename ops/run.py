@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -38,7 +39,7 @@ def child_specs(settings: Settings, *, prometheus: bool = True) -> list[ChildSpe
     def spec(name: str, argv: list[str]) -> ChildSpec:
         var, _ = METRICS_PORTS[name]
         port = metrics_port(name)
-        return ChildSpec(name, argv, {var: str(port)}, port)
+        return ChildSpec(name, argv, {var: str(port), **credentials(settings, name)}, port)
 
     specs = [
         spec("worker", [sys.executable, "-m", "streams", "worker", "-l", "info"]),
@@ -54,6 +55,17 @@ def child_specs(settings: Settings, *, prometheus: bool = True) -> list[ChildSpe
         server.write_config()
         specs.append(ChildSpec("prometheus", server.argv(), {}, server.port))
     return specs
+
+
+def credentials(settings: Settings, process: str) -> dict[str, str]:
+    """Each bus process as its own principal: the local stack's file for it (written by `stack.up`), or the one
+    GOVBUS_<PROCESS>_KAFKA_CONFIG names on a production cluster; else it inherits the caller's credentials."""
+    from ops.stack import process_credentials
+
+    if settings.local_kafka:
+        return {"GOVBUS_KAFKA_CONFIG": str(process_credentials(settings, process))}
+    own = os.environ.get(f"GOVBUS_{process.upper()}_KAFKA_CONFIG")
+    return {"GOVBUS_KAFKA_CONFIG": own} if own else {}
 
 
 async def run_all(settings: Settings, *, demo: bool = True, prometheus: bool = True) -> None:
@@ -77,9 +89,11 @@ async def run_all(settings: Settings, *, demo: bool = True, prometheus: bool = T
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     supervisor = Supervisor(specs, settings.state_dir, metrics_address=f"127.0.0.1:{port}" if port else None)
     supervisor.reap_stale()
-    await stack.up(settings)
+    settings = await stack.up(settings)
     await supervisor.start()
-    print(f"\ngovbus is running: kafka {settings.bootstrap}, postgres {settings.dsn}")
+    print(f"\ngovbus is running: kafka {settings.bootstrap}, postgres {settings.dsn_shown}")
+    if settings.local_kafka:
+        print(f"admin:    {settings.state_dir / 'admin.properties'} (kcat: admin.librdkafka.properties)")
     served = [(s.name, s.metrics) for s in specs if s.metrics]
     if port:
         served.append(("supervisor", f"127.0.0.1:{port}"))

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 from consumers.queries import LEDGER_TABLES
 from ops.supervisor import StateUnreadable, read_state, same_process
 from topics import registry
-from topics.settings import Settings
+from topics.settings import Settings, kafka_options
 
 DEFAULT_MAX_LAG = 1000
 SMALL_GAP = 20  # offsets between a commit and the end that are read to tell records from commit markers
@@ -86,7 +86,8 @@ async def consumer_lag(admin, bootstrap: str, prefix: str) -> list[dict]:
     ends: dict = {}
     lags: dict = {}
     if tps:
-        reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+        reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, **kafka_options(),
+                                  group_id=None, enable_auto_commit=False,
                                   isolation_level="read_committed")
         await reader.start()
         try:
@@ -172,7 +173,8 @@ async def kafka_part(settings: Settings, timeout: float) -> dict:
     from aiokafka.admin import AIOKafkaAdminClient
 
     out: dict = {"broker": {"reachable": False, "bootstrap": settings.bootstrap}}
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=int(timeout * 1000))
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, **kafka_options(settings),
+                                request_timeout_ms=int(timeout * 1000))
     try:
         try:
             await asyncio.wait_for(admin.start(), timeout)

@@ -14,7 +14,7 @@ from streams.rules.exchange import Subscriptions, item_sources
 from streams.rules.workcalendar import WorkCalendar, publish_event
 from topics import metrics, registry
 from topics.departments import load as load_departments
-from topics.settings import settings
+from topics.settings import Settings, kafka_options, settings
 from topics.views import CompactedView
 
 SETTINGS = settings()
@@ -22,9 +22,23 @@ PREFIX = SETTINGS.topic_prefix
 CODEC = default_codec()
 DEPARTMENTS = load_departments()
 
+
+def broker_credentials(s: Settings) -> faust.types.auth.CredentialsT | None:
+    """The worker's credentials in faust's terms: the same principal its own aiokafka clients use."""
+    options = kafka_options(s)
+    protocol = options.get("security_protocol")
+    if protocol is None:
+        return None
+    if protocol == "SSL":
+        return faust.SSLCredentials(options["ssl_context"])
+    return faust.SASLCredentials(username=options["sasl_plain_username"], password=options["sasl_plain_password"],
+                                 mechanism=options["sasl_mechanism"], ssl_context=options.get("ssl_context"))
+
+
 app = faust.App(
     f"{PREFIX}govbus",
     broker=f"kafka://{SETTINGS.bootstrap}",
+    broker_credentials=broker_credentials(SETTINGS),
     key_serializer="raw",
     value_serializer="raw",
     processing_guarantee="at_least_once",

@@ -21,7 +21,7 @@ from streams.rules.refusals import Refusal
 from streams.rules.workcalendar import WorkCalendar, publish_event
 from topics import metrics, registry
 from topics.departments import load as load_departments
-from topics.settings import Settings
+from topics.settings import Settings, kafka_options
 from topics.views import CompactedView, read_to_end
 
 log = logging.getLogger("govbus.deadlines")
@@ -100,7 +100,8 @@ class DeadlineService:
         await self.calendar_view.wait_ready()
         self._calendar_changed = False
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.bootstrap, acks="all", enable_idempotence=True,
+            bootstrap_servers=self.settings.bootstrap, **kafka_options(self.settings),
+            acks="all", enable_idempotence=True,
             transactional_id=f"{self.settings.topic_prefix}govbus-deadlines",
         )
         await self.producer.start()  # fences any earlier producer with the same transactional id
@@ -117,7 +118,7 @@ class DeadlineService:
                     service._active.set()
 
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap, group_id=self.group,
+            bootstrap_servers=self.settings.bootstrap, **kafka_options(self.settings), group_id=self.group,
             enable_auto_commit=False, auto_offset_reset="earliest", isolation_level="read_committed",
         )
         await self.consumer.start()

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from schemas.errors import CodecError
@@ -38,6 +39,7 @@ from streams.rules.exchange import (
     alert_id,
     check_against_catalog,
     check_delivery,
+    check_publisher,
     duplicate_findings,
     feed_records,
     remember_sources,
@@ -45,6 +47,7 @@ from streams.rules.exchange import (
 from streams.rules.identifiers import subject_problem
 from streams.rules.sharing import Route, routes
 from topics import metrics, registry
+from topics.settings import kafka_options
 from topics.views import read_to_end
 
 log = logging.getLogger("govbus.deliveries")
@@ -52,9 +55,11 @@ ZONE = ZoneInfo("Asia/Shanghai")
 DELIVERY = "govbus.exchange.DataDelivery"
 FEED = "govbus.exchange.FeedDelivery"
 ALERT = "govbus.ops.Alert"
-ALERT_KINDS = ("one_source_violation", "duplicate_collection", "republication")
+ALERT_KINDS = ("one_source_violation", "duplicate_collection", "republication", "suspected_tampering")
 
 DELIVERIES_NAME = registry.name_of(registry.DELIVERIES, PREFIX)
+# every department's own inbound topic, and the operators' one; all with the partitions of the sources memory
+INBOUND = (DELIVERIES_NAME, *(registry.publish_name(code, PREFIX) for code in sorted(DEPARTMENTS)))
 ACCEPTED_NAME = registry.name_of(registry.ACCEPTED, PREFIX)
 ALERTS_NAME = registry.name_of(registry.ALERTS, PREFIX)
 REJECTS_NAME = registry.name_of(registry.REJECTS, PREFIX)
@@ -73,6 +78,13 @@ MAX_IN_FLIGHT = 4  # batches whose outputs are on their way while the next one i
 @functools.lru_cache(maxsize=1024)
 def topic_label(topic: str) -> str:
     return registry.logical_name(topic, PREFIX)
+
+
+@functools.lru_cache(maxsize=1024)
+def proven_publisher(topic: str) -> str | None:
+    """Who published what was read from `topic`: the department whose inbound topic it is, which the broker
+    lets only that department write (None: the operators' topic, where the record's own word is taken)."""
+    return registry.publisher_of(topic, PREFIX)
 
 
 def receives(department: str, resource_code: str) -> bool:
@@ -113,16 +125,19 @@ class DeliveryStream(ConsumerRebalanceListener):
         gc.set_threshold(50_000, 20, 100)
         for kind in ALERT_KINDS:  # at zero from the start, so that the first alert is an increase
             metrics.ALERTS.labels(kind)
-        self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=5,
+        self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, **kafka_options(SETTINGS),
+                                         acks="all", linger_ms=5,
                                          max_batch_size=256 * 1024, request_timeout_ms=120_000)
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=GROUP, enable_auto_commit=False,
+            bootstrap_servers=self.bootstrap, **kafka_options(SETTINGS), group_id=GROUP, enable_auto_commit=False,
             auto_offset_reset="earliest", max_poll_records=MAX_BATCH, fetch_max_bytes=16 * 1024 * 1024,
             session_timeout_ms=10_000, heartbeat_interval_ms=2_000,
+            # partition p of every inbound topic to the same worker: the memory of partition p serves them all
+            partition_assignment_strategy=(RangePartitionAssignor,),
         )
         await self.producer.start()
         await self.consumer.start()
-        self.consumer.subscribe([DELIVERIES_NAME], listener=self)
+        self.consumer.subscribe(list(INBOUND), listener=self)
         try:
             while not self.stopping.is_set():
                 batches = await self.consumer.getmany(timeout_ms=200)
@@ -158,7 +173,7 @@ class DeliveryStream(ConsumerRebalanceListener):
                 self.memory.pop(tp.partition, None)
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        await self._restore([tp.partition for tp in assigned if tp.partition not in self.memory])
+        await self._restore(sorted({tp.partition for tp in assigned if tp.partition not in self.memory}))
         log.info("deliveries partitions %s", sorted(self.memory))
 
     async def _restore(self, partitions: list[int]) -> None:
@@ -181,7 +196,7 @@ class DeliveryStream(ConsumerRebalanceListener):
         # a batch fetched just before a rebalance may hold partitions this worker no longer owns:
         # their new owner processes them
         owned = self.consumer.assignment()
-        missing = [tp.partition for tp in owned if tp.partition not in self.memory]
+        missing = sorted({tp.partition for tp in owned if tp.partition not in self.memory})
         if missing:  # the restore at assignment failed (logged): once more, before anything is judged
             await self._restore(missing)
         batches = {tp: recs for tp, recs in batches.items() if tp in owned and tp.partition in self.memory}
@@ -194,7 +209,8 @@ class DeliveryStream(ConsumerRebalanceListener):
         for _ in range(3):
             await asyncio.sleep(0)
         started = time.perf_counter()
-        metrics.RECORDS_IN.labels("worker", registry.DELIVERIES.name).inc(sum(len(r) for r in batches.values()))
+        for tp, recs in batches.items():
+            metrics.RECORDS_IN.labels("worker", topic_label(tp.topic)).inc(len(recs))
         out = Outputs(self.producer, PARTITIONS)
         decoded = [(self.memory[tp.partition], msg, self._decode(msg, out)) for tp, recs in batches.items()
                    for msg in recs]
@@ -294,7 +310,7 @@ class DeliveryStream(ConsumerRebalanceListener):
                 self.consumer.seek(tp, offset)
         self.memory.clear()
         await asyncio.sleep(1.0)
-        await self._restore(sorted(tp.partition for tp in owned))
+        await self._restore(sorted({tp.partition for tp in owned}))
 
     def _decode(self, msg, out: Outputs) -> dict | None:
         try:
@@ -312,6 +328,14 @@ class DeliveryStream(ConsumerRebalanceListener):
             self._reject(out, msg, "internal_error", internal_error_reason(exc), now, record)
 
     def _deliver(self, msg, record: dict, memory: dict[str, dict], now: datetime, out: Outputs) -> None:
+        proven = proven_publisher(msg.topic)
+        refusal = check_publisher(record, proven)
+        if refusal is not None:
+            self._reject(out, msg, refusal.code, refusal.reason, now, record, refusal.rule_ids)
+            self._alert(out, "suspected_tampering", refusal.rule_ids, record, now, source=record["publisher"],
+                        items=sorted(record["items"]), message=refusal.reason, department=proven,
+                        aid=f"suspected_tampering:{proven}:{record['publisher']}:{record['resource_code']}")
+            return
         entry = catalog.entries.get(record["resource_code"])
         refusal = check_delivery(record, DEPARTMENTS) or check_against_catalog(record, entry, subject_problem)
         if refusal is not None:
@@ -371,9 +395,12 @@ class DeliveryStream(ConsumerRebalanceListener):
         out.add(REJECTS_NAME, key, value)
 
     def _alert(self, out: Outputs, kind: str, rule_ids, record: dict, now: datetime, *, source: str | None, items,
-               message: str, aid: str) -> None:
-        rec = {"event_id": f"{aid}:{record['subject_id']}", "alert_id": aid, "occurred_at": now, "kind": kind,
-               "rule_ids": list(rule_ids), "department": record["publisher"], "source_department": source,
+               message: str, aid: str, department: str | None = None) -> None:
+        event_id = f"{aid}:{record['subject_id']}"
+        if kind == "suspected_tampering":  # each record published in another's name is an incident of its own
+            event_id += f":{record['event_id']}"
+        rec = {"event_id": event_id, "alert_id": aid, "occurred_at": now, "kind": kind,
+               "rule_ids": list(rule_ids), "department": department or record["publisher"], "source_department": source,
                "system_code": record.get("system_code"), "resource_code": record["resource_code"],
                "items": list(items), "subject_id": record["subject_id"], "message": message}
         metrics.ALERTS.labels(kind).inc()

@@ -57,6 +57,8 @@ async def stack() -> Settings:
         starts.append(pg.start())
     await asyncio.gather(*starts)
     LOCAL.update(kafka=kafka, postgres=pg)
+    if kafka:  # the suite's own clients are the broker's admin; tests of the principals use their own
+        os.environ["GOVBUS_KAFKA_CONFIG"] = str(s.state_dir / "admin.properties")
     os.environ["GOVBUS_KAFKA_BOOTSTRAP"] = s.bootstrap
     os.environ["GOVBUS_DATABASE_URL"] = s.dsn
     await db.migrate(s.dsn)
@@ -82,14 +84,18 @@ class Bus:
 
 
 @pytest.fixture
-async def bus(stack: Settings, monkeypatch) -> Bus:
+async def bus(stack: Settings, monkeypatch):
+    from ops.bench.pipeline import drop_topics
     from topics.admin import apply_topics
 
     prefix = f"it-{uuid.uuid4().hex[:10]}."
     monkeypatch.setenv("GOVBUS_TOPIC_PREFIX", prefix)
     s = replace(stack, topic_prefix=prefix)
     await apply_topics(s)
-    return Bus(s, prefix)
+    yield Bus(s, prefix)
+    # each deployment has some 500 partitions, each an open file of the broker's: a session would otherwise
+    # gather more than its file limit
+    await drop_topics(s.bootstrap, prefix)
 
 
 class Worker(WorkerProcess):

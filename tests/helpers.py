@@ -14,6 +14,7 @@ from ops.seeds import approved_entry  # noqa: F401  (re-exported for the tests)
 from schemas.codec import default_codec
 from streams.rules.identifiers import resident_id_check_char
 from topics import views
+from topics.settings import kafka_options
 
 
 def resident_id(body17: str = "51100219800101123") -> str:
@@ -34,7 +35,7 @@ def delivery(publisher="NJ-GA", resource="GA-RK-001", subject=None, items=None, 
 
 
 async def produce(bootstrap: str, topic: str, values: list[bytes], key: bytes = b"k") -> None:
-    p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    p = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_options(), acks="all")
     await p.start()
     try:
         for v in values:
@@ -52,7 +53,8 @@ async def read_to_end(bootstrap: str, topic: str) -> list[bytes]:
 async def consume(bootstrap: str, topic: str, *, count: int, timeout: float = 30.0,
                   settle: float = 0.0) -> list:
     """Records of `topic` from the start until `count` arrived (then `settle` more seconds) or timeout."""
-    c = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
+    c = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, **kafka_options(),
+                         group_id=None, auto_offset_reset="earliest",
                          enable_auto_commit=False, isolation_level="read_committed")
     await c.start()
     out = []
@@ -87,7 +89,7 @@ async def eventually(check, timeout: float = 30.0, interval: float = 0.2):
 async def seed_catalog(bus, *entries: dict) -> None:
     """Put approved entries on the catalog topic directly (the catalog agent has tests of its own)."""
     codec = default_codec()
-    p = AIOKafkaProducer(bootstrap_servers=bus.settings.bootstrap, acks="all")
+    p = AIOKafkaProducer(bootstrap_servers=bus.settings.bootstrap, **kafka_options(), acks="all")
     await p.start()
     try:
         for e in entries:

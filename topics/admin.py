@@ -10,7 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from topics.registry import TopicSpec, all_topics, name_of
-from topics.settings import Settings
+from topics.settings import Settings, kafka_options
 
 log = logging.getLogger("govbus.topics")
 
@@ -29,7 +29,8 @@ async def apply_topics(settings: Settings, specs: list[TopicSpec] | None = None)
         specs = all_topics(load())
     wanted = {name_of(s, settings.topic_prefix): s for s in specs}
     report = ApplyReport()
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="govbus-topics")
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, **kafka_options(settings),
+                                client_id="govbus-topics")
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -25,7 +25,8 @@ class TopicSpec:
 
 DELIVERIES = TopicSpec(
     "govbus.deliveries", "subject_id", "govbus.exchange.DataDelivery", 8, "delete", 7 * DAY_MS,
-    "Inbound: departments publish data about subjects here.",
+    "Inbound from the bus's operators only (loads, replays): the publisher named in each record is taken as it "
+    "stands. Departments publish on their own inbound topic, govbus.publish.<DEPT>.",
 )
 ACCEPTED = TopicSpec(
     "govbus.deliveries.accepted", "subject_id", "govbus.exchange.DataDelivery", 8, "delete", FOREVER,
@@ -105,6 +106,7 @@ ALERTS = TopicSpec(
 FEED_PARTITIONS = 4
 FEED_RETENTION_MS = 30 * DAY_MS
 FEED_PREFIX = "govbus.feed."
+PUBLISH_PREFIX = "govbus.publish."
 
 FIXED: tuple[TopicSpec, ...] = (
     DELIVERIES, ACCEPTED, SUBSCRIPTIONS, REJECTS, CALENDAR, CATALOG_INBOX, CATALOG, CATALOG_DECISIONS,
@@ -120,8 +122,17 @@ def feed(department: str) -> TopicSpec:
     )
 
 
+def publish(department: str) -> TopicSpec:
+    # partition p of every inbound topic and of govbus.deliveries.sources go to the same worker: same count
+    return TopicSpec(
+        PUBLISH_PREFIX + department, "subject_id", "govbus.exchange.DataDelivery", DELIVERIES.partitions, "delete",
+        DELIVERIES.retention_ms, f"Inbound: what department {department}, and only it, publishes (R-39.1).",
+    )
+
+
 def all_topics(departments) -> list[TopicSpec]:
-    return [*FIXED, *(feed(code) for code in sorted(departments))]
+    codes = sorted(departments)
+    return [*FIXED, *(feed(code) for code in codes), *(publish(code) for code in codes)]
 
 
 def name_of(spec: TopicSpec, prefix: str = "") -> str:
@@ -132,7 +143,21 @@ def feed_name(department: str, prefix: str = "") -> str:
     return prefix + FEED_PREFIX + department
 
 
-def logical_name(topic: str, prefix: str = "") -> str:
-    """A topic's name as metrics label it: without the deployment prefix, every feed as `govbus.feed`."""
+def publish_name(department: str, prefix: str = "") -> str:
+    return prefix + PUBLISH_PREFIX + department
+
+
+def publisher_of(topic: str, prefix: str = "") -> str | None:
+    """The department whose inbound topic this is (None for any other topic)."""
     name = topic[len(prefix):] if prefix and topic.startswith(prefix) else topic
-    return FEED_PREFIX.rstrip(".") if name.startswith(FEED_PREFIX) else name
+    return name[len(PUBLISH_PREFIX):] if name.startswith(PUBLISH_PREFIX) else None
+
+
+def logical_name(topic: str, prefix: str = "") -> str:
+    """A topic's name as metrics label it: without the deployment prefix, every feed as `govbus.feed`, every
+    department's inbound topic as `govbus.publish`."""
+    name = topic[len(prefix):] if prefix and topic.startswith(prefix) else topic
+    for per_department in (FEED_PREFIX, PUBLISH_PREFIX):
+        if name.startswith(per_department):
+            return per_department.rstrip(".")
+    return name

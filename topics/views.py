@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator, Callable, Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from topics.settings import kafka_options
+
 log = logging.getLogger("govbus.views")
 
 
@@ -51,11 +53,12 @@ class CompactedView:
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+            bootstrap_servers=self.bootstrap, **kafka_options(), group_id=None, enable_auto_commit=False,
             auto_offset_reset="earliest", isolation_level="read_committed",
         )
         await self._consumer.start()
-        self._offsets = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+        self._offsets = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, **kafka_options(),
+                                         group_id=None, enable_auto_commit=False,
                                          isolation_level="read_committed")
         await self._offsets.start()
         tps = self._tps = await partitions_of(self._consumer, self.topic)
@@ -132,7 +135,7 @@ async def read_to_end(bootstrap: str, topic: str, partitions: Iterable[int] | No
                       timeout: float | None = None) -> AsyncIterator[list]:
     """The committed records of `topic` (or of some of its partitions), from the beginning to the end offsets
     at the time of asking, in batches; `timeout` bounds the start and each fetch."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **kafka_options(), group_id=None, enable_auto_commit=False,
                                 isolation_level="read_committed",
                                 **({"request_timeout_ms": int(timeout * 1000)} if timeout else {}))
     try:

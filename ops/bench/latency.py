@@ -23,11 +23,11 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from ops.bench.pipeline import FANOUT, deployment, raw_deployment, subjects
+from ops.bench.pipeline import FANOUT, PROVIDER, deployment, raw_deployment, subjects
 from schemas.codec import default_codec
 from streams.outputs import Outputs
-from topics.registry import DELIVERIES, feed_name, name_of
-from topics.settings import Settings
+from topics.registry import feed_name, publish_name
+from topics.settings import Settings, kafka_options
 
 WARMUP = 5.0
 TICK = 0.005  # the publisher sends what is due every 5 ms
@@ -45,7 +45,7 @@ async def _publish(bootstrap: str, topic: str, rate: int, seconds: float) -> int
     worker, the measuring would slow what it measures.)"""
     codec = default_codec()
     ids = subjects(min(int(rate * seconds), 50_000))
-    p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    p = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_options(), acks="all", linger_ms=0)
     await p.start()
     out = Outputs(p, {topic: len(await p.partitions_for(topic))})
     acks = []
@@ -75,7 +75,8 @@ async def _publish(bootstrap: str, topic: str, rate: int, seconds: float) -> int
 async def _listen(bootstrap: str, topic: str, counted_from: float, want: int, out: list[float],
                   timeout: float) -> None:
     codec = default_codec()
-    c = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
+    c = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, **kafka_options(),
+                         group_id=None, auto_offset_reset="earliest",
                          fetch_max_wait_ms=10)
     await c.start()
     seen = 0
@@ -115,7 +116,7 @@ async def run(base: Settings, rate: int, seconds: float, workers: int = 1) -> di
         raw = await _measure(base.bootstrap, source, outputs[0], rate, seconds)
     with tempfile.TemporaryDirectory() as tmp:
         async with deployment(base, Path(tmp), workers) as s:
-            pipeline = await _measure(s.bootstrap, name_of(DELIVERIES, s.topic_prefix),
+            pipeline = await _measure(s.bootstrap, publish_name(PROVIDER, s.topic_prefix),
                                       feed_name(FANOUT[0], s.topic_prefix), rate, seconds)
     print(f"{'':26}{'publications/s':>16}{'measured':>10}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
     for label, r in (("raw aiokafka loop (x10)", raw), (f"govbus, {workers} worker(s) (x10)", pipeline)):

@@ -33,11 +33,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from schemas.codec import default_codec
 from streams.rules.identifiers import resident_id_check_char
 from topics.admin import apply_topics
-from topics.registry import CATALOG, DELIVERIES, FEED_PARTITIONS, GRANTS, feed_name, name_of
-from topics.settings import Settings
+from topics.registry import CATALOG, DELIVERIES, FEED_PARTITIONS, GRANTS, feed_name, name_of, publish_name
+from topics.settings import Settings, kafka_options
 from topics.views import partitions_of
 
 FANOUT = ["NJ-YB", "NJ-RS", "NJ-WJ", "NJ-JY", "NJ-ZJ", "NJ-CZ", "NJ-SW", "NJ-STHJ", "NJ-JT", "NJ-MZ"]
+PROVIDER = "WY-MZ"
 ITEM_SETS = [["姓名"], ["保障类别"], ["姓名", "保障类别"], ["月救助金额"], ["姓名", "月救助金额"]]
 
 
@@ -63,7 +64,8 @@ def publications(n: int) -> list[tuple[bytes, bytes]]:
 
 async def produce_keyed(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
     """(key, value) pairs, in order, as fast as the broker takes them."""
-    p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024)
+    p = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_options(),
+                         acks="all", linger_ms=5, max_batch_size=256 * 1024)
     await p.start()
     try:
         for key, value in messages:
@@ -75,7 +77,7 @@ async def produce_keyed(bootstrap: str, topic: str, messages: list[tuple[bytes, 
 
 async def records_on(bootstrap: str, topics: list[str]) -> int:
     """Records on these topics (the sum of their end offsets): progress without reading them."""
-    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, **kafka_options(), group_id=None)
     await c.start()
     try:
         tps = [tp for t in topics for tp in await partitions_of(c, t)]
@@ -112,7 +114,7 @@ async def _seed(s: Settings) -> None:
 
     codec = default_codec()
     entry = approved_entry("wy-subsidy.yaml")
-    p = AIOKafkaProducer(bootstrap_servers=s.bootstrap, acks="all")
+    p = AIOKafkaProducer(bootstrap_servers=s.bootstrap, **kafka_options(), acks="all")
     await p.start()
     try:
         await p.send(name_of(CATALOG, s.topic_prefix), key=b"WY-MZ-DB-001",
@@ -158,8 +160,11 @@ async def deployment(base: Settings, workdir: Path, workers: int = 1):
     s = replace(base, topic_prefix=f"bench-{uuid.uuid4().hex[:8]}.")
     await apply_topics(s)
     await _seed(s)
-    procs = [WorkerProcess(s.topic_prefix, workdir, name=f"{s.topic_prefix}worker{i}",
-                           env={"GOVBUS_KAFKA_BOOTSTRAP": s.bootstrap}) for i in range(workers)]
+    env = {"GOVBUS_KAFKA_BOOTSTRAP": s.bootstrap}
+    if base.local_kafka:  # the local stack's admin: the children are told the broker, so not its state
+        env["GOVBUS_KAFKA_CONFIG"] = str(base.state_dir / "admin.properties")
+    procs = [WorkerProcess(s.topic_prefix, workdir, name=f"{s.topic_prefix}worker{i}", env=env)
+             for i in range(workers)]
     try:
         for w in procs:
             w.start()
@@ -173,7 +178,7 @@ async def deployment(base: Settings, workdir: Path, workers: int = 1):
 
 async def drop_topics(bootstrap: str, prefix: str) -> None:
     """Delete a bench run's topics: a broker kept for many runs would otherwise gather thousands."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **kafka_options())
     await admin.start()
     try:
         topics = [t for t in await admin.list_topics() if t.startswith(prefix)]
@@ -186,13 +191,16 @@ async def drop_topics(bootstrap: str, prefix: str) -> None:
 async def bench_pipeline(base: Settings, n: int, workdir: Path, workers: int = 1) -> float:
     async with deployment(base, workdir, workers) as s:
         feeds = [feed_name(d, s.topic_prefix) for d in FANOUT]
-        return await _timed(s.bootstrap, name_of(DELIVERIES, s.topic_prefix), feeds, publications(n))
+        # where the provider publishes: its own inbound topic
+        return await _timed(s.bootstrap, publish_name(PROVIDER, s.topic_prefix), feeds, publications(n))
 
 
 async def _raw_loop(bootstrap: str, source: str, outputs: list[str], group: str, stop: asyncio.Event) -> None:
-    consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, **kafka_options(),
+                                group_id=group, enable_auto_commit=False,
                                 auto_offset_reset="earliest")
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_options(),
+                                acks="all", linger_ms=5, max_batch_size=256 * 1024)
     await consumer.start()
     await producer.start()
     try:
@@ -217,7 +225,7 @@ async def raw_deployment(base: Settings):
     prefix = f"raw-{uuid.uuid4().hex[:8]}."
     source = f"{prefix}in"
     outputs = [f"{prefix}out.{d}" for d in FANOUT]
-    admin = AIOKafkaAdminClient(bootstrap_servers=base.bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=base.bootstrap, **kafka_options())
     await admin.start()
     try:
         await admin.create_topics([NewTopic(source, DELIVERIES.partitions, 1)]

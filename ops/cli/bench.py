@@ -29,8 +29,7 @@ def bench_pipeline(n: int) -> None:
     from ops import stack
     from ops.bench.pipeline import run
 
-    s = settings()
-    common.run(stack.up(s))
+    s = common.run(stack.up(settings()))
     common.run(run(s, n))
 
 
@@ -41,8 +40,7 @@ def bench_scaling(n: int) -> None:
     from ops import stack
     from ops.bench.pipeline import run_scaling
 
-    s = settings()
-    common.run(stack.up(s))
+    s = common.run(stack.up(settings()))
     common.run(run_scaling(s, n))
 
 
@@ -55,8 +53,7 @@ def bench_latency(rate: int, seconds: float, workers: int) -> None:
     from ops import stack
     from ops.bench.latency import run
 
-    s = settings()
-    common.run(stack.up(s))
+    s = common.run(stack.up(settings()))
     common.run(run(s, rate, seconds, workers))
 
 
@@ -67,3 +64,15 @@ def bench_codec(n: int) -> None:
     from ops.bench.codec import run
 
     run(n)
+
+
+@bench.command("ledger")
+@click.option("--rows", default=1_000_000, show_default=True, help="Rows of the chain to verify.")
+@click.option("--batches", default=50, show_default=True, help="Batches of 2,000 written each way.")
+def bench_ledger(rows: int, batches: int) -> None:
+    """The ledger sink's rows/s with the hash chain against without, and audit verify over ROWS rows."""
+    from ops import stack
+    from ops.bench.ledger import run
+
+    s = common.run(stack.up(settings()))
+    common.run(run(s.dsn, rows, batches))

@@ -12,16 +12,21 @@ from topics.settings import settings
 
 
 @click.command()
-@click.option("--as", "publisher", required=True, help="Code of the publishing department, e.g. NJ-GA.")
+@click.option("--as", "publisher", required=True,
+              help="Code of the publishing department, e.g. NJ-GA; the Kafka credentials must be its own.")
 @click.option("--resource", required=True, help="Catalog code of the resource.")
 @click.option("--system", "system_code", default=None, help="Information system that produced the data.")
 @click.argument("path")
 def publish(publisher: str, resource: str, system_code: str | None, path: str) -> None:
-    """Publish records from a JSON, JSON Lines or CSV file ('-': JSON from standard input)."""
+    """Publish records from a JSON, JSON Lines or CSV file ('-': JSON from standard input) on the department's
+    own inbound topic."""
     from tqdm import tqdm
 
     from ops.publish import load, publish_rows, read_rows
+    from topics.departments import load as departments
 
+    if publisher not in departments():
+        raise click.ClickException(f"{publisher} is not a department registered on the bus")
     data, fmt, source = load(path)
     rows = list(read_rows(data, fmt))
     s = settings()
@@ -33,6 +38,9 @@ def publish(publisher: str, resource: str, system_code: str | None, path: str) -
     for row in rows:
         if row.problem:
             click.echo(f"  rejected: {row.problem}", err=True)
+    if not report.rejects_recorded:
+        click.echo("  (these credentials may not write the rejects topic: the rejected rows are listed here only)",
+                   err=True)
 
 
 @click.command()
@@ -57,16 +65,20 @@ def feed() -> None:
 
 @feed.command("tail")
 @click.argument("department")
-@click.option("--group", default=None, help="Consumer group (default: a new one that reads from the start).")
+@click.option("--group", default=None,
+              help="Consumer group, under the department's own prefix (default: a new one, DEPT.tail-..., that reads "
+                   "from the start).")
 @click.option("--limit", type=int, default=0, help="Stop after this many records.")
 def feed_tail(department: str, group: str | None, limit: int) -> None:
     """Print DEPARTMENT's feed as it arrives."""
     from consumers.feed import Feed
     from ops.display import format_feed_record
+    from topics.acls import department_group_prefix
 
     async def tail() -> None:
         n = 0
-        async with Feed(department, group_id=group or f"tail-{department}-{uuid.uuid4().hex[:8]}") as f:
+        fresh = f"{department_group_prefix(department, settings().topic_prefix)}tail-{uuid.uuid4().hex[:8]}"
+        async with Feed(department, group_id=group or fresh) as f:
             async for rec in f:
                 click.echo(format_feed_record(rec))
                 n += 1

@@ -18,9 +18,10 @@ def up() -> None:
     from ops import stack
 
     logging.getLogger("govbus").setLevel(logging.INFO)
-    s = settings()
-    common.run(stack.up(s))
-    click.echo(f"kafka: {s.bootstrap}\npostgres: {s.dsn}")
+    s = common.run(stack.up(settings()))
+    click.echo(f"kafka: {s.bootstrap}\npostgres: {s.dsn_shown}")
+    if s.local_kafka:
+        click.echo(f"admin: {s.state_dir / 'admin.properties'}")
 
 
 @click.command()
@@ -81,15 +82,21 @@ def topics() -> None:
 
 @topics.command("apply")
 def topics_apply() -> None:
-    """Create missing topics and report drift; safe to re-run."""
+    """Create missing topics, report drift, and bring the broker's ACLs in step with the registry; safe to re-run."""
+    from topics.access import apply_acls
     from topics.admin import apply_topics
 
-    report = common.run(apply_topics(settings()))
+    s = settings()
+    report = common.run(apply_topics(s))
     for name in report.created:
         click.echo(f"created   {name}")
     click.echo(f"unchanged {len(report.unchanged)} topics")
     for line in report.drift:
         click.echo(f"DRIFT     {line}")
+    access = common.run(apply_acls(s))
+    removed = f"; credentials removed: {', '.join(access.principals_removed)}" if access.principals_removed else ""
+    click.echo(f"ACLs: {len(access.created)} added, {len(access.deleted)} removed, {access.unchanged} unchanged"
+               f"{removed}")
     if report.drift:
         sys.exit(2)
 

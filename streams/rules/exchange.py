@@ -65,6 +65,17 @@ def unstorable(value: Any, where: str = "the record") -> str | None:
     return None
 
 
+def check_publisher(d: Mapping[str, Any], proven: str | None) -> Refusal | None:
+    """None when the publisher the publication names is the one the bus knows published it (R-39.1): the
+    department whose inbound topic it was read from, which only that department may write; `proven` None for
+    the operators' topic. A mismatch is someone publishing in another's name (R-40.1)."""
+    if proven is None or d["publisher"] == proven:
+        return None
+    return Refusal(f"{proven} published on its own inbound topic a record that names {d['publisher']!r} as its "
+                   f"publisher: a department publishes only in its own name, so the record is refused and the "
+                   f"authority alerted", ("R-39.1", "R-40.1"), code="suspected_tampering")
+
+
 def check_delivery(d: Mapping[str, Any], departments: Mapping[str, Any]) -> Refusal | None:
     """None when the publication may enter the exchange, else why not."""
     if not EVENT_ID.match(d["event_id"]):

@@ -22,6 +22,7 @@ from tests.helpers import (
     resident_id,
     seed_catalog,
 )
+from topics.settings import kafka_options
 
 DELIVERY = "govbus.exchange.DataDelivery"
 ID1, ID2 = resident_id("51102419751230567"), resident_id("51102519920715004")
@@ -242,7 +243,7 @@ async def test_successive_updates_of_one_subject_reach_the_feed_in_the_order_the
     await subscribe("NJ-MZ", "GA-RK-001", True)
     workers.start()
     codec, sent = default_codec(), []
-    p = AIOKafkaProducer(bootstrap_servers=bus.settings.bootstrap, acks="all", linger_ms=0)
+    p = AIOKafkaProducer(bootstrap_servers=bus.settings.bootstrap, **kafka_options(), acks="all", linger_ms=0)
     await p.start()
     try:
         for n in range(300):  # a steady stream: many small batches, several in flight at once

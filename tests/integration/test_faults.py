@@ -29,6 +29,7 @@ from tests.helpers import (
     seed_catalog,
 )
 from topics import registry
+from topics.settings import kafka_options
 
 DELIVERY = "govbus.exchange.DataDelivery"
 # publications per fault run; GOVBUS_FAULT_DELIVERIES=3000 gives a quick local run of the same tests
@@ -113,7 +114,7 @@ async def stream_with_a_fault(bus, n: int, fault) -> None:
 async def limit_feed(bus, dept: str, max_bytes: int | None) -> None:
     """Set, or lift, the broker's size limit for a record batch on a department's feed topic."""
     configs = registry.feed(dept).configs() | ({"max.message.bytes": str(max_bytes)} if max_bytes else {})
-    admin = AIOKafkaAdminClient(bootstrap_servers=bus.settings.bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bus.settings.bootstrap, **kafka_options())
     await admin.start()
     try:
         (answer,) = await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, bus.feed(dept), configs)])
@@ -124,7 +125,7 @@ async def limit_feed(bus, dept: str, max_bytes: int | None) -> None:
 
 async def committed(bus) -> int:
     """Deliveries the delivery stream's consumer group has committed, over all partitions."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bus.settings.bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bus.settings.bootstrap, **kafka_options())
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(f"{bus.prefix}govbus-deliveries")

@@ -24,7 +24,7 @@ from ops.kafka_io import send_share, submit_and_wait, subscribe
 from ops.workers import WorkerProcess
 from schemas.codec import default_codec
 from tests.helpers import approved_entry, delivery, produce_keyed, records_on, resident_id, seed_catalog
-from topics.settings import REPO_ROOT
+from topics.settings import REPO_ROOT, kafka_options
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +46,7 @@ async def groups_ready(bus) -> None:
     COORDINATOR_NOT_AVAILABLE until its offsets topic exists, which aiokafka logs as an ERROR: it
     says the broker is still starting, not that anything is wrong with the worker."""
     c = AIOKafkaConsumer(bus.topic("govbus.deliveries"), bootstrap_servers=bus.settings.bootstrap,
-                         group_id=f"{bus.prefix}ready", enable_auto_commit=False)
+                         **kafka_options(), group_id=f"{bus.prefix}ready", enable_auto_commit=False)
     await c.start()
     try:
         deadline = time.monotonic() + 60

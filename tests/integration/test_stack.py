@@ -10,6 +10,7 @@ from ops import db
 from ops.stack import LocalKafka
 from topics.admin import apply_topics
 from topics.registry import REJECTS, SUBSCRIPTIONS
+from topics.settings import kafka_options
 
 
 async def test_broker_answers_a_metadata_request(stack):
@@ -22,7 +23,7 @@ async def test_broker_answers_a_metadata_request(stack):
 
 async def test_topics_apply_creates_once_then_reports_drift(stack):
     s = replace(stack, topic_prefix=f"it-{uuid.uuid4().hex[:10]}.")
-    admin = AIOKafkaAdminClient(bootstrap_servers=s.bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=s.bootstrap, **kafka_options())
     await admin.start()
     try:
         # someone created the rejects topic by hand, with one partition and compaction

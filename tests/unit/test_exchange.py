@@ -9,6 +9,7 @@ from schemas.provenance import canonical_text, provenance_digest
 from streams.rules.exchange import (
     check_against_catalog,
     check_delivery,
+    check_publisher,
     duplicate_findings,
     item_sources,
     remember_sources,
@@ -25,6 +26,16 @@ ID1 = resident_id("51102419751230567")
 
 def test_a_well_formed_delivery_passes():
     assert check_delivery(delivery(), DEPTS) is None
+
+
+@pytest.mark.rule("R-39.1")
+@pytest.mark.rule("R-40.1")
+def test_a_publication_names_the_department_whose_inbound_topic_it_came_from():
+    assert check_publisher(delivery(publisher="NJ-GA"), "NJ-GA") is None
+    assert check_publisher(delivery(publisher="NJ-GA"), None) is None  # the operators' topic
+    refusal = check_publisher(delivery(publisher="NJ-GA"), "NJ-YB")
+    assert refusal.code == "suspected_tampering" and refusal.rule_ids == ("R-39.1", "R-40.1")
+    assert "NJ-YB" in refusal.reason and "'NJ-GA'" in refusal.reason
 
 
 def test_unknown_publisher_is_refused():

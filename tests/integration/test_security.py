@@ -1,0 +1,202 @@
+"""The broker's own security, with real clients (aiokafka and Debian's kcat): who may connect, read, commit,
+publish and administer, also after a broker restart, and what a department removed from the registry keeps."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import replace
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.client import AIOKafkaClient
+from aiokafka.errors import GroupAuthorizationFailedError, KafkaConnectionError, TopicAuthorizationFailedError
+
+from ops.stack import librdkafka_properties
+from schemas.codec import default_codec
+from tests.helpers import consume, decoded, delivery, produce
+from topics import registry
+from topics.access import AccessError, BrokerAdmin, apply_acls, issue_passwords
+from topics.acls import READ, TOPIC, Acl, department_group_prefix, department_principal
+from topics.departments import load
+from topics.registry import feed_name, name_of, publish_name
+from topics.settings import KafkaSecurity, kafka_options
+
+pytestmark = pytest.mark.integration
+KCAT = shutil.which("kcat")
+
+
+async def department(bus, code: str, password: str | None = None):
+    """The settings of department `code` of this deployment, with a password just issued (or the one given)."""
+    name = department_principal(code, bus.prefix)
+    if password is None:
+        password = (await issue_passwords(bus.settings, [name]))[name]
+    return replace(bus.settings, kafka_security=KafkaSecurity("SASL_PLAINTEXT", username=name, password=password))
+
+
+async def connects(s) -> bool:
+    client = AIOKafkaClient(bootstrap_servers=s.bootstrap, request_timeout_ms=5000, **kafka_options(s))
+    try:
+        await client.bootstrap()
+        return True
+    except KafkaConnectionError:
+        return False
+    finally:
+        await client.close()
+
+
+async def reads(s, topic: str, group: str | None = None, rounds: int = 10) -> list:
+    """The records of partition 0 of `topic` as `s` reads them (committing with `group`, if given); a topic it
+    may not read gives none (the client logs that it is not authorized, and goes on asking)."""
+    c = AIOKafkaConsumer(bootstrap_servers=s.bootstrap, **kafka_options(s), group_id=group, enable_auto_commit=False,
+                         auto_offset_reset="earliest")
+    await c.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        c.assign([tp])
+        got = []
+        for _ in range(rounds):
+            got += (await c.getmany(tp, timeout_ms=500)).get(tp, [])
+            if got:
+                break
+        if group is not None:
+            await c.commit({tp: len(got)})
+        return got
+    finally:
+        await c.stop()
+
+
+async def publishes(s, topic: str, value: bytes, key: bytes) -> None:
+    p = AIOKafkaProducer(bootstrap_servers=s.bootstrap, **kafka_options(s), acks="all", request_timeout_ms=10_000)
+    await p.start()
+    try:
+        await (await p.send(topic, key=key, value=value))
+    finally:
+        await p.stop()
+
+
+def kcat(*args: str, config=None) -> subprocess.CompletedProcess:
+    return subprocess.run([KCAT, *(["-F", str(config)] if config else []), *args], capture_output=True, text=True,
+                          timeout=60)
+
+
+async def feeds_with_a_record(bus, *codes: str) -> None:
+    for code in codes:
+        await produce(bus.settings.bootstrap, bus.feed(code), [f"for {code}".encode()])
+
+
+@pytest.mark.rule("R-39.1")
+async def test_without_credentials_or_with_a_wrong_password_nothing_connects(bus, tmp_path):
+    await apply_acls(bus.settings)
+    anonymous = replace(bus.settings, kafka_security=KafkaSecurity())
+    assert not await connects(anonymous)
+    yb = await department(bus, "NJ-YB")
+    assert await connects(yb)
+    assert not await connects(await department(bus, "NJ-YB", password="not-" + yb.kafka_security.password))
+    if KCAT:
+        assert kcat("-b", bus.settings.bootstrap, "-L", "-m", "5").returncode != 0
+        wrong = tmp_path / "wrong.conf"
+        wrong.write_text(librdkafka_properties(bus.settings.bootstrap, replace(yb.kafka_security, password="x")))
+        listed = kcat("-L", "-m", "5", config=wrong)
+        assert listed.returncode != 0 and "Authentication failed" in listed.stderr
+
+
+@pytest.mark.rule("R-39.1")
+async def test_a_department_reads_its_own_feed_commits_with_its_own_groups_and_alters_nothing(bus, tmp_path):
+    await apply_acls(bus.settings)
+    await feeds_with_a_record(bus, "NJ-YB", "NJ-MZ")
+    yb = await department(bus, "NJ-YB")
+    own_group = department_group_prefix("NJ-YB", bus.prefix) + "case-system"
+
+    assert [r.value for r in await reads(yb, bus.feed("NJ-YB"), group=own_group)] == [b"for NJ-YB"]
+    assert await reads(yb, bus.feed("NJ-MZ"), rounds=3) == []
+    with pytest.raises(GroupAuthorizationFailedError):
+        await reads(yb, bus.feed("NJ-YB"), group=department_group_prefix("NJ-MZ", bus.prefix) + "case-system")
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=yb.bootstrap, **kafka_options(yb))
+    await admin.start()
+    try:
+        resp = await admin.create_topics([NewTopic(bus.prefix + "govbus.feed.NJ-YB-copy", 1, 1)])
+        assert [code for _name, code, *_ in resp.topic_errors] == [29]  # TOPIC_AUTHORIZATION_FAILED
+        assert bus.feed("NJ-MZ") not in await admin.list_topics()  # not even its name
+        [described] = await admin.describe_topics([bus.feed("NJ-MZ")])
+        assert described["error_code"] == 29
+    finally:
+        await admin.close()
+    grab = Acl(f"User:{department_principal('NJ-YB', bus.prefix)}", TOPIC, bus.feed("NJ-MZ"), 3, READ)
+    async with BrokerAdmin(yb) as as_yb:
+        with pytest.raises(AccessError):
+            await as_yb.create([grab])
+
+    if KCAT:  # the file `govbus dept credentials` writes, as kcat takes it
+        conf = tmp_path / "yb.conf"
+        conf.write_text(librdkafka_properties(yb.bootstrap, yb.kafka_security))
+        own = kcat("-C", "-t", bus.feed("NJ-YB"), "-p", "0", "-o", "beginning", "-e", "-q", config=conf)
+        assert own.stdout.strip() == "for NJ-YB", own.stderr
+        other = kcat("-C", "-t", bus.feed("NJ-MZ"), "-p", "0", "-o", "beginning", "-e", "-q", config=conf)
+        assert "for NJ-MZ" not in other.stdout and "authorization failed" in other.stderr.lower()
+
+
+@pytest.mark.rule("R-39.1")
+@pytest.mark.rule("R-40.1")
+async def test_a_department_cannot_publish_in_another_departments_name(bus, workers, tmp_path):
+    await apply_acls(bus.settings)
+    codec = default_codec()
+    yb = await department(bus, "NJ-YB")
+    as_ga = delivery(publisher="NJ-GA")
+    value, key = codec.encode("govbus.exchange.DataDelivery", as_ga), as_ga["subject_id"].encode()
+    # the broker: only NJ-GA writes NJ-GA's inbound topic, only the bus's operators the shared one
+    for topic in (publish_name("NJ-GA", bus.prefix), name_of(registry.DELIVERIES, bus.prefix)):
+        with pytest.raises(TopicAuthorizationFailedError):
+            await publishes(yb, topic, value, key)
+    if KCAT:
+        conf = tmp_path / "yb.conf"
+        conf.write_text(librdkafka_properties(yb.bootstrap, yb.kafka_security))
+        sent = subprocess.run([KCAT, "-F", str(conf), "-P", "-t", publish_name("NJ-GA", bus.prefix), "-k", "x"],
+                              input=b"not for NJ-YB to say", capture_output=True, timeout=60)
+        assert b"authorization failed" in sent.stderr.lower()
+    # the bus: on its own inbound topic, a record naming another publisher is refused and raised as tampering
+    workers.start()
+    await publishes(yb, publish_name("NJ-YB", bus.prefix), value, key)
+    rejects = decoded(await consume(bus.settings.bootstrap, bus.topic("govbus.rejects"), count=1), "govbus.ops.Reject")
+    assert [(r["code"], r["source_topic"]) for r in rejects] == [("suspected_tampering",
+                                                                   publish_name("NJ-YB", bus.prefix))]
+    assert "NJ-YB published" in rejects[0]["reason"] and "'NJ-GA'" in rejects[0]["reason"]
+    alerts = decoded(await consume(bus.settings.bootstrap, bus.topic("govbus.alerts"), count=1), "govbus.ops.Alert")
+    assert [(a["kind"], a["department"], a["source_department"]) for a in alerts] == [
+        ("suspected_tampering", "NJ-YB", "NJ-GA")]
+    assert await consume(bus.settings.bootstrap, bus.topic("govbus.deliveries.accepted"), count=1, timeout=2) == []
+
+
+@pytest.mark.rule("R-39.1")
+async def test_credentials_and_acls_survive_a_broker_restart(bus, own_kafka):
+    if own_kafka is None:
+        pytest.skip("the broker is not the suite's own")
+    await apply_acls(bus.settings)
+    await feeds_with_a_record(bus, "NJ-YB", "NJ-MZ")
+    yb = await department(bus, "NJ-YB")
+    await own_kafka.stop()
+    await own_kafka.start()
+    assert not await connects(replace(bus.settings, kafka_security=KafkaSecurity()))
+    assert [r.value for r in await reads(yb, bus.feed("NJ-YB"))] == [b"for NJ-YB"]
+    assert await reads(yb, bus.feed("NJ-MZ"), rounds=3) == []
+    with pytest.raises(GroupAuthorizationFailedError):
+        await reads(yb, bus.feed("NJ-YB"), group=department_group_prefix("NJ-MZ", bus.prefix) + "x")
+
+
+@pytest.mark.rule("R-39.1")
+async def test_a_department_removed_from_the_registry_loses_everything(bus):
+    registered = load()
+    await apply_acls(bus.settings, registered)
+    yb = await department(bus, "NJ-YB")
+    principal = f"User:{department_principal('NJ-YB', bus.prefix)}"
+    async with BrokerAdmin(bus.settings) as admin:
+        assert any(a.principal == principal for a in await admin.acls())
+    report = await apply_acls(bus.settings, {c: d for c, d in registered.items() if c != "NJ-YB"})
+    assert report.principals_removed == [department_principal("NJ-YB", bus.prefix)]
+    assert {a.principal for a in report.deleted} == {principal}
+    async with BrokerAdmin(bus.settings) as admin:
+        assert not any(a.principal == principal for a in await admin.acls())
+    assert not await connects(yb)
+    assert feed_name("NJ-YB", bus.prefix)  # its topics stay for the record; nobody but the bus reads them
