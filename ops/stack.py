@@ -140,6 +140,10 @@ class LocalKafka:
         self.logfile = self.home / "kafka.log"
         self.secrets_file = self.home / "secrets.json"
         self.bootstrap = f"127.0.0.1:{self.port}"
+        self.tls = settings.kafka_tls
+        self.tls_dir = self.home / "tls"
+        self.ca_file = self.tls_dir / "ca.pem"  # what clients check the broker's certificate against
+        self.server_pem = self.tls_dir / "broker.pem"  # the broker's key and certificate chain
 
     def secrets(self) -> dict[str, str]:
         """The admin's and the controller listener's passwords, made once per broker."""
@@ -151,12 +155,31 @@ class LocalKafka:
             return made
 
     def admin_security(self) -> KafkaSecurity:
+        if self.tls:
+            return KafkaSecurity(protocol="SASL_SSL", username=ADMIN, password=self.secrets()["admin"],
+                                 ca_file=str(self.ca_file))
         return KafkaSecurity(protocol="SASL_PLAINTEXT", username=ADMIN, password=self.secrets()["admin"])
 
     def client_options(self) -> dict:
+        from topics.settings import ssl_context
+
         sec = self.admin_security()
-        return {"security_protocol": sec.protocol, "sasl_mechanism": sec.mechanism,
-                "sasl_plain_username": sec.username, "sasl_plain_password": sec.password}
+        options = {"security_protocol": sec.protocol, "sasl_mechanism": sec.mechanism,
+                   "sasl_plain_username": sec.username, "sasl_plain_password": sec.password}
+        if self.tls:
+            options["ssl_context"] = ssl_context(sec.ca_file)
+        return options
+
+    def ensure_certificates(self) -> None:
+        """A CA of the stack's own and a broker certificate it signed for 127.0.0.1 and localhost, made once."""
+        if self.ca_file.exists() and self.server_pem.exists():
+            return
+        from ops.tls import make_ca_and_server
+
+        ca_pem, server_pem = make_ca_and_server(["127.0.0.1", "localhost"])
+        self.tls_dir.mkdir(parents=True, exist_ok=True)
+        write_secret(self.server_pem, server_pem)
+        self.ca_file.write_text(ca_pem)
 
     def write_admin_properties(self) -> None:
         """The admin's credentials for operators' tools: Java's (--command-config) and librdkafka's (kcat -F)."""
@@ -175,6 +198,12 @@ class LocalKafka:
     def _write_config(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         pw = self.secrets()
+        client = "SASL_SSL" if self.tls else "SASL_PLAINTEXT"
+        tls = []
+        if self.tls:
+            self.ensure_certificates()
+            tls = ["ssl.keystore.type=PEM", f"ssl.keystore.location={self.server_pem}",
+                   "ssl.truststore.type=PEM", f"ssl.truststore.location={self.ca_file}"]
         scram = "org.apache.kafka.common.security.scram.ScramLoginModule required"
         plain = "org.apache.kafka.common.security.plain.PlainLoginModule required"
         write_secret(self.props,
@@ -187,7 +216,8 @@ class LocalKafka:
                     f"CONTROLLER://127.0.0.1:{self.controller_port}",
                     f"advertised.listeners=CLIENT://127.0.0.1:{self.port}",
                     "controller.listener.names=CONTROLLER",
-                    "listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,CLIENT:SASL_PLAINTEXT",
+                    f"listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,CLIENT:{client}",
+                    *tls,
                     "inter.broker.listener.name=CLIENT",
                     "sasl.enabled.mechanisms=SCRAM-SHA-512",
                     "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",

@@ -58,6 +58,7 @@ class Settings:
     pg_port: int
     topic_prefix: str
     kafka_security: KafkaSecurity = KafkaSecurity()
+    kafka_tls: bool = False  # the local broker's client listener takes SASL_SSL, with a CA the stack makes
 
     @property
     def local_kafka(self) -> bool:
@@ -186,4 +187,5 @@ def settings() -> Settings:
         pg_port=int(env.get("GOVBUS_PG_PORT", "15432")),
         topic_prefix=env.get("GOVBUS_TOPIC_PREFIX", ""),
         kafka_security=kafka_security(env, state_dir),
+        kafka_tls=env.get("GOVBUS_KAFKA_TLS", "").lower() in ("1", "true", "yes", "on"),
     )
