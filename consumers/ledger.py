@@ -17,6 +17,8 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
+from consumers import anchors, chain
+from consumers.chain import CHAINED, ChainedTable
 from consumers.errors import ConsumerError, RecordRefused, classify
 from schemas.codec import default_codec
 from schemas.errors import CodecError
@@ -30,30 +32,118 @@ def _ts(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
-async def _deliveries(conn, batch):
+CHAIN_LOCK = 0x1ED6E2  # advisory lock id: one appender at a time, so two ledger instances never fork a chain
+
+
+async def lock_chains(conn) -> None:
+    """Hold the chains until the transaction ends; taken again inside it, it costs nothing."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", CHAIN_LOCK)
+
+
+def row_values(table: ChainedTable, row) -> tuple:
+    """A row read back from a chained table as the chain hashes it (jsonb arrives as text)."""
+    values = tuple(row[c] for c in table.columns)
+    if table.name == "ledger_deliveries":
+        i = table.columns.index("items")
+        values = (*values[:i], json.loads(values[i]), *values[i + 1:])
+    return values
+
+
+async def seal(conn, table: ChainedTable, chunk: int = 20_000) -> int:
+    """Compute the hashes of rows recorded before the chain began (0006), in order; the number sealed."""
+    sealed = 0
+    while True:
+        rows = await conn.fetch(f"SELECT chain_seq, {', '.join(table.columns)} FROM {table.name}"
+                                " WHERE row_hash IS NULL ORDER BY chain_seq LIMIT $1", chunk)
+        if not rows:
+            return sealed
+        first = rows[0]["chain_seq"]
+        prev = await conn.fetchval(f"SELECT row_hash FROM {table.name} WHERE chain_seq = $1", first - 1)
+        if prev is None and first != 1:
+            raise RecordRefused(f"{table.name} row {first - 1} is missing or unsealed; run `govbus audit verify`",
+                                "ChainBroken")
+        hashes = chain.extend(prev or chain.GENESIS, table.name, first, (row_values(table, r) for r in rows))
+        await conn.executemany(f"UPDATE {table.name} SET row_hash = $2 WHERE chain_seq = $1",
+                               [(r["chain_seq"], h) for r, h in zip(rows, hashes, strict=True)])
+        sealed += len(rows)
+
+
+async def seal_all(conn) -> int:
+    """Seal whatever the chained tables hold unsealed (rows from before the chain); the number sealed."""
+    sealed = 0
+    for table in CHAINED.values():
+        async with conn.transaction():
+            await lock_chains(conn)
+            sealed += await seal(conn, table)
+    return sealed
+
+
+async def chain_head(conn, table: ChainedTable) -> tuple[int, bytes]:
+    """The last row's number and hash (0 and the genesis hash for an empty table)."""
+    row = await conn.fetchrow(f"SELECT chain_seq, row_hash FROM {table.name} ORDER BY chain_seq DESC LIMIT 1")
+    if row is None:
+        return 0, chain.GENESIS
+    if row["row_hash"] is None:
+        await seal(conn, table)
+        return await chain_head(conn, table)
+    return row["chain_seq"], bytes(row["row_hash"])
+
+
+async def _unrecorded(conn, table: ChainedTable, rows: list[tuple[tuple, tuple]]) -> list[tuple[tuple, tuple]]:
+    """The rows whose key the table does not hold yet, each once: a replayed batch must not lengthen the chain."""
+    at = [table.columns.index(k) for k in table.key]
+    keys = [tuple(values[i] for i in at) for values, _ in rows]
+    on = " AND ".join(f"t.{k} = k.k{n}" for n, k in enumerate(table.key))
+    unnest = ", ".join(f"${n + 1}::text[]" for n in range(len(table.key)))
+    held = {tuple(r) for r in await conn.fetch(
+        f"SELECT {', '.join('t.' + k for k in table.key)} FROM {table.name} t"
+        f" JOIN unnest({unnest}) AS k({', '.join(f'k{n}' for n in range(len(table.key)))}) ON {on}",
+        *([k[n] for k in keys] for n in range(len(table.key))))}
+    out = []
+    for key, row in zip(keys, rows, strict=True):
+        if key not in held:
+            held.add(key)
+            out.append(row)
+    return out
+
+
+async def append(conn, table: ChainedTable, rows: list[tuple[tuple, tuple]]) -> int:
+    """Append rows (their values as hashed, their arguments as written) to a chained table, each committing to
+    the one before; rows whose key is already there are left out, as `ON CONFLICT DO NOTHING` would."""
+    await lock_chains(conn)
+    rows = await _unrecorded(conn, table, rows)
+    if not rows:
+        return 0
+    seq, prev = await chain_head(conn, table)
+    hashes = chain.extend(prev, table.name, seq + 1, (values for values, _ in rows))
+    n = len(table.columns)
     await conn.executemany(
-        "INSERT INTO ledger_deliveries (event_id, publisher, resource_code, subject_id, system_code,"
-        " items, occurred_at, accepted_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT DO NOTHING",
-        [(r["event_id"], r["publisher"], r["resource_code"], r["subject_id"], r.get("system_code"),
-          json.dumps(r["items"], ensure_ascii=False), r["occurred_at"], _ts(ts)) for r, ts in batch])
+        f"INSERT INTO {table.name} ({', '.join(table.columns)}, chain_seq, row_hash)"
+        f" VALUES ({', '.join(f'${i}' for i in range(1, n + 3))})",
+        [(*args, seq + i, h) for i, ((_, args), h) in enumerate(zip(rows, hashes, strict=True), 1)])
+    return len(rows)
+
+
+def _delivery_row(r, ts):
+    values = (r["event_id"], r["publisher"], r["resource_code"], r["subject_id"], r.get("system_code"),
+              r["items"], r["occurred_at"], _ts(ts))
+    return values, (*values[:5], json.dumps(r["items"], ensure_ascii=False), *values[6:])
+
+
+async def _deliveries(conn, batch):
+    await append(conn, CHAINED["ledger_deliveries"], [_delivery_row(r, ts) for r, ts in batch])
 
 
 async def _feed_deliveries(conn, batch):
-    await conn.executemany(
-        "INSERT INTO ledger_feed_deliveries (event_id, subscriber, publisher, resource_code, subject_id,"
-        " grant_id, purpose, digest, delivered_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT DO NOTHING",
-        [(r["event_id"], r["subscriber"], r["publisher"], r["resource_code"], r["subject_id"], r["grant_id"],
-          r["purpose"], r["digest"], r["delivered_at"]) for r, _ in batch])
+    rows = [(r["event_id"], r["subscriber"], r["publisher"], r["resource_code"], r["subject_id"], r["grant_id"],
+             r["purpose"], r["digest"], r["delivered_at"], sorted(r["items"])) for r, _ in batch]
+    await append(conn, CHAINED["ledger_feed_deliveries"], [(v, v) for v in rows])
 
 
 async def _rejects(conn, batch):
-    await conn.executemany(
-        "INSERT INTO ledger_rejects (reject_id, source_topic, source_partition, source_offset, code,"
-        " reason, publisher, original_event_id, rule_ids, raw, rejected_at)"
-        " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) ON CONFLICT DO NOTHING",
-        [(r["reject_id"], r["source_topic"], r["source_partition"], r["source_offset"], r["code"],
-          r["reason"], r["publisher"], r["original_event_id"], r["rule_ids"], r["raw"], r["rejected_at"])
-         for r, _ in batch])
+    rows = [(r["reject_id"], r["source_topic"], r["source_partition"], r["source_offset"], r["code"], r["reason"],
+             r["publisher"], r["original_event_id"], r["rule_ids"], r["raw"], r["rejected_at"]) for r, _ in batch]
+    await append(conn, CHAINED["ledger_rejects"], [(v, v) for v in rows])
 
 
 async def _catalog_entries(conn, batch):
@@ -151,6 +241,8 @@ WRITERS = {
 }
 LEDGER_TOPICS = tuple(spec for spec in registry.FIXED if spec.recorded)
 REJECT = "govbus.ops.Reject"
+ALERT = "govbus.ops.Alert"
+TAMPERING = "suspected_tampering"
 
 
 def ledger_pattern(prefix: str) -> str:
@@ -231,6 +323,9 @@ class LedgerSink:
             held.name, held.record = d.name, d.record
             self.batch[d.name].append(held)
 
+    async def pool(self) -> asyncpg.Pool:
+        return await self._connect_pool()
+
     async def _connect_pool(self) -> asyncpg.Pool:
         if self._pool is None:
             self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=2)
@@ -242,6 +337,7 @@ class LedgerSink:
         try:
             pool = await self._connect_pool()
             async with pool.acquire() as conn, conn.transaction():
+                await lock_chains(conn)  # before any savepoint: held to the commit, whichever record fails
                 for name, held in self.batch.items():
                     writer = WRITERS[name][1]
                     if not one_by_one:
@@ -289,6 +385,11 @@ class LedgerSink:
             for name, held in self.batch.items():
                 metrics.LEDGER_ROWS.labels(WRITERS[name][0]).inc(sum(1 for h in held if id(h) not in refused))
             metrics.SINK_LAST_WRITE.labels("ledger").set(time.time())
+            # tampering is found by `govbus audit verify`, a command no Prometheus scrapes; the ledger, which
+            # records its alert, counts it where the SuspectedTampering rule looks (R-40.1)
+            for h in self.batch.get(ALERT, ()):
+                if h.record["kind"] == TAMPERING and id(h) not in refused:
+                    metrics.ALERTS.labels(TAMPERING).inc()
             if aside:
                 metrics.SINK_QUARANTINED.labels("ledger").inc(len(aside))
                 for q in aside:
@@ -360,8 +461,9 @@ def topic_label(topic: str, prefix: str) -> str:
 
 
 async def run_ledger(bootstrap: str, dsn: str, prefix: str = "", *, group_id: str | None = None,
-                     stop: asyncio.Event | None = None, batch_size: int = 2000) -> None:
-    """Consume the accepted, feed, rejects and state topics into the ledger until `stop` is set."""
+                     stop: asyncio.Event | None = None, batch_size: int = 2000, anchor_every: float = 60.0) -> None:
+    """Consume the accepted, feed, rejects and state topics into the ledger until `stop` is set, anchoring the
+    chain heads on Kafka every `anchor_every` seconds while they grow, and once more on the way out."""
     stop = stop or asyncio.Event()
     group = group_id or f"{prefix}govbus-ledger"
     consumer = AIOKafkaConsumer(
@@ -377,6 +479,8 @@ async def run_ledger(bootstrap: str, dsn: str, prefix: str = "", *, group_id: st
     sink = LedgerSink(dsn)
     codec = default_codec()
     counted = 0.0
+    anchoring = Anchoring(producer, prefix, anchor_every)
+    metrics.ALERTS.labels(TAMPERING)  # at zero from the start, so that the first alert is an increase
     try:
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=300, max_records=batch_size)
@@ -384,6 +488,7 @@ async def run_ledger(bootstrap: str, dsn: str, prefix: str = "", *, group_id: st
             if time.monotonic() - counted > 15:  # what an operator replayed meanwhile shows too
                 counted = time.monotonic()
                 await _count_quarantine(sink)
+            await anchoring.maybe(sink)
             if not batches:
                 continue
             for tp, recs in batches.items():
@@ -401,10 +506,32 @@ async def run_ledger(bootstrap: str, dsn: str, prefix: str = "", *, group_id: st
                 # a rebalance took the partitions away; their new owner rewrites the batch,
                 # which the ledger's unique keys make harmless
                 log.info("commit skipped after rebalance: %s", exc)
+        await anchoring.maybe(sink, now=True)
     finally:
         await consumer.stop()
         await producer.stop()
         await sink.close()
+
+
+class Anchoring:
+    """Puts the chain heads on the anchors topic now and then, when they have moved."""
+
+    def __init__(self, producer: AIOKafkaProducer, prefix: str, every: float):
+        self.producer, self.prefix, self.every = producer, prefix, every
+        self.last = time.monotonic()
+        self.sent: dict[str, tuple[int, bytes]] = {}
+
+    async def maybe(self, sink: LedgerSink, now: bool = False) -> None:
+        if not now and time.monotonic() - self.last < self.every:
+            return
+        self.last = time.monotonic()
+        try:
+            current = await anchors.heads(await sink.pool())
+            if current != self.sent:
+                await anchors.send_anchors(self.producer, current, self.prefix)
+                self.sent = current
+        except (KafkaError, OSError, asyncpg.PostgresError) as exc:  # the next turn anchors the newer heads
+            log.warning("chain heads not anchored: %s", exc)
 
 
 async def _count_quarantine(sink: LedgerSink) -> None:

@@ -90,3 +90,27 @@ async def alert_summary(dsn: str, department: str | None) -> list[asyncpg.Record
     """Alerts summed up by kind and department, most recently seen first."""
     return await fetch(dsn, "SELECT * FROM alert_summary WHERE ($1::text IS NULL OR department = $1)"
                             " ORDER BY last_seen DESC", department)
+
+
+RECEIVED = ("SELECT f.subscriber, f.delivered_at, f.resource_code, f.subject_id, f.publisher, f.event_id, f.grant_id,"
+            " CASE WHEN g.grant_id IS NOT NULL THEN 'grant' WHEN f.grant_id LIKE 'subscription:%' THEN 'subscription'"
+            " ELSE 'unknown' END AS basis, COALESCE(f.purpose, g.purpose) AS purpose, f.items, f.digest"
+            " FROM ledger_feed_deliveries f LEFT JOIN grants g ON g.grant_id = f.grant_id")
+
+
+async def who_received(dsn: str, subject: str | None = None, resource: str | None = None,
+                       since=None) -> list[asyncpg.Record]:
+    """Every delivery of a subject's data, or of a resource's, to any department (R-8.1): who, when, under which
+    grant or subscription, for which purpose, which items; oldest first."""
+    if subject is None and resource is None:
+        raise ValueError("who received what: name a subject or a resource")
+    return await fetch(dsn, RECEIVED + " WHERE ($1::text IS NULL OR f.subject_id = $1)"
+                       " AND ($2::text IS NULL OR f.resource_code = $2)"
+                       " AND ($3::timestamptz IS NULL OR f.delivered_at >= $3)"
+                       " ORDER BY f.delivered_at, f.subscriber, f.event_id", subject, resource, since)
+
+
+async def what_received(dsn: str, department: str, since=None) -> list[asyncpg.Record]:
+    """Everything one department received, oldest first, with the same particulars as `who_received`."""
+    return await fetch(dsn, RECEIVED + " WHERE f.subscriber = $1 AND ($2::timestamptz IS NULL OR f.delivered_at >= $2)"
+                       " ORDER BY f.delivered_at, f.event_id", department, since)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from consumers.ledger import seal_all
 from consumers.queries import connect
 
 log = logging.getLogger("govbus.db")
@@ -32,6 +33,11 @@ async def migrate(dsn: str) -> list[str]:
                 await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", path.name)
             applied_now.append(path.name)
             log.info("applied migration %s", path.name)
+        if applied_now:
+            # rows recorded before the ledger was chained get their hashes before anything is appended
+            sealed = await seal_all(conn)
+            if sealed:
+                log.info("sealed %d ledger rows recorded before the chain", sealed)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK)
         await conn.close()

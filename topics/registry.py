@@ -103,6 +103,10 @@ ALERTS = TopicSpec(
     "govbus.alerts", "alert_id", "govbus.ops.Alert", 1, "delete", FOREVER,
     "One-source violations, duplicate collection, republication of received data.", recorded=True,
 )
+LEDGER_ANCHORS = TopicSpec(
+    "govbus.ledger.anchors", "table", "govbus.ledger.Anchor", 1, "delete", FOREVER,
+    "The ledger's chain heads (table, row number, hash), recorded as they grow: a rewritten table shows (R-39.1).",
+)
 FEED_PARTITIONS = 4
 FEED_RETENTION_MS = 30 * DAY_MS
 FEED_PREFIX = "govbus.feed."
@@ -111,7 +115,7 @@ PUBLISH_PREFIX = "govbus.publish."
 FIXED: tuple[TopicSpec, ...] = (
     DELIVERIES, ACCEPTED, SUBSCRIPTIONS, REJECTS, CALENDAR, CATALOG_INBOX, CATALOG, CATALOG_DECISIONS,
     RESPONSIBILITIES, CATALOG_STATE, DEADLINE_COMMANDS, DEADLINES, NOTICES, SHARING_INBOX, GRANTS,
-    SHARING_DECISIONS, SHARING_STATE, SUBJECT_SOURCES, ALERTS,
+    SHARING_DECISIONS, SHARING_STATE, SUBJECT_SOURCES, ALERTS, LEDGER_ANCHORS,
 )
 
 
