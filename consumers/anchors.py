@@ -12,6 +12,7 @@ from consumers.chain import CHAINED
 from schemas.codec import default_codec
 from schemas.errors import CodecError
 from topics import registry, views
+from topics.settings import kafka_options
 
 ANCHOR = "govbus.ledger.Anchor"
 
@@ -51,7 +52,7 @@ async def anchor(bootstrap: str, dsn: str, prefix: str = "") -> int:
         now = await heads(conn)
     finally:
         await conn.close()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_options(), acks="all")
     await producer.start()
     try:
         return await send_anchors(producer, now, prefix)

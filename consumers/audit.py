@@ -3,6 +3,7 @@ hold is raised as a suspected-tampering alert for the authority (R-39.1, R-40.1)
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -11,9 +12,10 @@ from aiokafka import AIOKafkaProducer
 
 from consumers import chain
 from consumers.chain import CHAINED, Break, ChainedTable
-from consumers.ledger import ALERT, TAMPERING, row_values
+from consumers.ledger import ALERT, TAMPERING
 from schemas.codec import default_codec
 from topics import registry
+from topics.settings import kafka_options
 
 PAGE = 20_000
 
@@ -44,18 +46,25 @@ async def _walk(conn, table: ChainedTable, since: datetime | None) -> tuple[Brea
             return Break(table.name, first - 1, (), "is missing or carries no hash"), 0
         prev = bytes(stored)
     walked, last = 0, first - 1
-    sql = (f"SELECT chain_seq, row_hash, {', '.join(table.columns)} FROM {table.name}"
+    sql = (f"SELECT chain_seq, row_hash, {table.select()} FROM {table.name}"
            f" WHERE chain_seq > $1 ORDER BY chain_seq LIMIT {PAGE}")
+    jsonb = table.columns.index("items") + 2 if table.name == "ledger_deliveries" else None
     while True:
         rows = await conn.fetch(sql, last)
         if not rows:
             return None, walked
-        broken, good, prev = chain.first_break(
-            table, ((r["chain_seq"], r["row_hash"], row_values(table, r)) for r in rows), prev, last + 1)
+        broken, good, prev = chain.first_break(table, (_read(r, jsonb) for r in rows), prev, last + 1)
         if broken:
             return broken, walked + good - last
         walked += len(rows)
         last = rows[-1]["chain_seq"]
+
+
+def _read(r, jsonb: int | None) -> tuple[int, bytes | None, tuple]:
+    values = tuple(r)
+    if jsonb is not None:
+        values = (*values[:jsonb], json.loads(values[jsonb]), *values[jsonb + 1:])
+    return values[0], values[1], values[2:]
 
 
 async def _held_against(conn, table: ChainedTable, anchors: list[dict]) -> Break | None:
@@ -112,7 +121,7 @@ async def raise_alerts(bootstrap: str, breaks: list[Break], prefix: str = "") ->
     codec = default_codec()
     topic = registry.name_of(registry.ALERTS, prefix)
     now = datetime.now(UTC)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_options(), acks="all")
     await producer.start()
     try:
         for b in breaks:

@@ -22,18 +22,29 @@ class ChainedTable:
     name: str
     key: tuple[str, ...]
     columns: tuple[str, ...]
+    times: tuple[str, ...] = ()  # timestamptz columns
+    binary: tuple[str, ...] = ()  # bytea columns
+
+    def select(self) -> str:
+        """The columns as a verifier reads them: timestamps already as their canonical microseconds since the
+        epoch, bytes as hex, so the walk does in the database what it would do in Python, row by row."""
+        def expr(c: str) -> str:
+            if c in self.times:
+                return f"(extract(epoch FROM {c}) * 1000000)::bigint AS {c}"
+            return f"encode({c}, 'hex') AS {c}" if c in self.binary else c
+        return ", ".join(map(expr, self.columns))
 
 
 CHAINED = {t.name: t for t in (
     ChainedTable("ledger_deliveries", ("event_id",),
                  ("event_id", "publisher", "resource_code", "subject_id", "system_code", "items", "occurred_at",
-                  "accepted_at")),
+                  "accepted_at"), times=("occurred_at", "accepted_at")),
     ChainedTable("ledger_feed_deliveries", ("event_id", "subscriber"),
                  ("event_id", "subscriber", "publisher", "resource_code", "subject_id", "grant_id", "purpose",
-                  "digest", "delivered_at", "items")),
+                  "digest", "delivered_at", "items"), times=("delivered_at",)),
     ChainedTable("ledger_rejects", ("reject_id",),
                  ("reject_id", "source_topic", "source_partition", "source_offset", "code", "reason", "publisher",
-                  "original_event_id", "rule_ids", "raw", "rejected_at")),
+                  "original_event_id", "rule_ids", "raw", "rejected_at"), times=("rejected_at",), binary=("raw",)),
 )}
 
 
@@ -44,33 +55,46 @@ def _number(x: int | float) -> list[str]:
 
 
 def _item(v):
-    if isinstance(v, bool) or v is None or isinstance(v, str):
+    if v is None or v is True or v is False or type(v) is str:
         return v
-    if isinstance(v, (int, float)):
+    if type(v) in (int, float):
         return _number(v)
     raise TypeError(f"a data item of type {type(v).__name__} has no canonical form")
 
 
+def _time(v: datetime) -> int:
+    if v.tzinfo is None:
+        raise ValueError("a naive timestamp has no canonical form")
+    return (v - EPOCH) // MICROSECOND
+
+
+def _same(v):
+    return v
+
+
+_CANONICAL = {
+    str: _same, int: _same, bool: _same, type(None): _same, datetime: _time,
+    bytes: bytes.hex, bytearray: bytes.hex, memoryview: lambda v: bytes(v).hex(),
+    dict: lambda v: [[k, _item(v[k])] for k in sorted(v)],  # data items (jsonb)
+    list: lambda v: [canonical(x) for x in v], tuple: lambda v: [canonical(x) for x in v],
+}
+
+
 def canonical(v):
     """A column value as the chain hashes it: the same for the value the ledger wrote and the one it reads back."""
-    if v is None or isinstance(v, (str, bool, int)):
-        return v
-    if isinstance(v, datetime):
-        if v.tzinfo is None:
-            raise ValueError("a naive timestamp has no canonical form")
-        return (v - EPOCH) // MICROSECOND
-    if isinstance(v, (bytes, bytearray, memoryview)):
-        return bytes(v).hex()
-    if isinstance(v, dict):  # data items (jsonb)
-        return [[k, _item(v[k])] for k in sorted(v)]
-    if isinstance(v, (list, tuple)):
-        return [canonical(x) for x in v]
-    raise TypeError(f"a value of type {type(v).__name__} has no canonical form")
+    try:
+        return _CANONICAL[type(v)](v)
+    except KeyError:
+        raise TypeError(f"a value of type {type(v).__name__} has no canonical form") from None
+
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def link(prev: bytes, table: str, seq: int, values: Sequence) -> bytes:
     """The hash of row `seq` of `table`: SHA-256 over the previous row's hash and the row's canonical JSON."""
-    body = json.dumps([table, seq, [canonical(v) for v in values]], ensure_ascii=False, separators=(",", ":"))
+    body = _dumps([table, seq, [_CANONICAL[type(v)](v) if type(v) in _CANONICAL else canonical(v)
+                                for v in values]])
     return hashlib.sha256(prev + body.encode()).digest()
 
 

@@ -111,9 +111,27 @@ async def append(conn, table: ChainedTable, rows: list[tuple[tuple, tuple]]) -> 
     """Append rows (their values as hashed, their arguments as written) to a chained table, each committing to
     the one before; rows whose key is already there are left out, as `ON CONFLICT DO NOTHING` would."""
     await lock_chains(conn)
-    rows = await _unrecorded(conn, table, rows)
-    if not rows:
-        return 0
+    try:
+        # most batches are new rows: written straight away, looked up first only when some were not
+        async with conn.transaction():
+            return await _insert(conn, table, _once(table, rows))
+    except asyncpg.UniqueViolationError:
+        rows = await _unrecorded(conn, table, rows)
+        return await _insert(conn, table, rows) if rows else 0
+
+
+def _once(table: ChainedTable, rows: list[tuple[tuple, tuple]]) -> list[tuple[tuple, tuple]]:
+    at = [table.columns.index(k) for k in table.key]
+    seen, out = set(), []
+    for row in rows:
+        key = tuple(row[0][i] for i in at)
+        if key not in seen:
+            seen.add(key)
+            out.append(row)
+    return out
+
+
+async def _insert(conn, table: ChainedTable, rows: list[tuple[tuple, tuple]]) -> int:
     seq, prev = await chain_head(conn, table)
     hashes = chain.extend(prev, table.name, seq + 1, (values for values, _ in rows))
     n = len(table.columns)

@@ -101,7 +101,8 @@ def process_acls(process: str, prefix: str = "") -> list[Acl]:
     if process == "ledger":
         recorded = [s for s in registry.FIXED if s.recorded]
         return [*topics(READ, *recorded), Acl(user, TOPIC, prefix + registry.FEED_PREFIX, PREFIXED, READ),
-                *topics(WRITE, registry.REJECTS), Acl(user, GROUP, f"{deployment}-ledger", LITERAL, READ)]
+                *topics(WRITE, registry.REJECTS, registry.LEDGER_ANCHORS),
+                Acl(user, GROUP, f"{deployment}-ledger", LITERAL, READ)]
     if process == "deadlines":
         return [*topics(READ, registry.DEADLINE_COMMANDS, registry.CALENDAR, registry.DEADLINES),
                 *topics(WRITE, registry.DEADLINES, registry.NOTICES),
