@@ -27,6 +27,9 @@ class Verification:
     rows: dict[str, int] = field(default_factory=dict)  # rows walked per table
     anchors: int = 0  # anchors held against the tables
     breaks: list[Break] = field(default_factory=list)
+    # anchors of rows after the heads a restore went back to, anchored before it: that history was replayed
+    superseded: int = 0
+    restores: list[dict] = field(default_factory=list)
 
     @property
     def intact(self) -> bool:
@@ -86,6 +89,24 @@ async def _held_against(conn, table: ChainedTable, anchors: list[dict]) -> Break
     return None
 
 
+def superseded_by_restore(anchor: dict, restores: list[dict]) -> bool:
+    """An anchor of a row past the chain head a later restore went back to: the rows after that head were lost
+    with the database and appended again by the replay, so they no longer have the hashes anchored then."""
+    for r in restores:
+        head = r["chain_heads"].get(anchor["table"])
+        if anchor["anchored_at"] < r["restored_at"] and anchor["chain_seq"] > (head[0] if head else 0):
+            return True
+    return False
+
+
+async def restores_of(conn) -> list[dict]:
+    if not await conn.fetchval("SELECT to_regclass('ledger_restores') IS NOT NULL"):
+        return []
+    return [{"backup_id": r["backup_id"], "restored_at": r["restored_at"], "chain_heads": json.loads(r["chain_heads"])}
+            for r in await conn.fetch("SELECT backup_id, restored_at, chain_heads::text AS chain_heads"
+                                      " FROM ledger_restores ORDER BY restore_id")]
+
+
 async def verify(dsn: str, anchors: list[dict], since: datetime | None = None) -> Verification:
     """Walk every chained table (from the first row recorded at `since`, else from its start) and hold the
     tables against `anchors`; a break names the first row that does not hold."""
@@ -94,9 +115,13 @@ async def verify(dsn: str, anchors: list[dict], since: datetime | None = None) -
     try:
         # one snapshot for the whole walk, so rows appended meanwhile do not look like a moving target
         async with conn.transaction(isolation="repeatable_read", readonly=True):
+            out.restores = await restores_of(conn)
             for table in CHAINED.values():
                 broken, out.rows[table.name] = await _walk(conn, table, since)
                 mine = [a for a in anchors if a["table"] == table.name]
+                kept = [a for a in mine if not superseded_by_restore(a, out.restores)]
+                out.superseded += len(mine) - len(kept)
+                mine = kept
                 out.anchors += len(mine)
                 unanchored = await _held_against(conn, table, mine)
                 found = [b for b in (broken, unanchored) if b]

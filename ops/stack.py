@@ -364,7 +364,7 @@ class LocalKafka:
 # --------------------------------------------------------------------------- PostgreSQL
 
 
-def _pg_bindir() -> Path | None:
+def pg_bindir() -> Path | None:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(p.split("/")[4]))
     return Path(found[-1]).parent if found else None
 
@@ -401,10 +401,10 @@ class LocalPostgres:
         self.logfile = self.home / "postgres.log"
 
     def ensure_installed(self) -> Path:
-        bindir = _pg_bindir()
+        bindir = pg_bindir()
         if bindir is None:
             _apt_install("postgresql")
-            bindir = _pg_bindir()
+            bindir = pg_bindir()
         if bindir is None:
             raise StackError("PostgreSQL binaries not found after installing the `postgresql` package")
         return bindir
@@ -478,7 +478,7 @@ class LocalPostgres:
             await conn.close()
 
     async def stop(self) -> None:
-        bindir = _pg_bindir()
+        bindir = pg_bindir()
         if bindir is None:
             return
         self._layout()

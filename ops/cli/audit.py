@@ -47,6 +47,12 @@ def audit_verify(since: str | None) -> None:
     if report.intact:
         rows = ", ".join(f"{t} {n}" for t, n in report.rows.items())
         click.echo(f"ledger intact: {rows} rows checked, {report.anchors} anchors held")
+        for r in report.restores:
+            click.echo(f"restored from {r['backup_id']} at {r['restored_at']:%Y-%m-%d %H:%M:%S} UTC: rows after "
+                       "its chain heads were replayed from the log")
+        if report.superseded:
+            click.echo(f"{report.superseded} anchor(s) of rows after a restore's chain heads, anchored before it, "
+                       "not held (that history was replayed)")
         return
     for b in report.breaks:
         click.echo(f"suspected tampering: {b.describe()}", err=True)
