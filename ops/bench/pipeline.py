@@ -1,29 +1,36 @@
-"""Benchmark of the delivery pipeline against a raw aiokafka loop on the same broker, in the same run.
+"""Benchmark of the delivery pipeline against the best pass-through a Python aiokafka process can do, on the same
+broker, in the same run.
 
 The pipeline: a govbus worker decodes each publication, checks it against the catalog (one
 source, resident identity number, catalogued items), consults the per-subject memory for
 duplicate collection, records it as accepted, and delivers it to 10 departments, each under
 its own directed authorization with its own projection of the items.
 
-The baseline: a plain aiokafka consumer and producer that read the same bytes and write them
-unchanged to 10 topics, committing as they go: what Kafka and the client cost with no rules.
+The baseline (ops/bench/passthrough.py, a process of its own): reads the same bytes in batches and writes
+them unchanged to 10 topics as record batches per partition, acks=all, batches in flight, offsets committed
+once acknowledged: the pipeline's guarantee and output path with no rules.
 
-    govbus bench pipeline [--deliveries N]
+    govbus bench pipeline [--deliveries N] [--rounds 3] [--json]
 
-Both are fed N pre-encoded publications produced as fast as possible, after a warm-up of 100;
-the rate is the publications after the warm-up divided by the time from their first produce to
-the last of their outputs. Prints both and the ratio.
+Both are fed N pre-encoded publications produced as fast as possible, after a warm-up of 100, alternately
+`rounds` times each; the rate is the publications after the warm-up divided by the time from their first
+produce to the last of their outputs, and the CPU seconds of the processing process (the worker, the
+pass-through) per 1,000 publications over the same interval. Prints best and median of both and the ratios.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -34,8 +41,8 @@ from schemas.codec import default_codec
 from streams.rules.identifiers import resident_id_check_char
 from topics.admin import apply_topics
 from topics.registry import CATALOG, DELIVERIES, FEED_PARTITIONS, GRANTS, feed_name, name_of, publish_name
-from topics.settings import Settings, kafka_options
-from topics.views import partitions_of
+from topics.settings import REPO_ROOT, Settings, kafka_options
+from topics.views import partitions_of, read_to_end
 
 FANOUT = ["NJ-YB", "NJ-RS", "NJ-WJ", "NJ-JY", "NJ-ZJ", "NJ-CZ", "NJ-SW", "NJ-STHJ", "NJ-JT", "NJ-MZ"]
 PROVIDER = "WY-MZ"
@@ -86,16 +93,43 @@ async def records_on(bootstrap: str, topics: list[str]) -> int:
         await c.stop()
 
 
-async def _timed(bootstrap: str, source: str, outputs: list[str], records: list[tuple[bytes, bytes]]) -> float:
-    """Publications per second: a warm-up of 100 first (the consumer has its partitions and its
-    connections), then the rest timed from the first produce to the last of their outputs."""
+@dataclass
+class Side:
+    """One side of a comparison, running: where its publications go, where its outputs appear, and the
+    processes that do the work between (whose CPU time is counted)."""
+
+    name: str
+    settings: Settings
+    source: str
+    outputs: list[str]
+    pids: list[int]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time of these processes so far (/proc/PID/stat), in seconds."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(") ", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+async def _timed(side: Side, records: list[tuple[bytes, bytes]]) -> dict[str, float]:
+    """Publications per second and CPU seconds per 1,000 publications of the side's processes: a warm-up of
+    100 first (the consumer has its partitions and its connections), then the rest timed from the first
+    produce to the last of their outputs."""
+    bootstrap, outputs = side.settings.bootstrap, side.outputs
     warm, timed = records[:100], records[100:]
-    await produce_keyed(bootstrap, source, warm)
-    await _wait_outputs(bootstrap, outputs, len(warm) * len(outputs), timeout=120.0)
-    t0 = time.monotonic()
-    await produce_keyed(bootstrap, source, timed)
-    t1 = await _wait_outputs(bootstrap, outputs, len(records) * len(outputs), timeout=max(120.0, len(timed) / 50))
-    return len(timed) / (t1 - t0)
+    already = await records_on(bootstrap, outputs)
+    await produce_keyed(bootstrap, side.source, warm)
+    await _wait_outputs(bootstrap, outputs, already + len(warm) * len(outputs), timeout=120.0)
+    cpu0, t0 = cpu_seconds(side.pids), time.monotonic()
+    await produce_keyed(bootstrap, side.source, timed)
+    t1 = await _wait_outputs(bootstrap, outputs, already + len(records) * len(outputs),
+                             timeout=max(120.0, len(timed) / 50))
+    cpu = cpu_seconds(side.pids) - cpu0
+    return {"rate": len(timed) / (t1 - t0), "cpu_per_1000": cpu / len(timed) * 1000}
 
 
 async def _wait_outputs(bootstrap: str, topics: list[str], want: int, timeout: float) -> float:
@@ -169,7 +203,8 @@ async def deployment(base: Settings, workdir: Path, workers: int = 1):
         for w in procs:
             w.start()
         await _balanced(procs, DELIVERIES.partitions)
-        yield s
+        yield Side(f"govbus, {workers} worker(s)", s, publish_name(PROVIDER, s.topic_prefix),
+                   [feed_name(d, s.topic_prefix) for d in FANOUT], [w.proc.pid for w in procs])
     finally:
         for w in procs:
             w.stop()
@@ -188,40 +223,18 @@ async def drop_topics(bootstrap: str, prefix: str) -> None:
         await admin.close()
 
 
-async def bench_pipeline(base: Settings, n: int, workdir: Path, workers: int = 1) -> float:
-    async with deployment(base, workdir, workers) as s:
-        feeds = [feed_name(d, s.topic_prefix) for d in FANOUT]
-        # where the provider publishes: its own inbound topic
-        return await _timed(s.bootstrap, publish_name(PROVIDER, s.topic_prefix), feeds, publications(n))
-
-
-async def _raw_loop(bootstrap: str, source: str, outputs: list[str], group: str, stop: asyncio.Event) -> None:
-    consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, **kafka_options(),
-                                group_id=group, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_options(),
-                                acks="all", linger_ms=5, max_batch_size=256 * 1024)
-    await consumer.start()
-    await producer.start()
-    try:
-        while not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=100, max_records=2000)
-            for recs in batches.values():
-                for r in recs:
-                    for t in outputs:
-                        await producer.send(t, key=r.key, value=r.value)
-            if batches:
-                await producer.flush()  # at-least-once, like the pipeline: outputs before the commit
-                await consumer.commit()
-    finally:
-        await consumer.stop()
-        await producer.stop()
+async def _raw_ready(ready: Path, proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the pass-through did not start:\n{log.read_text(errors='replace')[-3000:]}")
+        await asyncio.sleep(0.1)
 
 
 @asynccontextmanager
-async def raw_deployment(base: Settings):
-    """The baseline: an input topic, 10 output topics and the raw loop between them, running.
-    Yields (input topic, output topics)."""
+async def raw_deployment(base: Settings, workdir: Path):
+    """The baseline: an input topic as many partitions as the pipeline's, 10 output topics, and the best
+    pass-through between them running in a process of its own (ops/bench/passthrough.py)."""
     prefix = f"raw-{uuid.uuid4().hex[:8]}."
     source = f"{prefix}in"
     outputs = [f"{prefix}out.{d}" for d in FANOUT]
@@ -232,40 +245,78 @@ async def raw_deployment(base: Settings):
                                   + [NewTopic(t, FEED_PARTITIONS, 1) for t in outputs])
     finally:
         await admin.close()
-    await asyncio.sleep(1)
-    stop = asyncio.Event()
-    loop = asyncio.create_task(_raw_loop(base.bootstrap, source, outputs, f"{prefix}g", stop))
+    ready, log = workdir / f"{prefix}ready", workdir / f"{prefix}log"
+    env = {**os.environ, "GOVBUS_KAFKA_BOOTSTRAP": base.bootstrap}
+    if base.local_kafka:
+        env["GOVBUS_KAFKA_CONFIG"] = str(base.state_dir / "admin.properties")
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "ops.bench.passthrough", source, f"{prefix}g", str(ready),
+                                 *outputs], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
     try:
-        yield source, outputs
+        await _raw_ready(ready, proc, log)
+        yield Side("best pass-through", base, source, outputs, [proc.pid])
     finally:
-        stop.set()
-        await loop
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         await drop_topics(base.bootstrap, prefix)
 
 
-async def bench_raw(base: Settings, n: int) -> float:
-    async with raw_deployment(base) as (source, outputs):
-        return await _timed(base.bootstrap, source, outputs, publications(n))
+def _summary(runs: list[dict[str, float]]) -> dict[str, float]:
+    rates = [r["rate"] for r in runs]
+    return {"best": max(rates), "median": statistics.median(rates),
+            "cpu_per_1000": statistics.median(r["cpu_per_1000"] for r in runs), "runs": runs}
 
 
-async def run(base: Settings, n: int) -> dict[str, float]:
+async def run(base: Settings, n: int, rounds: int = 3) -> dict:
+    """The pipeline and its baseline alternately, `rounds` times each, on the same publisher and timer."""
     with tempfile.TemporaryDirectory() as tmp:
-        raw = await bench_raw(base, n)
-        pipeline = await bench_pipeline(base, n, Path(tmp))
-    print(f"{'':28}{'deliveries/s':>14}")
-    print(f"{'raw aiokafka loop (x10)':28}{raw:14,.0f}")
-    print(f"{'govbus pipeline (x10)':28}{pipeline:14,.0f}")
-    print(f"{'ratio pipeline / raw':28}{pipeline / raw:14.2f}")
-    return {"raw": raw, "pipeline": pipeline, "ratio": pipeline / raw}
+        async with raw_deployment(base, Path(tmp)) as raw_side, deployment(base, Path(tmp)) as pipe_side:
+            runs: dict[str, list] = {"raw": [], "pipeline": []}
+            for _ in range(rounds):
+                runs["raw"].append(await _timed(raw_side, publications(n)))
+                runs["pipeline"].append(await _timed(pipe_side, publications(n)))
+    raw, pipeline = _summary(runs["raw"]), _summary(runs["pipeline"])
+    out = {"raw": raw["best"], "pipeline": pipeline["best"], "ratio": pipeline["best"] / raw["best"],
+           "ratio_median": pipeline["median"] / raw["median"], "deliveries": n, "rounds": rounds,
+           "details": {"raw": raw, "pipeline": pipeline}}
+    print(f"{n:,} publications to 10 feeds, {rounds} alternate runs each")
+    print(f"{'':30}{'best/s':>10}{'median/s':>10}{'CPU s/1000':>12}")
+    for label, r in (("best pass-through (x10)", raw), ("govbus pipeline (x10)", pipeline)):
+        print(f"{label:30}{r['best']:10,.0f}{r['median']:10,.0f}{r['cpu_per_1000']:12.3f}")
+    print(f"{'ratio pipeline / pass-through':30}{out['ratio']:10.2f}{out['ratio_median']:10.2f}"
+          f"{pipeline['cpu_per_1000'] / raw['cpu_per_1000']:12.2f}")
+    return out
 
 
-async def run_scaling(base: Settings, n: int, counts: tuple[int, ...] = (1, 2)) -> dict[int, float]:
-    """The same run with one worker, then two (the deliveries partitions split between them)."""
-    rates = {}
+async def feed_event_ids(bootstrap: str, topic: str) -> tuple[int, int]:
+    """Records on a feed and distinct event ids among them."""
+    codec = default_codec()
+    total, ids = 0, set()
+    async for recs in read_to_end(bootstrap, topic, timeout=60):
+        for r in recs:
+            total += 1
+            ids.add(codec.decode(r.value).record["event_id"])
+    return total, len(ids)
+
+
+async def run_scaling(base: Settings, n: int, counts: tuple[int, ...] = (1, 2, 4)) -> dict:
+    """The cost of scaling out: CPU seconds per 1,000 publications summed over 1, 2 and 4 workers sharing the
+    partitions, and whether any publication was processed twice (rates on a shared 2-core machine cannot show
+    scale-out; the CPU a publication costs can)."""
+    out: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         for k in counts:
-            rates[k] = await bench_pipeline(base, n, Path(tmp), workers=k)
-    print(f"{'workers':8}{'deliveries/s':>14}{'x one worker':>14}")
-    for k, rate in rates.items():
-        print(f"{k:<8}{rate:14,.0f}{rate / rates[counts[0]]:14.2f}")
-    return rates
+            async with deployment(base, Path(tmp), workers=k) as side:
+                r = await _timed(side, publications(n))
+                total, distinct = await feed_event_ids(side.settings.bootstrap, side.outputs[0])
+            out[k] = {**r, "feed_records": total, "twice": total - distinct}
+    one = out[counts[0]]["cpu_per_1000"]
+    print(f"{'workers':8}{'publications/s':>16}{'CPU s/1000':>12}{'x one worker':>14}{'processed twice':>17}")
+    for k, r in out.items():
+        r["cpu_vs_one"] = r["cpu_per_1000"] / one
+        print(f"{k:<8}{r['rate']:16,.0f}{r['cpu_per_1000']:12.3f}{r['cpu_vs_one']:14.2f}{r['twice']:17,}")
+    return {"deliveries": n, "workers": out}

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
+import json
+import sys
+
 import click
 
 from ops.cli import common
@@ -13,66 +19,95 @@ def bench() -> None:
     """Benchmarks anyone can re-run; they print tables and assert nothing."""
 
 
+def reports(command):
+    """`--json`: the benchmark's tables go nowhere and its result is printed as one JSON object instead."""
+
+    @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the tables.")
+    @functools.wraps(command)
+    def wrapper(*args, as_json: bool, **kwargs):
+        if not as_json:
+            command(*args, **kwargs)
+            return
+        with contextlib.redirect_stdout(io.StringIO()):
+            result = command(*args, **kwargs)
+        if isinstance(result, list):
+            result = {"results": result}
+        json.dump(result, sys.stdout, ensure_ascii=False, default=str)
+        sys.stdout.write("\n")
+
+    return wrapper
+
+
+def _stack():
+    from ops import stack
+
+    return common.run(stack.up(settings()))
+
+
 @bench.command("deadlines")
 @click.argument("sizes", nargs=-1, type=int)
-def bench_deadlines(sizes: tuple[int, ...]) -> None:
+@reports
+def bench_deadlines(sizes: tuple[int, ...]):
     """Memory and time per tick of the deadline engine at 10k / 100k / 1M open deadlines."""
     from ops.bench.deadlines import main as run_bench
 
-    run_bench(sizes or (10_000, 100_000, 1_000_000))
+    return run_bench(sizes or (10_000, 100_000, 1_000_000))
 
 
 @bench.command("pipeline")
 @click.option("--deliveries", "n", default=20_000, show_default=True, help="Publications per run.")
-def bench_pipeline(n: int) -> None:
-    """Deliveries per second through the pipeline to 10 feeds, next to a raw aiokafka loop."""
-    from ops import stack
+@click.option("--rounds", default=3, show_default=True, help="Runs of each side, alternately.")
+@reports
+def bench_pipeline(n: int, rounds: int):
+    """Publications per second through the pipeline to 10 feeds, against the best pass-through."""
     from ops.bench.pipeline import run
 
-    s = common.run(stack.up(settings()))
-    common.run(run(s, n))
+    return common.run(run(_stack(), n, rounds))
 
 
 @bench.command("scaling")
 @click.option("--deliveries", "n", default=20_000, show_default=True, help="Publications per run.")
-def bench_scaling(n: int) -> None:
-    """Deliveries per second with one worker, then with two sharing the partitions."""
-    from ops import stack
+@click.option("--workers", "counts", default="1,2,4", show_default=True, help="Worker counts, comma-separated.")
+@reports
+def bench_scaling(n: int, counts: str):
+    """CPU seconds per 1,000 publications with 1, 2 and 4 workers sharing the partitions."""
     from ops.bench.pipeline import run_scaling
 
-    s = common.run(stack.up(settings()))
-    common.run(run_scaling(s, n))
+    try:
+        workers = tuple(int(c) for c in counts.split(",") if c.strip())
+    except ValueError:
+        raise click.BadParameter(f"{counts!r}: worker counts such as 1,2,4", param_hint="--workers") from None
+    return common.run(run_scaling(_stack(), n, workers))
 
 
 @bench.command("latency")
 @click.option("--rate", default=1000, show_default=True, help="Publications per second, evenly paced.")
 @click.option("--seconds", default=30.0, show_default=True, help="Measured seconds, after a 5 s warm-up.")
 @click.option("--workers", default=1, show_default=True, help="Worker processes sharing the partitions.")
-def bench_latency(rate: int, seconds: float, workers: int) -> None:
-    """Publication to arrival on a feed at a steady rate: p50, p99, max."""
-    from ops import stack
+@reports
+def bench_latency(rate: int, seconds: float, workers: int):
+    """Publication to arrival on a feed at a steady rate: p50, p99, max, against the pass-through's floor."""
     from ops.bench.latency import run
 
-    s = common.run(stack.up(settings()))
-    common.run(run(s, rate, seconds, workers))
+    return common.run(run(_stack(), rate, seconds, workers))
 
 
 @bench.command("codec")
 @click.option("--records", "n", default=20_000, show_default=True)
-def bench_codec(n: int) -> None:
+@reports
+def bench_codec(n: int):
     """The Avro codec against bare fastavro schemaless read/write on the same records."""
     from ops.bench.codec import run
 
-    run(n)
+    return run(n)
 
 
 @bench.command("ledger")
 @click.option("--rows", default=1_000_000, show_default=True, help="Rows of the chain to verify.")
 @click.option("--batches", default=50, show_default=True, help="Batches of 2,000 written each way.")
-def bench_ledger(rows: int, batches: int) -> None:
+@reports
+def bench_ledger(rows: int, batches: int):
     """The ledger sink's rows/s with the hash chain against without, and audit verify over ROWS rows."""
-    from ops import stack
     from ops.bench.ledger import run
 
-    s = common.run(stack.up(settings()))
-    common.run(run(s.dsn, rows, batches))
+    return common.run(run(_stack().dsn, rows, batches))

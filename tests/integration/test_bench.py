@@ -1,0 +1,47 @@
+"""The benchmarks run as anyone would run them, on the suite's broker, small: what they report is complete and
+holds together (no timing is asserted; the figures are in docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ops.bench.pipeline import run, run_scaling
+from topics.settings import REPO_ROOT
+
+pytestmark = pytest.mark.integration
+
+
+async def test_pipeline_against_the_pass_through_reports_both_sides_and_their_cpu(stack, capsys):
+    out = await run(stack, 400, rounds=2)
+    assert set(out) >= {"raw", "pipeline", "ratio", "ratio_median"}
+    assert out["ratio"] == pytest.approx(out["pipeline"] / out["raw"])
+    for side in ("raw", "pipeline"):
+        d = out["details"][side]
+        assert len(d["runs"]) == 2 and d["best"] == max(r["rate"] for r in d["runs"]) > 0
+        # the processing process's own CPU, counted over the timed part: some, and not absurd
+        assert all(0 < r["cpu_per_1000"] < 60 for r in d["runs"])
+    printed = capsys.readouterr().out
+    assert "best pass-through (x10)" in printed and "ratio pipeline / pass-through" in printed
+
+
+async def test_scaling_counts_cpu_per_publication_and_nothing_processed_twice(stack):
+    out = await run_scaling(stack, 400, (1, 2))
+    assert set(out["workers"]) == {1, 2}
+    for k, r in out["workers"].items():
+        assert r["feed_records"] == 400 and r["twice"] == 0, (k, r)
+        assert r["cpu_per_1000"] > 0
+    assert out["workers"][1]["cpu_vs_one"] == 1.0
+
+
+def test_every_bench_prints_one_json_object_with_json():
+    done = subprocess.run([str(Path(sys.executable).parent / "govbus"), "bench", "codec", "--records", "200",
+                           "--json"], capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    (line,) = done.stdout.splitlines()
+    result = json.loads(line)
+    assert {r["schema"] for r in result["results"]} >= {"DataDelivery", "FeedDelivery"}
