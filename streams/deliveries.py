@@ -173,10 +173,10 @@ class DeliveryStream(ConsumerRebalanceListener):
                 self.memory.pop(tp.partition, None)
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        await self._restore(sorted({tp.partition for tp in assigned if tp.partition not in self.memory}))
+        await self.restore(sorted({tp.partition for tp in assigned if tp.partition not in self.memory}))
         log.info("deliveries partitions %s", sorted(self.memory))
 
-    async def _restore(self, partitions: list[int]) -> None:
+    async def restore(self, partitions: list[int]) -> None:
         """Read the memory of these partitions from its compacted topic, to the end."""
         if not partitions:
             return
@@ -198,7 +198,7 @@ class DeliveryStream(ConsumerRebalanceListener):
         owned = self.consumer.assignment()
         missing = sorted({tp.partition for tp in owned if tp.partition not in self.memory})
         if missing:  # the restore at assignment failed (logged): once more, before anything is judged
-            await self._restore(missing)
+            await self.restore(missing)
         batches = {tp: recs for tp, recs in batches.items() if tp in owned and tp.partition in self.memory}
         if not batches:
             return
@@ -310,7 +310,7 @@ class DeliveryStream(ConsumerRebalanceListener):
                 self.consumer.seek(tp, offset)
         self.memory.clear()
         await asyncio.sleep(1.0)
-        await self._restore(sorted({tp.partition for tp in owned}))
+        await self.restore(sorted({tp.partition for tp in owned}))
 
     def _decode(self, msg, out: Outputs) -> dict | None:
         try:

@@ -115,7 +115,7 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-async def _timed(side: Side, records: list[tuple[bytes, bytes]]) -> dict[str, float]:
+async def timed(side: Side, records: list[tuple[bytes, bytes]]) -> dict[str, float]:
     """Publications per second and CPU seconds per 1,000 publications of the side's processes: a warm-up of
     100 first (the consumer has its partitions and its connections), then the rest timed from the first
     produce to the last of their outputs."""
@@ -142,24 +142,28 @@ async def _wait_outputs(bootstrap: str, topics: list[str], want: int, timeout: f
         await asyncio.sleep(0.05)
 
 
-async def _seed(s: Settings) -> None:
-    """The catalog entry and ten directed authorizations with different projections."""
+def bench_grant(i: int, dept: str, resource: str = "WY-MZ-DB-001") -> dict:
+    return {"grant_id": f"grant:bench-{resource}-{i}", "grantee": dept, "provider": PROVIDER,
+            "resource_code": resource, "items": ITEM_SETS[i % len(ITEM_SETS)], "subjects": [],
+            "purpose": "benchmark", "valid_from": (date.today() - timedelta(days=1)).isoformat(),
+            "valid_until": (date.today() + timedelta(days=1)).isoformat(), "revoked": False,
+            "revoked_reason": None, "granted_by": PROVIDER, "request_id": f"bench-{resource}-{i}",
+            "granted_at": datetime.now(UTC)}
+
+
+async def _seed(s: Settings, feeds: list[str] = FANOUT, entries: list[dict] = (), grants: list[dict] = ()) -> None:
+    """The catalog entry and a directed authorization with its own projection for each of `feeds`, and
+    whatever other catalog entries and grants a scale run adds beside them."""
     from ops.seeds import approved_entry
 
     codec = default_codec()
-    entry = approved_entry("wy-subsidy.yaml")
-    p = AIOKafkaProducer(bootstrap_servers=s.bootstrap, **kafka_options(), acks="all")
+    p = AIOKafkaProducer(bootstrap_servers=s.bootstrap, **kafka_options(), acks="all", linger_ms=20)
     await p.start()
     try:
-        await p.send(name_of(CATALOG, s.topic_prefix), key=b"WY-MZ-DB-001",
-                     value=codec.encode("govbus.catalog.CatalogEntry", entry))
-        for i, dept in enumerate(FANOUT):
-            grant = {"grant_id": f"grant:bench-{i}", "grantee": dept, "provider": "WY-MZ",
-                     "resource_code": "WY-MZ-DB-001", "items": ITEM_SETS[i % len(ITEM_SETS)], "subjects": [],
-                     "purpose": "benchmark", "valid_from": (date.today() - timedelta(days=1)).isoformat(),
-                     "valid_until": (date.today() + timedelta(days=1)).isoformat(), "revoked": False,
-                     "revoked_reason": None, "granted_by": "WY-MZ", "request_id": f"bench-{i}",
-                     "granted_at": datetime.now(UTC)}
+        for entry in [approved_entry("wy-subsidy.yaml"), *entries]:
+            await p.send(name_of(CATALOG, s.topic_prefix), key=entry["resource_code"].encode(),
+                         value=codec.encode("govbus.catalog.CatalogEntry", entry))
+        for grant in [*(bench_grant(i, d) for i, d in enumerate(feeds)), *grants]:
             await p.send(name_of(GRANTS, s.topic_prefix), key=grant["grant_id"].encode(),
                          value=codec.encode("govbus.sharing.Grant", grant))
         await p.flush()
@@ -186,14 +190,16 @@ ASSIGNED = re.compile(r"deliveries partitions \[([0-9, ]*)\]")
 
 
 @asynccontextmanager
-async def deployment(base: Settings, workdir: Path, workers: int = 1):
-    """A fresh deployment (its own topic prefix) with the bench catalog entry and ten grants, and
-    `workers` worker processes that have shared out the deliveries partitions."""
+async def deployment(base: Settings, workdir: Path, workers: int = 1, feeds: list[str] = FANOUT,
+                     entries: list[dict] = (), grants: list[dict] = ()):
+    """A fresh deployment (its own topic prefix) with the bench catalog entry and a grant for each of `feeds`
+    (and any other `entries` and `grants`), and `workers` worker processes that have shared out the deliveries
+    partitions."""
     from ops.workers import WorkerProcess
 
     s = replace(base, topic_prefix=f"bench-{uuid.uuid4().hex[:8]}.")
     await apply_topics(s)
-    await _seed(s)
+    await _seed(s, feeds, entries, grants)
     env = {"GOVBUS_KAFKA_BOOTSTRAP": s.bootstrap}
     if base.local_kafka:  # the local stack's admin: the children are told the broker, so not its state
         env["GOVBUS_KAFKA_CONFIG"] = str(base.state_dir / "admin.properties")
@@ -204,7 +210,7 @@ async def deployment(base: Settings, workdir: Path, workers: int = 1):
             w.start()
         await _balanced(procs, DELIVERIES.partitions)
         yield Side(f"govbus, {workers} worker(s)", s, publish_name(PROVIDER, s.topic_prefix),
-                   [feed_name(d, s.topic_prefix) for d in FANOUT], [w.proc.pid for w in procs])
+                   [feed_name(d, s.topic_prefix) for d in feeds], [w.proc.pid for w in procs])
     finally:
         for w in procs:
             w.stop()
@@ -277,8 +283,8 @@ async def run(base: Settings, n: int, rounds: int = 3) -> dict:
         async with raw_deployment(base, Path(tmp)) as raw_side, deployment(base, Path(tmp)) as pipe_side:
             runs: dict[str, list] = {"raw": [], "pipeline": []}
             for _ in range(rounds):
-                runs["raw"].append(await _timed(raw_side, publications(n)))
-                runs["pipeline"].append(await _timed(pipe_side, publications(n)))
+                runs["raw"].append(await timed(raw_side, publications(n)))
+                runs["pipeline"].append(await timed(pipe_side, publications(n)))
     raw, pipeline = _summary(runs["raw"]), _summary(runs["pipeline"])
     out = {"raw": raw["best"], "pipeline": pipeline["best"], "ratio": pipeline["best"] / raw["best"],
            "ratio_median": pipeline["median"] / raw["median"], "deliveries": n, "rounds": rounds,
@@ -311,7 +317,7 @@ async def run_scaling(base: Settings, n: int, counts: tuple[int, ...] = (1, 2, 4
     with tempfile.TemporaryDirectory() as tmp:
         for k in counts:
             async with deployment(base, Path(tmp), workers=k) as side:
-                r = await _timed(side, publications(n))
+                r = await timed(side, publications(n))
                 total, distinct = await feed_event_ids(side.settings.bootstrap, side.outputs[0])
             out[k] = {**r, "feed_records": total, "twice": total - distinct}
     one = out[counts[0]]["cpu_per_1000"]

@@ -111,3 +111,19 @@ def bench_ledger(rows: int, batches: int):
     from ops.bench.ledger import run
 
     return common.run(run(_stack().dsn, rows, batches))
+
+
+@bench.command("scale")
+@click.option("--deliveries", "n", default=5_000, show_default=True, help="Publications per point.")
+@click.option("--subjects", "counts", default="100000,1000000,3500000", show_default=True,
+              help="Subjects in the duplicate-collection memory, comma-separated.")
+@reports
+def bench_scale(n: int, counts: str):
+    """Rate, CPU per publication and memory as feeds, grants, catalog entries and subjects grow."""
+    from ops.bench.scale import run
+
+    try:
+        subjects = tuple(int(c) for c in counts.split(",") if c.strip())
+    except ValueError:
+        raise click.BadParameter(f"{counts!r}: counts such as 100000,1000000", param_hint="--subjects") from None
+    return common.run(run(_stack(), n, subjects))
