@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
-import json
 import logging
 import time
 from collections import Counter, deque
@@ -46,6 +45,7 @@ from streams.rules.exchange import (
 )
 from streams.rules.identifiers import subject_problem
 from streams.rules.sharing import Route, routes
+from streams.subjects import SubjectMemory, encode_json
 from topics import metrics, registry
 from topics.settings import kafka_options
 from topics.views import read_to_end
@@ -91,16 +91,12 @@ def receives(department: str, resource_code: str) -> bool:
     return department in subscriptions.of(resource_code) or grants.receives(department, resource_code)
 
 
-def _memory_value(memory: dict) -> bytes:
-    return json.dumps(memory, ensure_ascii=False, separators=(",", ":")).encode()
-
-
 class DeliveryStream(ConsumerRebalanceListener):
     def __init__(self, bootstrap: str):
         self.bootstrap = bootstrap
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
-        self.memory: dict[int, dict[str, dict]] = {}  # partition -> subject -> item definition -> source
+        self.memory: dict[int, SubjectMemory] = {}  # partition -> subject -> item definition -> source
         self.lock = asyncio.Lock()  # one batch judged at a time; a rebalance waits for the batches in hand
         # batches whose outputs are on their way, oldest first, each with the first offset of each of
         # its partitions; each one's task waits for its acknowledgements, then for the batch before it
@@ -180,14 +176,10 @@ class DeliveryStream(ConsumerRebalanceListener):
         """Read the memory of these partitions from its compacted topic, to the end."""
         if not partitions:
             return
-        loaded: dict[int, dict[str, dict]] = {p: {} for p in partitions}
+        loaded = {p: SubjectMemory() for p in partitions}
         async for recs in read_to_end(self.bootstrap, SOURCES_NAME, partitions):
             for r in recs:
-                part = loaded[r.partition]
-                if r.value is None:
-                    part.pop(r.key.decode(), None)
-                else:
-                    part[r.key.decode()] = json.loads(r.value)
+                loaded[r.partition].load(r.key, r.value)
         self.memory.update(loaded)
 
     # ------------------------------------------------------------------ a batch
@@ -319,7 +311,7 @@ class DeliveryStream(ConsumerRebalanceListener):
             self._reject(out, msg, exc.code, exc.reason, datetime.now(UTC))
             return None
 
-    def _judge(self, msg, record: dict, memory: dict[str, dict], out: Outputs) -> None:
+    def _judge(self, msg, record: dict, memory: SubjectMemory, out: Outputs) -> None:
         now = datetime.now(UTC)
         try:
             self._deliver(msg, record, memory, now, out)
@@ -327,7 +319,7 @@ class DeliveryStream(ConsumerRebalanceListener):
             log.exception("could not process %s:%s:%s", msg.topic, msg.partition, msg.offset)
             self._reject(out, msg, "internal_error", internal_error_reason(exc), now, record)
 
-    def _deliver(self, msg, record: dict, memory: dict[str, dict], now: datetime, out: Outputs) -> None:
+    def _deliver(self, msg, record: dict, memory: SubjectMemory, now: datetime, out: Outputs) -> None:
         proven = proven_publisher(msg.topic)
         refusal = check_publisher(record, proven)
         if refusal is not None:
@@ -350,7 +342,7 @@ class DeliveryStream(ConsumerRebalanceListener):
         key = subject.encode()
         hashed = key_hash(key)
         sources = catalog.sources()
-        known = memory.get(subject) or {}
+        known = memory.get(key)
         for f in duplicate_findings(record, entry, sources, known, receives):
             what = "passed on data it received from" if f.kind == "republication" else "collected again what is"
             self._alert(
@@ -360,8 +352,8 @@ class DeliveryStream(ConsumerRebalanceListener):
                          f"{f.source_department}'s {f.source_resource}: {', '.join(f.items)}"),
             )
         if remember_sources(record, entry, sources, known):
-            memory[subject] = known
-            out.add(SOURCES_NAME, key, _memory_value(known), partition=msg.partition)
+            memory.put(key, known)
+            out.add(SOURCES_NAME, key, encode_json(known), partition=msg.partition)
 
         out.add(ACCEPTED_NAME, key, msg.value, hashed=hashed)  # the publication's own bytes, as validated
         self.tally[metrics.accepted(record["publisher"])] += 1

@@ -19,13 +19,15 @@ import tempfile
 import time
 import uuid
 from dataclasses import replace
+from datetime import date, timedelta
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
-from ops.bench.pipeline import PROVIDER, bench_grant, deployment, drop_topics, publications, subjects, timed
+from ops.bench.pipeline import PROVIDER, bench_grant, deployment, drop_topics, publications, timed
 from streams.outputs import key_hash
 from streams.rules.exchange import item_key, value_digest
+from streams.rules.identifiers import resident_id_check_char
 from topics import registry
 from topics.admin import apply_topics
 from topics.departments import load
@@ -34,6 +36,14 @@ from topics.settings import REPO_ROOT, Settings, kafka_options
 GRANTS = (10, 1_000, 10_000)
 ENTRIES = (100, 10_000)
 SUBJECTS = (100_000, 1_000_000, 3_500_000)
+
+
+def distinct_subjects(n: int):
+    """n different resident identity numbers (a thousand per birth date from 1950 on)."""
+    first = date(1950, 1, 1)
+    for i in range(n):
+        body = f"511024{first + timedelta(days=i // 1000):%Y%m%d}{i % 1000:03d}"
+        yield body + resident_id_check_char(body)
 
 
 def rss_mib(pid: int) -> float:
@@ -103,7 +113,7 @@ async def fill_memory(s: Settings, count: int) -> None:
     await p.start()
     try:
         pending = []
-        for i, sid in enumerate(subjects(count)):
+        for i, sid in enumerate(distinct_subjects(count)):
             memory = {k: [PROVIDER, "WY-MZ-DB-001", value_digest(f"{k}{i}")] for k in keys}
             key = sid.encode()
             pending.append(await p.send(topic, key=key, partition=key_hash(key) % parts,
