@@ -3,7 +3,10 @@ of its own. It reads a batch, appends every record to each output topic as recor
 delivery stream's streams.outputs.Outputs), keeps batches in flight while the broker acknowledges them (acks=all),
 and commits a batch's offsets once it and every batch before it are acknowledged: the pipeline's guarantee.
 
-    python -m ops.bench.passthrough SOURCE GROUP READY_FILE OUTPUT...
+    python -m ops.bench.passthrough SOURCE[,SOURCE...] GROUP READY_FILE OUTPUT...
+
+It reads as many input topics as the delivery stream does (one per department and the operators' one), so that
+both pay the same for fetching from the same number of partitions.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ class Ready(ConsumerRebalanceListener):
             self.path.write_text(",".join(str(tp.partition) for tp in sorted(assigned)))
 
 
-async def passthrough(source: str, group: str, ready: Path, outputs: list[str], stop: asyncio.Event) -> None:
+async def passthrough(sources: list[str], group: str, ready: Path, outputs: list[str], stop: asyncio.Event) -> None:
     s = settings()
     consumer = AIOKafkaConsumer(bootstrap_servers=s.bootstrap, **kafka_options(s), group_id=group,
                                 enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=MAX_BATCH,
@@ -46,7 +49,7 @@ async def passthrough(source: str, group: str, ready: Path, outputs: list[str], 
     partitions = dict.fromkeys(outputs, FEED_PARTITIONS)
     await producer.start()
     await consumer.start()
-    consumer.subscribe([source], listener=Ready(ready))
+    consumer.subscribe(sources, listener=Ready(ready))
     inflight: list[asyncio.Task] = []
 
     async def finish(acks: asyncio.Future, commit: dict, before: asyncio.Task | None) -> None:
@@ -87,7 +90,7 @@ def main(argv: list[str]) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await passthrough(source, group, Path(ready), outputs, stop)
+        await passthrough(source.split(","), group, Path(ready), outputs, stop)
 
     asyncio.run(go())
 

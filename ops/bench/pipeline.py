@@ -40,6 +40,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from schemas.codec import default_codec
 from streams.rules.identifiers import resident_id_check_char
 from topics.admin import apply_topics
+from topics.departments import load as load_departments
 from topics.registry import CATALOG, DELIVERIES, FEED_PARTITIONS, GRANTS, feed_name, name_of, publish_name
 from topics.settings import REPO_ROOT, Settings, kafka_options
 from topics.views import partitions_of, read_to_end
@@ -239,15 +240,17 @@ async def _raw_ready(ready: Path, proc: subprocess.Popen, log: Path, timeout: fl
 
 @asynccontextmanager
 async def raw_deployment(base: Settings, workdir: Path):
-    """The baseline: an input topic as many partitions as the pipeline's, 10 output topics, and the best
-    pass-through between them running in a process of its own (ops/bench/passthrough.py)."""
+    """The baseline: as many input topics and partitions as the pipeline reads (every department's inbound topic
+    and the operators' one), 10 output topics, and the best pass-through between them running in a process of
+    its own (ops/bench/passthrough.py); the publications go to one of the inputs, as the provider's do."""
     prefix = f"raw-{uuid.uuid4().hex[:8]}."
-    source = f"{prefix}in"
+    sources = [f"{prefix}in.{i}" for i in range(1 + len(load_departments()))]
+    source = sources[0]
     outputs = [f"{prefix}out.{d}" for d in FANOUT]
     admin = AIOKafkaAdminClient(bootstrap_servers=base.bootstrap, **kafka_options())
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(source, DELIVERIES.partitions, 1)]
+        await admin.create_topics([NewTopic(t, DELIVERIES.partitions, 1) for t in sources]
                                   + [NewTopic(t, FEED_PARTITIONS, 1) for t in outputs])
     finally:
         await admin.close()
@@ -256,8 +259,8 @@ async def raw_deployment(base: Settings, workdir: Path):
     if base.local_kafka:
         env["GOVBUS_KAFKA_CONFIG"] = str(base.state_dir / "admin.properties")
     with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "ops.bench.passthrough", source, f"{prefix}g", str(ready),
-                                 *outputs], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
+        proc = subprocess.Popen([sys.executable, "-m", "ops.bench.passthrough", ",".join(sources), f"{prefix}g",
+                                 str(ready), *outputs], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
     try:
         await _raw_ready(ready, proc, log)
         yield Side("best pass-through", base, source, outputs, [proc.pid])
