@@ -83,7 +83,8 @@ def text(ev: Evaluation) -> str:
     if ev.counties:
         out += ["", _line("rank", "county", "name", "score", "cat", [h for h, _, _ in MEASURES.values()], "")]
         out += _rows(sorted(ev.counties, key=lambda r: (r.rank is None, r.rank or 0)), {})
-    out += _rows([ev.total], {})
+    if ev.county is None:  # a county's own total is its row above
+        out += _rows([ev.total], {})
     if ev.listed:
         out += ["", "information systems listed under R-45.1 (duplicate collection, one source, sharing):"]
         for item in ev.listed:
@@ -204,7 +205,7 @@ body { font-family: %s; margin: 2em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0 2em; font-size: 13px; }
 th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: right; }
 td:nth-child(2), td:nth-child(3) { text-align: left; }
-td:nth-child(2) { white-space: nowrap; }
+td:nth-child(2), td:nth-child(3) { white-space: nowrap; }
 th { background: #f0f4f8; }
 h2 { border-bottom: 2px solid #1f77b4; padding-bottom: 4px; margin-top: 2em; }
 .none { color: #888; }

@@ -267,6 +267,7 @@ def png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
 @pytest.mark.rule("R-13.1")
 @pytest.mark.rule("R-14.1")
 @pytest.mark.rule("R-20.1")
+@pytest.mark.rule("R-26.1")
 @pytest.mark.rule("R-45.1")
 async def test_a_known_year_is_evaluated_ranked_rolled_up_and_drawn(bus, own_db, tmp_path):
     stop = asyncio.Event()
