@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -182,9 +182,6 @@ class Inputs:
     shared: list[dict] = field(default_factory=list)  # publisher, resource_code, subscribers (feed deliveries)
     rejects: list[dict] = field(default_factory=list)  # publisher, code, resource_code, system_code, n
     alerts: list[dict] = field(default_factory=list)  # kind, department, system_code, resource_code, subjects
-
-    def empty(self) -> bool:
-        return not any(asdict(self).values())
 
 
 @dataclass
