@@ -114,3 +114,60 @@ async def what_received(dsn: str, department: str, since=None) -> list[asyncpg.R
     """Everything one department received, oldest first, with the same particulars as `who_received`."""
     return await fetch(dsn, RECEIVED + " WHERE f.subscriber = $1 AND ($2::timestamptz IS NULL OR f.delivered_at >= $2)"
                        " ORDER BY f.delivered_at, f.event_id", department, since)
+
+
+async def evaluation_inputs(dsn: str, start, end) -> dict[str, list[dict]]:
+    """What the yearly evaluation reads (R-46.1), as plain rows: the catalog with each entry's first approval, every
+    catalog and share decision (deadlines reach across the year's ends), and the publications, feed deliveries,
+    rejects and alerts recorded from `start` to `end`. Rejects keep their bytes; the resource and system of those
+    the evaluation needs come from the publication they refused."""
+    from schemas.codec import default_codec
+    from schemas.errors import CodecError
+
+    conn = await connect(dsn)
+    try:
+        entries = await conn.fetch(
+            "SELECT e.resource_code, e.provider, e.county, e.level, e.name, e.share_attribute, e.update_cycle,"
+            " e.system_code, e.approved_at, (SELECT min(d.occurred_at) FROM catalog_decisions d"
+            "  WHERE d.resource_code = e.resource_code AND d.subject_kind = 'entry' AND d.status = 'approved')"
+            " AS first_approved FROM catalog_entries e ORDER BY e.resource_code")
+        catalog = await conn.fetch(
+            "SELECT event_id, subject_kind, subject_id, resource_code, department, status, late, due_on, occurred_at"
+            " FROM catalog_decisions WHERE subject_kind IN ('entry', 'change') ORDER BY occurred_at, event_id")
+        sharing = await conn.fetch(
+            "SELECT event_id, request_id, department, resource_code, status, due_on, occurred_at"
+            " FROM share_decisions ORDER BY occurred_at, event_id")
+        publications = await conn.fetch(
+            "SELECT publisher, resource_code, (accepted_at AT TIME ZONE 'Asia/Shanghai')::date AS day, count(*) AS n"
+            " FROM ledger_deliveries WHERE accepted_at >= $1 AND accepted_at < $2 GROUP BY 1, 2, 3", start, end)
+        shared = await conn.fetch(
+            "SELECT publisher, resource_code, count(DISTINCT subscriber) AS subscribers FROM ledger_feed_deliveries"
+            " WHERE delivered_at >= $1 AND delivered_at < $2 AND subscriber <> publisher GROUP BY 1, 2", start, end)
+        counted = await conn.fetch(
+            "SELECT publisher, code, count(*) AS n FROM ledger_rejects WHERE rejected_at >= $1 AND rejected_at < $2"
+            " AND code NOT IN ('unknown_resource', 'one_source_violation') GROUP BY 1, 2", start, end)
+        named = await conn.fetch(
+            "SELECT publisher, code, raw FROM ledger_rejects WHERE rejected_at >= $1 AND rejected_at < $2"
+            " AND code IN ('unknown_resource', 'one_source_violation')", start, end)
+        alerts = await conn.fetch(
+            "SELECT a.kind, a.department, a.system_code, a.resource_code, count(*) AS subjects FROM alerts a"
+            " JOIN alert_subjects s ON s.alert_id = a.alert_id WHERE s.seen_at >= $1 AND s.seen_at < $2"
+            " GROUP BY 1, 2, 3, 4", start, end)
+    finally:
+        await conn.close()
+    codec = default_codec()
+    grouped: dict[tuple, int] = {}
+    for r in named:
+        try:
+            d = codec.decode(bytes(r["raw"])).record
+        except CodecError:
+            d = {}
+        key = (r["publisher"], r["code"], d.get("resource_code"), d.get("system_code"))
+        grouped[key] = grouped.get(key, 0) + 1
+    rejects = [{"publisher": r["publisher"], "code": r["code"], "resource_code": None, "system_code": None,
+                "n": r["n"]} for r in counted]
+    rejects += [{"publisher": p, "code": c, "resource_code": rc, "system_code": sc, "n": n}
+                for (p, c, rc, sc), n in grouped.items()]
+    return {"entries": [dict(r) for r in entries], "catalog_decisions": [dict(r) for r in catalog],
+            "share_decisions": [dict(r) for r in sharing], "publications": [dict(r) for r in publications],
+            "shared": [dict(r) for r in shared], "rejects": rejects, "alerts": [dict(r) for r in alerts]}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what govbus needs on a fresh Debian machine, and nothing twice:
 # Python 3.11+ venv at .venv with the project, Java + Maven, the Kafka jars, PostgreSQL,
-# Prometheus (with promtool), kcat (a librdkafka client: the security tests use it as a department would).
+# Prometheus (with promtool), kcat (a librdkafka client: the security tests use it as a department would),
+# Chromium and a Chinese font (the evaluation's HTML report is drawn in headless Chromium by its test).
 # Skips Kafka/PostgreSQL installs when GOVBUS_KAFKA_BOOTSTRAP / GOVBUS_DATABASE_URL are set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,3 +51,8 @@ if [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/promtool ]; then
   if command -v systemctl >/dev/null; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
   if command -v service >/dev/null; then service prometheus stop >/dev/null 2>&1 || true; fi
 fi
+if [ ! -x /usr/bin/chromium ]; then
+  apt_install --no-install-recommends chromium
+fi
+# the departments' names in the HTML report and its screenshots need a CJK font
+fc-list :lang=zh 2>/dev/null | grep -q . || apt_install fonts-wqy-microhei

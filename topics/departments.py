@@ -35,3 +35,10 @@ def load(path: Path = SEED) -> dict[str, Department]:
             raise ValueError(f"department code {dept.code!r} in {path.name} is not of the form AREA-UNIT")
         depts[dept.code] = dept
     return depts
+
+
+@lru_cache(maxsize=4)
+def counties(path: Path = SEED) -> dict[str, str]:
+    """The counties, districts and zones of the registry (R-9.1): code -> name, in the registry's order."""
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return {c["code"]: c["name"] for c in raw.get("counties") or []}

@@ -7,7 +7,7 @@ import logging
 
 import click
 
-from ops.cli import audit, backup, bench, calendar, catalog, common, dept, exchange, ledger, share, stack
+from ops.cli import audit, backup, bench, calendar, catalog, common, dept, evaluate, exchange, ledger, share, stack
 
 
 @click.group(cls=common.Group)
@@ -26,6 +26,6 @@ for command in (
     stack.up, stack.down, stack.run, stack.status, stack.worker, stack.topics, stack.schemas, stack.db,
     exchange.publish, exchange.subscribe, exchange.feed, exchange.check,
     ledger.ledger, audit.audit, calendar.calendar, calendar.deadlines, catalog.catalog, share.share, share.alerts,
-    bench.bench, dept.dept, dept.acls, backup.backup, backup.restore,
+    bench.bench, dept.dept, dept.acls, backup.backup, backup.restore, evaluate.evaluate,
 ):
     main.add_command(command)
