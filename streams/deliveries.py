@@ -177,9 +177,17 @@ class DeliveryStream(ConsumerRebalanceListener):
         if not partitions:
             return
         loaded = {p: SubjectMemory() for p in partitions}
-        async for recs in read_to_end(self.bootstrap, SOURCES_NAME, partitions):
-            for r in recs:
-                loaded[r.partition].load(r.key, r.value)
+        # millions of short-lived decoded values would set off the collector's full passes again and again;
+        # what is kept is bytes, which it never traverses
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            async for recs in read_to_end(self.bootstrap, SOURCES_NAME, partitions):
+                for r in recs:
+                    loaded[r.partition].load(r.key, r.value)
+        finally:
+            if collecting:
+                gc.enable()
         self.memory.update(loaded)
 
     # ------------------------------------------------------------------ a batch
