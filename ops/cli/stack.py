@@ -85,6 +85,7 @@ def topics_apply() -> None:
     """Create missing topics, report drift, and bring the broker's ACLs in step with the registry; safe to re-run."""
     from topics.access import apply_acls
     from topics.admin import apply_topics
+    from topics.registry import replication
 
     s = settings()
     report = common.run(apply_topics(s))
@@ -93,6 +94,9 @@ def topics_apply() -> None:
     click.echo(f"unchanged {len(report.unchanged)} topics")
     for line in report.drift:
         click.echo(f"DRIFT     {line}")
+    rep = replication(report.brokers)
+    click.echo(f"replication: factor {rep.factor}, min.insync.replicas {rep.min_insync} on {report.brokers} "
+               f"broker{'s' if report.brokers != 1 else ''}")
     access = common.run(apply_acls(s))
     removed = f"; credentials removed: {', '.join(access.principals_removed)}" if access.principals_removed else ""
     click.echo(f"ACLs: {len(access.created)} added, {len(access.deleted)} removed, {access.unchanged} unchanged"
@@ -103,14 +107,15 @@ def topics_apply() -> None:
 
 @topics.command("list")
 def topics_list() -> None:
-    """The declared topics."""
+    """The declared topics (replication as declared for a cluster of three or more brokers)."""
     from topics.departments import load
     from topics.registry import all_topics, name_of
 
     for spec in all_topics(load()):
         retention = "forever" if spec.retention_ms < 0 else f"{spec.retention_ms // 86_400_000}d"
         click.echo(f"{name_of(spec, settings().topic_prefix):40} {spec.partitions:>3}  {spec.cleanup_policy:8} "
-                   f"{retention:>8}  key={spec.key}  value={spec.value_schema}")
+                   f"{retention:>8}  replicas={spec.replication_factor}/min.insync={spec.min_insync_replicas}  "
+                   f"key={spec.key}  value={spec.value_schema}")
 
 
 @click.group()
