@@ -11,14 +11,29 @@ import click
 from ops.cli import common
 from topics.settings import settings
 
+BROKERS = click.option(
+    "--brokers", type=click.IntRange(1, 9), default=None,
+    help="Brokers of the local Kafka (GOVBUS_KAFKA_BROKERS; default: as its data was formatted, else 1). Node i "
+         "takes client port GOVBUS_KAFKA_PORT + 2(i-1), its controller the next.")
+
+
+def with_brokers(brokers: int | None) -> None:
+    if brokers is not None:  # the bus's processes read it from the environment too
+        os.environ["GOVBUS_KAFKA_BROKERS"] = str(brokers)
+
 
 @click.command()
-def up() -> None:
+@BROKERS
+def up(brokers: int | None) -> None:
     """Start the local Kafka and PostgreSQL (unless configured), apply topics and migrations."""
     from ops import stack
 
     logging.getLogger("govbus").setLevel(logging.INFO)
-    s = common.run(stack.up(settings()))
+    with_brokers(brokers)
+    try:
+        s = common.run(stack.up(settings()))
+    except stack.StackError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"kafka: {s.bootstrap}\npostgres: {s.dsn_shown}")
     if s.local_kafka:
         click.echo(f"admin: {s.state_dir / 'admin.properties'}")
@@ -35,7 +50,8 @@ def down() -> None:
 @click.command()
 @click.option("--no-demo", is_flag=True, help="Only the bus: no demo publisher and subscriber.")
 @click.option("--no-prometheus", is_flag=True, help="Do not start a Prometheus server.")
-def run(no_demo: bool, no_prometheus: bool) -> None:
+@BROKERS
+def run(no_demo: bool, no_prometheus: bool, brokers: int | None) -> None:
     """Everything: the stack, the supervised workers, the ledger, and a demo publisher and subscriber.
 
     A process that exits is restarted; `govbus status` shows them. Ctrl-C stops it all."""
@@ -43,6 +59,7 @@ def run(no_demo: bool, no_prometheus: bool) -> None:
     from ops.stack import StackError
 
     logging.getLogger("govbus").setLevel(logging.INFO)
+    with_brokers(brokers)
     try:
         common.run(run_all(settings(), demo=not no_demo, prometheus=not no_prometheus))
     except (RunError, StackError) as exc:
