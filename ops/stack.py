@@ -1,4 +1,4 @@
-"""The local stack: a real single-node Kafka (KRaft) and a real PostgreSQL, started on demand.
+"""The local stack: a real Kafka (KRaft; one node, or a cluster of three) and a real PostgreSQL, started on demand.
 
 Both run from a project-local state directory on their own ports, secured (SASL/SCRAM and ACLs on the
 broker, a password on the database's TCP port), and are reused when a previous run left them up.
@@ -18,6 +18,7 @@ import pwd
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -25,17 +26,22 @@ from dataclasses import replace
 from pathlib import Path
 
 from topics.acls import ADMIN
+from topics.registry import replication
 from topics.settings import REPO_ROOT, KafkaSecurity, Settings
 
 log = logging.getLogger("govbus.stack")
 
 KAFKA_DIR = REPO_ROOT / "ops" / "kafka"
 KAFKA_LIBS = KAFKA_DIR / "libs"
-# the broker's JVM as Kafka's own start script runs it: short collector pauses (G1 aims at 20 ms,
-# not its default 200 ms), a fixed heap; its pauses are logged to gc.log beside kafka.log
-JVM_OPTIONS = ("-server", "-Xms1g", "-Xmx1g", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-               "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
-               "-Djava.awt.headless=true")
+SINGLE_HEAP = "1g"
+CLUSTER_HEAP = "512m"  # each node of a local cluster: three fit a small machine beside the bus
+
+
+def jvm_options(heap: str) -> tuple[str, ...]:
+    """The broker's JVM as Kafka's own start script runs it: short collector pauses (G1 aims at 20 ms, not its
+    default 200 ms), a fixed heap; its pauses are logged to gc.log beside kafka.log."""
+    return ("-server", f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+            "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent", "-Djava.awt.headless=true")
 
 
 class StackError(RuntimeError):
@@ -124,29 +130,116 @@ def cmdline(pid: int) -> str:
 # --------------------------------------------------------------------------- Kafka
 
 
-class LocalKafka:
-    """A combined broker+controller assembled from Maven Central jars, secured as a production cluster is:
-    SASL/SCRAM-SHA-512 on the client listener, the KRaft StandardAuthorizer denying what no ACL allows, the admin
-    the only super user (with the controller listener's own PLAIN principal, as KRaft cannot use SCRAM there)."""
+class KafkaNode:
+    """One combined broker+controller of the local stack: node i listens for clients on kafka_port + 2(i-1) and for
+    the controller quorum on the next port; node 1 keeps its files in <state>/kafka, node i in <state>/kafka-i."""
 
-    def __init__(self, settings: Settings):
-        self.port = settings.kafka_port
-        self.controller_port = settings.kafka_port + 1
-        self.state_dir = settings.state_dir
-        self.home = settings.state_dir / "kafka"
+    def __init__(self, settings: Settings, node_id: int):
+        self.node_id = node_id
+        self.port = settings.kafka_port + 2 * (node_id - 1)
+        self.controller_port = self.port + 1
+        self.home = settings.state_dir / ("kafka" if node_id == 1 else f"kafka-{node_id}")
         self.data = self.home / "data"
         self.props = self.home / "server.properties"
         self.pidfile = self.home / "kafka.pid"
         self.logfile = self.home / "kafka.log"
-        self.secrets_file = self.home / "secrets.json"
         self.bootstrap = f"127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def java(self, *args: str) -> list[str]:
+        return ["java", f"-Dlog4j.configuration=file:{self.home / 'log4j.properties'}", "-cp", f"{KAFKA_LIBS}/*",
+                *args]
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pidfile.read_text())
+        except (OSError, ValueError):
+            return None
+        if pid_alive(pid) and "kafka.Kafka" in cmdline(pid):
+            return pid
+        return None
+
+    def spawn(self, heap: str) -> subprocess.Popen:
+        with open(self.logfile, "ab") as out:
+            self.proc = subprocess.Popen(
+                ["java", *jvm_options(heap), f"-Xlog:gc:file={self.home / 'gc.log'}:time:filecount=3,filesize=10m",
+                 *self.java("kafka.Kafka", str(self.props))[1:]],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self.pidfile.write_text(str(self.proc.pid))
+        return self.proc
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        pid = self.pid()
+        if pid is None:
+            self.pidfile.unlink(missing_ok=True)
+            return
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while pid_alive(pid) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        _reap(pid)
+        self.pidfile.unlink(missing_ok=True)
+
+    def kill(self) -> None:
+        """SIGKILL, as a lost machine: nothing flushed, no controlled shutdown."""
+        pid = self.pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            while pid_alive(pid):
+                time.sleep(0.05)
+            _reap(pid)
+        self.pidfile.unlink(missing_ok=True)
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def _reap(pid: int) -> None:
+    try:  # reap it when it was our own child
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+class LocalKafka:
+    """The local stack's Kafka: one combined broker+controller (the default), or a cluster of `kafka_brokers` of
+    them with a quorum of as many controllers, assembled from Maven Central jars and secured as a production cluster
+    is: SASL/SCRAM-SHA-512 on the client listeners (between the brokers too), the KRaft StandardAuthorizer denying
+    what no ACL allows, the admin the only super user (with the controller listeners' own PLAIN principal, as KRaft
+    cannot use SCRAM there)."""
+
+    def __init__(self, settings: Settings):
+        self.brokers = settings.kafka_brokers
+        self.nodes = [KafkaNode(settings, i) for i in range(1, self.brokers + 1)]
+        self.port = settings.kafka_port
+        self.controller_port = settings.kafka_port + 1
+        self.state_dir = settings.state_dir
+        self.home = settings.state_dir / "kafka"
+        self.secrets_file = self.home / "secrets.json"
+        self.layout_file = self.home / "brokers"  # how many nodes the data was formatted for
+        self.bootstrap = ",".join(n.bootstrap for n in self.nodes)
+        self.replication = replication(self.brokers)
         self.tls = settings.kafka_tls
         self.tls_dir = self.home / "tls"
-        self.ca_file = self.tls_dir / "ca.pem"  # what clients check the broker's certificate against
-        self.server_pem = self.tls_dir / "broker.pem"  # the broker's key and certificate chain
+        self.ca_file = self.tls_dir / "ca.pem"  # what clients check the brokers' certificates against
+        self.server_pem = self.tls_dir / "broker.pem"  # the brokers' key and certificate chain
+
+    def node(self, node_id: int) -> KafkaNode:
+        return self.nodes[node_id - 1]
 
     def secrets(self) -> dict[str, str]:
-        """The admin's and the controller listener's passwords, made once per broker."""
+        """The admin's and the controller listener's passwords, made once per stack (every node takes the same)."""
         try:
             return json.loads(self.secrets_file.read_text())
         except (OSError, ValueError):
@@ -181,10 +274,13 @@ class LocalKafka:
         write_secret(self.server_pem, server_pem)
         self.ca_file.write_text(ca_pem)
 
+    def admin_properties(self) -> Path:
+        return self.state_dir / "admin.properties"
+
     def write_admin_properties(self) -> None:
         """The admin's credentials for operators' tools: Java's (--command-config) and librdkafka's (kcat -F)."""
         sec = self.admin_security()
-        write_secret(self.state_dir / "admin.properties", java_properties(self.bootstrap, sec))
+        write_secret(self.admin_properties(), java_properties(self.bootstrap, sec))
         write_secret(self.state_dir / "admin.librdkafka.properties", librdkafka_properties(self.bootstrap, sec))
 
     def ensure_jars(self) -> None:
@@ -195,8 +291,8 @@ class LocalKafka:
         log.info("fetching the Kafka broker jars through Maven")
         _run(["mvn", "-B", "-q", "package"], cwd=KAFKA_DIR)
 
-    def _write_config(self) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
+    def _write_config(self, node: KafkaNode) -> None:
+        node.home.mkdir(parents=True, exist_ok=True)
         pw = self.secrets()
         client = "SASL_SSL" if self.tls else "SASL_PLAINTEXT"
         tls = []
@@ -206,15 +302,17 @@ class LocalKafka:
                    "ssl.truststore.type=PEM", f"ssl.truststore.location={self.ca_file}"]
         scram = "org.apache.kafka.common.security.scram.ScramLoginModule required"
         plain = "org.apache.kafka.common.security.plain.PlainLoginModule required"
-        write_secret(self.props,
+        rep = self.replication
+        voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
+        write_secret(node.props,
             "\n".join(
                 [
                     "process.roles=broker,controller",
-                    "node.id=1",
-                    f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-                    f"listeners=CLIENT://127.0.0.1:{self.port},"
-                    f"CONTROLLER://127.0.0.1:{self.controller_port}",
-                    f"advertised.listeners=CLIENT://127.0.0.1:{self.port}",
+                    f"node.id={node.node_id}",
+                    f"controller.quorum.voters={voters}",
+                    f"listeners=CLIENT://127.0.0.1:{node.port},"
+                    f"CONTROLLER://127.0.0.1:{node.controller_port}",
+                    f"advertised.listeners=CLIENT://127.0.0.1:{node.port}",
                     "controller.listener.names=CONTROLLER",
                     f"listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,CLIENT:{client}",
                     *tls,
@@ -232,12 +330,17 @@ class LocalKafka:
                     "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
                     "allow.everyone.if.no.acl.found=false",
                     f"super.users=User:{ADMIN};User:controller",
-                    f"log.dirs={self.data}",
+                    f"log.dirs={node.data}",
                     "num.partitions=1",
-                    "offsets.topic.replication.factor=1",
+                    # the replication the bus relies on (topics.registry.replication), for the broker's own topics
+                    # and any topic not declared in topics/ alike; a replica out of sync never becomes leader
+                    f"default.replication.factor={rep.factor}",
+                    f"min.insync.replicas={rep.min_insync}",
+                    "unclean.leader.election.enable=false",
+                    f"offsets.topic.replication.factor={rep.factor}",
                     "offsets.topic.num.partitions=8",
-                    "transaction.state.log.replication.factor=1",
-                    "transaction.state.log.min.isr=1",
+                    f"transaction.state.log.replication.factor={rep.factor}",
+                    f"transaction.state.log.min.isr={rep.min_insync}",
                     "group.initial.rebalance.delay.ms=0",
                     # topics are declared in topics/ and created by `govbus topics apply`
                     "auto.create.topics.enable=false",
@@ -245,120 +348,148 @@ class LocalKafka:
                     "",
                 ]
             ))
-        (self.home / "log4j.properties").write_text(
+        (node.home / "log4j.properties").write_text(
             "log4j.rootLogger=WARN, file\n"
             "log4j.logger.kafka.server.KafkaServer=INFO\n"
             "log4j.logger.kafka.server.KafkaRaftServer=INFO\n"
             "log4j.appender.file=org.apache.log4j.FileAppender\n"
-            f"log4j.appender.file.File={self.home / 'server.log'}\n"
+            f"log4j.appender.file.File={node.home / 'server.log'}\n"
             "log4j.appender.file.layout=org.apache.log4j.PatternLayout\n"
             "log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n\n"
         )
 
-    def _java(self, *args: str) -> list[str]:
-        return [
-            "java",
-            f"-Dlog4j.configuration=file:{self.home / 'log4j.properties'}",
-            "-cp",
-            f"{KAFKA_LIBS}/*",
-            *args,
-        ]
+    def _check_layout(self) -> None:
+        """Refuse to start N nodes on data formatted for another number of them: the quorum is in the data."""
+        formatted = [n for n in self.nodes if (n.data / "meta.properties").exists()]
+        if not formatted:
+            return
+        try:
+            had = int(self.layout_file.read_text())
+        except (OSError, ValueError):
+            had = 1  # formatted before the stack could run more than one broker
+        if had != self.brokers:
+            homes = ", ".join(str(self.state_dir / ("kafka" if i == 1 else f"kafka-{i}")) for i in range(1, had + 1))
+            raise StackError(f"the local Kafka in {self.state_dir} was formatted for {had} broker(s), not "
+                             f"{self.brokers}: run `govbus down`, remove {homes} (its topics are lost) and start "
+                             f"again, or start it with --brokers {had}")
 
     def _format_once(self) -> None:
         marker = self.home / "secured"
-        if (self.data / "meta.properties").exists():
-            if marker.exists():
-                return
+        formatted = [n.node_id for n in self.nodes if (n.data / "meta.properties").exists()]
+        if len(formatted) == len(self.nodes) and marker.exists():
+            self.layout_file.write_text(f"{self.brokers}\n")
+            return
+        if formatted and not marker.exists():
             # formatted before the broker required credentials: no admin could log in to it
             log.info("the local broker's data predates its credentials; formatting it anew")
-            shutil.rmtree(self.data, ignore_errors=True)
+        elif formatted:
+            log.info("nodes %s of the local cluster have no data; formatting all of them anew",
+                     sorted(set(range(1, self.brokers + 1)) - set(formatted)))
+        for n in self.nodes:
+            shutil.rmtree(n.data, ignore_errors=True)
         cluster_id = "-"
         while cluster_id.startswith("-"):  # the storage tool would read a leading '-' as an option
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-        # the admin's SCRAM credential is in the metadata log from the first record on; every other
+        # the admin's SCRAM credential is in the metadata log from the first record on, on every node; every other
         # principal is created through it
         scram = f"SCRAM-SHA-512=[name={ADMIN},password={self.secrets()['admin']}]"
-        _run(self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.props),
+        for n in self.nodes:
+            _run(n.java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(n.props),
                         "--add-scram", scram))
+        self.layout_file.write_text(f"{self.brokers}\n")
         marker.touch()
 
     async def reset(self) -> None:
-        """Stop the broker and forget all its data (the test suite starts each session from nothing)."""
+        """Stop the brokers and forget all their data (the test suite starts each session from nothing)."""
         await self.stop()
-        shutil.rmtree(self.data, ignore_errors=True)
+        for n in self.nodes:
+            shutil.rmtree(n.data, ignore_errors=True)
         (self.home / "secured").unlink(missing_ok=True)
+        self.layout_file.unlink(missing_ok=True)
 
     def pid(self) -> int | None:
-        try:
-            pid = int(self.pidfile.read_text())
-        except (OSError, ValueError):
-            return None
-        if pid_alive(pid) and "kafka.Kafka" in cmdline(pid):
-            return pid
-        return None
+        """The first node's process (the only one of a single broker)."""
+        return self.nodes[0].pid()
 
-    async def answers(self, timeout: float = 3.0) -> bool:
-        """True when the broker answers a metadata request (an open port is not enough)."""
+    async def answers(self, timeout: float = 3.0, bootstrap: str | None = None, brokers: int = 1) -> bool:
+        """True when the cluster answers a metadata request naming at least `brokers` brokers (an open port is not
+        enough)."""
         from aiokafka.client import AIOKafkaClient
 
-        client = AIOKafkaClient(bootstrap_servers=self.bootstrap, request_timeout_ms=int(timeout * 1000),
-                                **self.client_options())
+        client = AIOKafkaClient(bootstrap_servers=bootstrap or self.bootstrap,
+                                request_timeout_ms=int(timeout * 1000), **self.client_options())
         try:
             await asyncio.wait_for(client.bootstrap(), timeout)
-            return bool(client.cluster.brokers())
+            return len(client.cluster.brokers()) >= brokers
         except Exception:
             return False
         finally:
             await client.close()
 
     async def start(self, timeout: float = 90.0) -> None:
+        """Start every node not running (a running cluster is reused) and wait until each is a broker of it."""
         self.ensure_jars()
-        if self.pid() and await self.answers():
+        self._check_layout()
+        running = [n for n in self.nodes if n.pid()]
+        if len(running) == len(self.nodes) and await self.answers(brokers=self.brokers):
             log.info("Kafka already running on %s", self.bootstrap)
             self.write_admin_properties()
             return
-        await self.stop()  # a half-dead broker from a killed run
-        self._write_config()
-        self._format_once()
-        with open(self.logfile, "ab") as out:
-            proc = subprocess.Popen(
-                ["java", *JVM_OPTIONS, f"-Xlog:gc:file={self.home / 'gc.log'}:time:filecount=3,filesize=10m",
-                 *self._java("kafka.Kafka", str(self.props))[1:]],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        self.pidfile.write_text(str(proc.pid))
+        if len(running) == len(self.nodes):
+            await self.stop()  # half-dead brokers from a killed run
+        for n in self.nodes:
+            self._write_config(n)
+        if not running:
+            self._format_once()
+        await asyncio.gather(*(self.start_node(n.node_id, timeout) for n in self.nodes if not n.pid()))
+        deadline = time.monotonic() + timeout
+        while not await self.answers(brokers=self.brokers):
+            if time.monotonic() > deadline:
+                raise StackError(f"Kafka on {self.bootstrap} has not all its {self.brokers} brokers after "
+                                 f"{timeout:.0f}s; see {self.home / 'server.log'}")
+            await asyncio.sleep(0.5)
+        self.write_admin_properties()
+
+    async def start_node(self, node_id: int, timeout: float = 90.0) -> None:
+        """Start one node (again, after a stop or a kill) and wait until it answers as a broker."""
+        node = self.node(node_id)
+        await node.stop()  # a half-dead node from a killed run
+        self._write_config(node)
+        proc = node.spawn(SINGLE_HEAP if self.brokers == 1 else CLUSTER_HEAP)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise StackError(
-                    f"Kafka exited with {proc.returncode}; see {self.logfile} and {self.home / 'server.log'}")
-            if await self.answers():
-                log.info("Kafka up on %s (pid %s)", self.bootstrap, proc.pid)
-                self.write_admin_properties()
+                raise StackError(f"Kafka node {node_id} exited with {proc.returncode}; see {node.logfile} and "
+                                 f"{node.home / 'server.log'}")
+            # the port first: a client's failed connections would fill the log while the JVM starts
+            if port_open(node.port) and await self.answers(bootstrap=node.bootstrap):
+                log.info("Kafka up on %s (node %s, pid %s)", node.bootstrap, node_id, proc.pid)
                 return
             await asyncio.sleep(0.5)
-        raise StackError(f"Kafka did not answer on {self.bootstrap} within {timeout:.0f}s; see {self.logfile}")
+        raise StackError(f"Kafka did not answer on {node.bootstrap} within {timeout:.0f}s; see {node.logfile}")
 
     async def stop(self, timeout: float = 30.0) -> None:
-        pid = self.pid()
-        if pid is None:
-            self.pidfile.unlink(missing_ok=True)
+        if not any(n.pid() for n in self.nodes):
+            for n in self.nodes:
+                n.pidfile.unlink(missing_ok=True)
             return
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while pid_alive(pid) and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
-        try:  # reap it when it was our own child
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
-        self.pidfile.unlink(missing_ok=True)
+        await asyncio.gather(*(n.stop(timeout) for n in self.nodes))
         log.info("Kafka stopped")
+
+    async def quorum(self, timeout: float = 60.0) -> dict:
+        """The metadata quorum as the cluster describes it: {"leader": node id, "epoch": n, "voters": [ids]}."""
+        proc = await asyncio.create_subprocess_exec(
+            "java", "-Xmx128m", "-cp", f"{KAFKA_LIBS}/*", str(KAFKA_DIR / "MetadataQuorum.java"),
+            str(self.admin_properties()), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise StackError(f"the metadata quorum was not described within {timeout:.0f}s") from None
+        if proc.returncode != 0:
+            raise StackError(f"describing the metadata quorum failed ({proc.returncode}): {err.decode()[-2000:]}")
+        return json.loads(out.decode().strip().splitlines()[-1])
 
 
 # --------------------------------------------------------------------------- PostgreSQL

@@ -169,6 +169,27 @@ async def open_deadlines(bootstrap: str, prefix: str, timeout: float) -> dict:
             "next_due": min((d["due_on"] for d in open_), default=None)}
 
 
+async def replica_health(admin, cluster: dict, prefix: str) -> dict:
+    """The cluster's brokers counted with those its replicas name (a lost one too), and the partitions of the
+    deployment and of the broker's own topics that miss replicas: under-replicated, or with fewer in sync than
+    min.insync.replicas, where writes with acks=all are refused."""
+    names = [n for n in await admin.list_topics() if n.startswith((f"{prefix}govbus", "__"))]
+    described = await admin.describe_topics(names) if names else []
+    ids = {b["node_id"] for b in cluster["brokers"]}
+    known = ids | {r for meta in described for part in meta["partitions"] for r in part["replicas"]}
+    min_insync = registry.replication(len(known)).min_insync
+    under, refused = [], []
+    for meta in sorted(described, key=lambda m: m["topic"]):
+        for part in sorted(meta["partitions"], key=lambda p: p["partition"]):
+            name = f"{meta['topic']}[{part['partition']}]"
+            if len(part["isr"]) < len(part["replicas"]):
+                under.append(name)
+            if len(part["isr"]) < min(min_insync, len(part["replicas"])):
+                refused.append(name)
+    return {"known_brokers": len(known), "missing_brokers": sorted(known - ids), "under_replicated": len(under),
+            "below_min_insync": refused[:10], "below_min_insync_count": len(refused)}
+
+
 async def kafka_part(settings: Settings, timeout: float) -> dict:
     from aiokafka.admin import AIOKafkaAdminClient
 
@@ -183,6 +204,11 @@ async def kafka_part(settings: Settings, timeout: float) -> dict:
             out["broker"]["error"] = _error(exc)
             return out
         out["broker"].update(reachable=True, brokers=len(cluster["brokers"]))
+        try:
+            out["broker"].update(await asyncio.wait_for(
+                replica_health(admin, cluster, settings.topic_prefix), timeout * 2))
+        except Exception as exc:
+            out["broker"]["replicas_error"] = _error(exc)
         await asyncio.gather(
             _part(out, "consumer_groups", lambda: consumer_lag(admin, settings.bootstrap, settings.topic_prefix),
                   timeout * 4),
@@ -296,6 +322,7 @@ def problems(report: dict) -> list[str]:
         out.append(f"broker {report['broker']['bootstrap']} unreachable: {report['broker'].get('error')}")
     if not report["database"]["reachable"]:
         out.append(f"database {report['database']['dsn']} unreachable: {report['database'].get('error')}")
+    out.extend(replica_problems(report["broker"]))
     sup = report["supervisor"]
     if sup is not None and sup.get("state") == "stopped":
         # stopped on purpose, everything with it: one line says it all
@@ -321,6 +348,18 @@ def problems(report: dict) -> list[str]:
             if g["kind"] == "bus" and g["lag"] > report["max_lag"]:
                 out.append(f"{g['role']} ({g['group']}) is {g['lag']} records behind (over {report['max_lag']})")
     return out + _store_problems(report)
+
+
+def replica_problems(b: dict) -> list[str]:
+    out = []
+    if b.get("missing_brokers"):
+        out.append(f"broker(s) {', '.join(map(str, b['missing_brokers']))} of the cluster not answering: their "
+                   f"partitions run on fewer copies ({b['under_replicated']} under-replicated); bring them back")
+    if b.get("below_min_insync_count"):
+        out.append(f"{b['below_min_insync_count']} partition(s) with fewer in-sync replicas than min.insync.replicas "
+                   f"(first: {', '.join(b['below_min_insync'][:3])}): writes to them are refused until their "
+                   "brokers are back")
+    return out
 
 
 def _store_problems(report: dict) -> list[str]:
@@ -358,6 +397,15 @@ def _wrapped(text: str, indent: str) -> list[str]:
     return textwrap.wrap(text, WIDTH, initial_indent=indent, subsequent_indent=indent + "  ") or [indent]
 
 
+def _brokers(b: dict) -> str:
+    known = b.get("known_brokers", b["brokers"])
+    shown = f"{b['brokers']} broker{'s' if b['brokers'] != 1 else ''}" if known == b["brokers"] else \
+        f"{b['brokers']} of {known} brokers"
+    if b.get("under_replicated"):
+        shown += f", {b['under_replicated']} partitions under-replicated"
+    return shown
+
+
 def render(report: dict) -> str:
     """The report for a terminal of 80 columns; names are shown without the deployment prefix."""
     prefix = report["prefix"]
@@ -365,8 +413,7 @@ def render(report: dict) -> str:
              + (f"  deployment {prefix}" if prefix else "")]
     b, d = report["broker"], report["database"]
     lines.append(_fit(f"broker     {'ok  ' if b['reachable'] else 'DOWN'}  {b['bootstrap']}"
-                      + (f" ({b['brokers']} broker{'s' if b['brokers'] != 1 else ''})" if b["reachable"] else ""),
-                      WIDTH))
+                      + (f" ({_brokers(b)})" if b["reachable"] else ""), WIDTH))
     lines.append(_fit(f"database   {'ok  ' if d['reachable'] else 'DOWN'}  {d['dsn']}", WIDTH))
 
     lines.append("")

@@ -45,6 +45,9 @@ app = faust.App(
     consumer_auto_offset_reset="earliest",
     topic_disable_leader=True,
     topic_allow_declare=False,
+    # faust declares no topic here (its changelogs are in topics/registry.py, created by `govbus topics apply`);
+    # were it to, it would replicate as they are
+    topic_replication_factor=registry.CATALOG_STATE.replication(SETTINGS.kafka_brokers).factor,
     web_enabled=False,
     producer_acks=-1,
     producer_linger=0.005,

@@ -1,4 +1,5 @@
-"""`govbus topics apply`: create the declared topics that are missing and report drift, never changing a live topic."""
+"""`govbus topics apply`: create the declared topics that are missing, replicated for the cluster they are on, and
+report drift (partitions, configs, replication), never changing a live topic."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ class ApplyReport:
     created: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     drift: list[str] = field(default_factory=list)
+    brokers: int = 0  # the cluster's size, as the replication was scaled to
 
 
 async def apply_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> ApplyReport:
@@ -34,23 +36,32 @@ async def apply_topics(settings: Settings, specs: list[TopicSpec] | None = None)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
+        present = sorted(n for n in wanted if n in existing)
+        described = await admin.describe_topics(present) if present else []
+        unseen = [m["topic"] for m in described if not m["partitions"]]
+        if unseen:  # just created by someone else, and the broker asked does not know its partitions yet
+            await _visible(admin, unseen)
+            described = [m for m in described if m["partitions"]] + await admin.describe_topics(unseen)
+        report.brokers = cluster_size(await admin.describe_cluster(), described)
         missing = [n for n in wanted if n not in existing]
         if missing:
-            resp = await admin.create_topics(
-                [NewTopic(n, wanted[n].partitions, 1, topic_configs=wanted[n].configs()) for n in missing]
-            )
-            for name, code, *_ in resp.topic_errors:
+            resp = await admin.create_topics([new_topic(n, wanted[n], report.brokers) for n in missing])
+            raced = []
+            for name, code, *message in resp.topic_errors:
                 if code == 0:
                     report.created.append(name)
                 elif code == 36:  # TOPIC_ALREADY_EXISTS: created meanwhile, e.g. by another starter
-                    existing.add(name)
+                    raced.append(name)
                 else:
-                    raise RuntimeError(f"could not create topic {name}: Kafka error code {code}")
+                    said = f": {message[0]}" if message and message[0] else ""
+                    raise RuntimeError(f"could not create topic {name}: Kafka error code {code}{said}")
             report.created.sort()
             await _visible(admin, report.created)
-        present = sorted(n for n in wanted if n in existing)
+            if raced:
+                present = sorted([*present, *raced])
+                described += await admin.describe_topics(raced)
         if present:
-            report.drift = await _drift(admin, {n: wanted[n] for n in present})
+            report.drift = await _drift(admin, {n: wanted[n] for n in present}, described, report.brokers)
             drifted = {d.split(":", 1)[0] for d in report.drift}
             report.unchanged = [n for n in present if n not in drifted]
     finally:
@@ -60,6 +71,27 @@ async def apply_topics(settings: Settings, specs: list[TopicSpec] | None = None)
     for line in report.drift:
         log.warning("drift: %s", line)
     return report
+
+
+def cluster_size(cluster: dict, described: list[dict]) -> int:
+    """The brokers of the cluster: those that answer now, and those the topics' replicas name (a broker that is down
+    for the moment still counts, so its absence does not scale a topic's replication down)."""
+    ids = {b["node_id"] for b in cluster.get("brokers", [])}
+    for meta in described:
+        for part in meta.get("partitions", []):
+            ids.update(part["replicas"])
+    return max(1, len(ids))
+
+
+def new_topic(name: str, spec: TopicSpec, brokers: int) -> NewTopic:
+    rep = spec.replication(brokers)
+    return NewTopic(name, spec.partitions, rep.factor,
+                    topic_configs={**spec.configs(), "min.insync.replicas": str(rep.min_insync)})
+
+
+def wanted_configs(spec: TopicSpec, brokers: int) -> dict[str, str]:
+    """The configs a live topic should have on a cluster of `brokers`."""
+    return {**spec.configs(), "min.insync.replicas": str(spec.replication(brokers).min_insync)}
 
 
 async def _visible(admin: AIOKafkaAdminClient, names: list[str], timeout: float = 30.0) -> None:
@@ -78,21 +110,36 @@ async def _visible(admin: AIOKafkaAdminClient, names: list[str], timeout: float 
             await asyncio.sleep(0.1)
 
 
-async def _drift(admin: AIOKafkaAdminClient, specs: dict[str, TopicSpec]) -> list[str]:
+async def _drift(admin: AIOKafkaAdminClient, specs: dict[str, TopicSpec], described: list[dict],
+                 brokers: int) -> list[str]:
     lines = []
-    for meta in await admin.describe_topics(list(specs)):
+    cluster = f"{brokers} broker{'s' if brokers != 1 else ''}"
+    for meta in described:
         spec = specs[meta["topic"]]
         if len(meta["partitions"]) != spec.partitions:
             lines.append(
                 f"{meta['topic']}: {len(meta['partitions'])} partitions, declared {spec.partitions}"
             )
+        want = spec.replication(brokers).factor
+        factors = sorted({len(p["replicas"]) for p in meta["partitions"]})
+        if factors and factors != [want]:
+            lines.append(
+                f"{meta['topic']}: replication factor {'/'.join(map(str, factors))}, declared {want} for a cluster of "
+                f"{cluster}; apply does not move replicas: reassign the partitions (kafka-reassign-partitions.sh "
+                "--reassignment-json-file with a replica list of that length per partition)"
+            )
     responses = await admin.describe_configs(
-        [ConfigResource(ConfigResourceType.TOPIC, n, {k: None for k in s.configs()}) for n, s in specs.items()]
+        [ConfigResource(ConfigResourceType.TOPIC, n, {k: None for k in wanted_configs(s, brokers)})
+         for n, s in specs.items()]
     )
     for resp in responses:
         for _code, _msg, _type, name, entries in resp.resources:
             actual = {e[0]: e[1] for e in entries}
-            for key, want in specs[name].configs().items():
+            for key, want in wanted_configs(specs[name], brokers).items():
                 if key in actual and actual[key] != want:
-                    lines.append(f"{name}: {key}={actual[key]}, declared {want}")
+                    line = f"{name}: {key}={actual[key]}, declared {want}"
+                    if key == "min.insync.replicas":
+                        line += (f" for a cluster of {cluster}; set it with kafka-configs.sh --alter --entity-type "
+                                 f"topics --entity-name {name} --add-config min.insync.replicas={want}")
+                    lines.append(line)
     return lines

@@ -1,4 +1,4 @@
-"""Every topic of the bus, declared once: name, key, value schema, partitions, cleanup, retention."""
+"""Every topic of the bus, declared once: name, key, value schema, partitions, cleanup, retention, replication."""
 
 from __future__ import annotations
 
@@ -6,6 +6,27 @@ from dataclasses import dataclass
 
 DAY_MS = 24 * 3600 * 1000
 FOREVER = -1
+# production defaults: three copies of every partition, and a write (acks=all) counts once two of them hold it,
+# so one broker may be lost, or restarted for an upgrade, without stopping the bus or losing what it accepted
+REPLICATION_FACTOR = 3
+MIN_INSYNC_REPLICAS = 2
+
+
+@dataclass(frozen=True)
+class Replication:
+    """How many copies of each partition a topic keeps, and how many must hold a write before it is acknowledged."""
+
+    factor: int
+    min_insync: int
+
+
+def replication(brokers: int, factor: int = REPLICATION_FACTOR,
+                min_insync: int = MIN_INSYNC_REPLICAS) -> Replication:
+    """The declared replication scaled down to a cluster of `brokers`: 1 broker -> 1/1, 2 -> 2/1, 3 or more -> 3/2.
+
+    One replica always stays out of min.insync.replicas, so a cluster keeps taking writes with one broker down."""
+    factor = max(1, min(factor, brokers))
+    return Replication(factor, max(1, min(min_insync, factor - 1)))
 
 
 @dataclass(frozen=True)
@@ -18,9 +39,15 @@ class TopicSpec:
     retention_ms: int  # -1: kept forever
     doc: str
     recorded: bool = False  # the ledger writes what it carries to PostgreSQL (R-8.1)
+    replication_factor: int = REPLICATION_FACTOR
+    min_insync_replicas: int = MIN_INSYNC_REPLICAS
 
     def configs(self) -> dict[str, str]:
         return {"cleanup.policy": self.cleanup_policy, "retention.ms": str(self.retention_ms)}
+
+    def replication(self, brokers: int) -> Replication:
+        """This topic's replication on a cluster of `brokers`."""
+        return replication(brokers, self.replication_factor, self.min_insync_replicas)
 
 
 DELIVERIES = TopicSpec(

@@ -59,6 +59,9 @@ class Settings:
     topic_prefix: str
     kafka_security: KafkaSecurity = KafkaSecurity()
     kafka_tls: bool = False  # the local broker's client listener takes SASL_SSL, with a CA the stack makes
+    # the local stack's brokers (GOVBUS_KAFKA_BROKERS, `govbus up --brokers`): node i takes client port
+    # kafka_port + 2(i-1) and the next one for its controller
+    kafka_brokers: int = 1
 
     @property
     def local_kafka(self) -> bool:
@@ -70,7 +73,9 @@ class Settings:
 
     @property
     def bootstrap(self) -> str:
-        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+        if self.kafka_bootstrap:
+            return self.kafka_bootstrap
+        return ",".join(f"127.0.0.1:{self.kafka_port + 2 * i}" for i in range(self.kafka_brokers))
 
     @property
     def dsn(self) -> str:
@@ -87,6 +92,14 @@ class Settings:
         if parts.password is None:
             return self.dsn
         return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
+
+
+def local_kafka_brokers(state_dir: Path) -> int:
+    """How many brokers the local stack in `state_dir` was formatted with (1 before its first start)."""
+    try:
+        return max(1, int((state_dir / "kafka" / "brokers").read_text()))
+    except (OSError, ValueError):
+        return 1
 
 
 def local_pg_password(state_dir: Path) -> str | None:
@@ -188,4 +201,18 @@ def settings() -> Settings:
         topic_prefix=env.get("GOVBUS_TOPIC_PREFIX", ""),
         kafka_security=kafka_security(env, state_dir),
         kafka_tls=env.get("GOVBUS_KAFKA_TLS", "").lower() in ("1", "true", "yes", "on"),
+        kafka_brokers=brokers_setting(env, state_dir),
     )
+
+
+def brokers_setting(env, state_dir: Path) -> int:
+    value = env.get("GOVBUS_KAFKA_BROKERS")
+    if not value:
+        return local_kafka_brokers(state_dir)
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise SettingsError(f"GOVBUS_KAFKA_BROKERS={value!r} is not a number of brokers (1 or more)")
+    return count

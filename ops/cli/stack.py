@@ -11,14 +11,29 @@ import click
 from ops.cli import common
 from topics.settings import settings
 
+BROKERS = click.option(
+    "--brokers", type=click.IntRange(1, 9), default=None,
+    help="Brokers of the local Kafka (GOVBUS_KAFKA_BROKERS; default: as its data was formatted, else 1). Node i "
+         "takes client port GOVBUS_KAFKA_PORT + 2(i-1), its controller the next.")
+
+
+def with_brokers(brokers: int | None) -> None:
+    if brokers is not None:  # the bus's processes read it from the environment too
+        os.environ["GOVBUS_KAFKA_BROKERS"] = str(brokers)
+
 
 @click.command()
-def up() -> None:
+@BROKERS
+def up(brokers: int | None) -> None:
     """Start the local Kafka and PostgreSQL (unless configured), apply topics and migrations."""
     from ops import stack
 
     logging.getLogger("govbus").setLevel(logging.INFO)
-    s = common.run(stack.up(settings()))
+    with_brokers(brokers)
+    try:
+        s = common.run(stack.up(settings()))
+    except stack.StackError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"kafka: {s.bootstrap}\npostgres: {s.dsn_shown}")
     if s.local_kafka:
         click.echo(f"admin: {s.state_dir / 'admin.properties'}")
@@ -35,7 +50,8 @@ def down() -> None:
 @click.command()
 @click.option("--no-demo", is_flag=True, help="Only the bus: no demo publisher and subscriber.")
 @click.option("--no-prometheus", is_flag=True, help="Do not start a Prometheus server.")
-def run(no_demo: bool, no_prometheus: bool) -> None:
+@BROKERS
+def run(no_demo: bool, no_prometheus: bool, brokers: int | None) -> None:
     """Everything: the stack, the supervised workers, the ledger, and a demo publisher and subscriber.
 
     A process that exits is restarted; `govbus status` shows them. Ctrl-C stops it all."""
@@ -43,6 +59,7 @@ def run(no_demo: bool, no_prometheus: bool) -> None:
     from ops.stack import StackError
 
     logging.getLogger("govbus").setLevel(logging.INFO)
+    with_brokers(brokers)
     try:
         common.run(run_all(settings(), demo=not no_demo, prometheus=not no_prometheus))
     except (RunError, StackError) as exc:
@@ -85,6 +102,7 @@ def topics_apply() -> None:
     """Create missing topics, report drift, and bring the broker's ACLs in step with the registry; safe to re-run."""
     from topics.access import apply_acls
     from topics.admin import apply_topics
+    from topics.registry import replication
 
     s = settings()
     report = common.run(apply_topics(s))
@@ -93,6 +111,9 @@ def topics_apply() -> None:
     click.echo(f"unchanged {len(report.unchanged)} topics")
     for line in report.drift:
         click.echo(f"DRIFT     {line}")
+    rep = replication(report.brokers)
+    click.echo(f"replication: factor {rep.factor}, min.insync.replicas {rep.min_insync} on {report.brokers} "
+               f"broker{'s' if report.brokers != 1 else ''}")
     access = common.run(apply_acls(s))
     removed = f"; credentials removed: {', '.join(access.principals_removed)}" if access.principals_removed else ""
     click.echo(f"ACLs: {len(access.created)} added, {len(access.deleted)} removed, {access.unchanged} unchanged"
@@ -103,14 +124,15 @@ def topics_apply() -> None:
 
 @topics.command("list")
 def topics_list() -> None:
-    """The declared topics."""
+    """The declared topics (replication as declared for a cluster of three or more brokers)."""
     from topics.departments import load
     from topics.registry import all_topics, name_of
 
     for spec in all_topics(load()):
         retention = "forever" if spec.retention_ms < 0 else f"{spec.retention_ms // 86_400_000}d"
         click.echo(f"{name_of(spec, settings().topic_prefix):40} {spec.partitions:>3}  {spec.cleanup_policy:8} "
-                   f"{retention:>8}  key={spec.key}  value={spec.value_schema}")
+                   f"{retention:>8}  replicas={spec.replication_factor}/min.insync={spec.min_insync_replicas}  "
+                   f"key={spec.key}  value={spec.value_schema}")
 
 
 @click.group()

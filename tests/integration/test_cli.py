@@ -37,6 +37,7 @@ async def test_topics_apply_twice(stack):
     assert f"created   {prefix}govbus.deliveries\n".encode() in first.stdout
     assert b"created" not in second.stdout
     assert f"unchanged {len(all_topics(load()))} topics".encode() in second.stdout
+    assert b"replication: factor 1, min.insync.replicas 1 on 1 broker\n" in second.stdout
 
 
 async def test_publish_reports_published_and_rejected_rows(bus, tmp_path):

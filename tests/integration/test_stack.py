@@ -26,9 +26,9 @@ async def test_topics_apply_creates_once_then_reports_drift(stack):
     admin = AIOKafkaAdminClient(bootstrap_servers=s.bootstrap, **kafka_options())
     await admin.start()
     try:
-        # someone created the rejects topic by hand, with one partition and compaction
+        # someone created the rejects topic by hand, with one partition, compaction, and two replicas required in sync
         await admin.create_topics([NewTopic(s.topic_prefix + REJECTS.name, 1, 1,
-                                            topic_configs={"cleanup.policy": "compact"})])
+                                            topic_configs={"cleanup.policy": "compact", "min.insync.replicas": "2"})])
     finally:
         await admin.close()
     first = await apply_topics(s)
@@ -36,6 +36,10 @@ async def test_topics_apply_creates_once_then_reports_drift(stack):
     assert s.topic_prefix + REJECTS.name not in first.created
     assert any("rejects: 1 partitions, declared 3" in d for d in first.drift)
     assert any("rejects: cleanup.policy=compact, declared delete" in d for d in first.drift)
+    assert first.brokers == 1  # so replication is declared at 1 copy, 1 in sync
+    assert any("rejects: min.insync.replicas=2, declared 1 for a cluster of 1 broker; set it with kafka-configs.sh"
+               in d for d in first.drift)
+    assert not any("replication factor" in d for d in first.drift)
     second = await apply_topics(s)
     assert second.created == []
     assert sorted(second.drift) == sorted(first.drift)
