@@ -230,7 +230,7 @@ async def drop_topics(bootstrap: str, prefix: str) -> None:
         await admin.close()
 
 
-async def _raw_ready(ready: Path, proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
+async def _raw_ready(ready: Path, proc: subprocess.Popen, log: Path, timeout: float = 180.0) -> None:
     deadline = time.monotonic() + timeout
     while not ready.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -252,6 +252,12 @@ async def raw_deployment(base: Settings, workdir: Path):
     try:
         await admin.create_topics([NewTopic(t, DELIVERIES.partitions, 1) for t in sources]
                                   + [NewTopic(t, FEED_PARTITIONS, 1) for t in outputs])
+        # a busy broker may take a while to show 300 new partitions: the pass-through starts once it does
+        deadline = time.monotonic() + 120
+        while not set(sources) | set(outputs) <= set(await admin.list_topics()):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the broker did not show the pass-through's topics within 120 s")
+            await asyncio.sleep(0.5)
     finally:
         await admin.close()
     ready, log = workdir / f"{prefix}ready", workdir / f"{prefix}log"
