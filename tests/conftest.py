@@ -120,6 +120,31 @@ def workers(bus: Bus, tmp_path: Path):
         w.stop()
 
 
+def other_database(dsn: str, name: str) -> str:
+    """The same server's database `name`."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    return urlunsplit(urlsplit(dsn)._replace(path="/" + name))
+
+
+@pytest.fixture
+async def own_db(stack: Settings, request):
+    """A database of this test's own, migrated: what the test writes, changes or destroys there touches no other
+    test's ledger."""
+    import asyncpg
+
+    from ops import db
+
+    name = f"{request.module.__name__.rsplit('.', 1)[-1].removeprefix('test_')}_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(stack.dsn)
+    await admin.execute(f"CREATE DATABASE {name}")
+    dsn = other_database(stack.dsn, name)
+    await db.migrate(dsn)
+    yield dsn
+    await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    await admin.close()
+
+
 @pytest.fixture
 async def ledger(bus: Bus):
     """The real ledger sink on this test's topics, running in the background."""

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -14,7 +18,7 @@ from ops.seeds import approved_entry  # noqa: F401  (re-exported for the tests)
 from schemas.codec import default_codec
 from streams.rules.identifiers import resident_id_check_char
 from topics import views
-from topics.settings import kafka_options
+from topics.settings import REPO_ROOT, kafka_options
 
 
 def resident_id(body17: str = "51100219800101123") -> str:
@@ -110,3 +114,12 @@ async def ledger_rows(sql: str, *args, want: int = 1, timeout: float = 30.0):
         return rows if len(rows) >= want else None
 
     return await eventually(check, timeout=timeout)
+
+
+def govbus_on(bus, dsn: str, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    """The govbus command on a test's deployment and database, as an operator runs it."""
+
+    env = {**os.environ, "GOVBUS_KAFKA_BOOTSTRAP": bus.settings.bootstrap, "GOVBUS_DATABASE_URL": dsn,
+           "GOVBUS_TOPIC_PREFIX": bus.prefix}
+    return subprocess.run([str(Path(sys.executable).parent / "govbus"), *args], capture_output=True, text=True,
+                          env=env, cwd=REPO_ROOT, timeout=timeout)

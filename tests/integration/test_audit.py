@@ -4,20 +4,13 @@ is named by `govbus audit verify` and raised for the authority; and who received
 import asyncio
 import csv
 import io
-import os
-import subprocess
-import sys
-import uuid
 from datetime import UTC, datetime
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
 from consumers.chain import CHAINED, GENESIS, extend
 from consumers.ledger import row_values, run_ledger
-from ops import db
 from ops.kafka_io import subscribe
 from schemas.codec import default_codec
 from streams.rules.exchange import reject_record
@@ -27,32 +20,14 @@ from tests.helpers import (
     decoded,
     delivery,
     eventually,
+    govbus_on,
     produce,
     resident_id,
     seed_catalog,
 )
-from topics.settings import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 CODEC = default_codec()
-
-
-def other_database(dsn: str, name: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit(parts._replace(path="/" + name))
-
-
-@pytest.fixture
-async def own_db(stack):
-    """A database of this test's own, migrated: tampering with it spoils no other test's ledger."""
-    name = f"audit_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(stack.dsn)
-    await admin.execute(f"CREATE DATABASE {name}")
-    dsn = other_database(stack.dsn, name)
-    await db.migrate(dsn)
-    yield dsn
-    await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
-    await admin.close()
 
 
 @pytest.fixture
@@ -63,13 +38,6 @@ async def audited(bus, own_db):
     yield own_db
     stop.set()
     await asyncio.wait_for(task, 30)
-
-
-def govbus(bus, dsn: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "GOVBUS_KAFKA_BOOTSTRAP": bus.settings.bootstrap, "GOVBUS_DATABASE_URL": dsn,
-           "GOVBUS_TOPIC_PREFIX": bus.prefix}
-    return subprocess.run([str(Path(sys.executable).parent / "govbus"), *args], capture_output=True, text=True,
-                          env=env, cwd=REPO_ROOT, timeout=120)
 
 
 def feed_delivery(d: dict, subscriber: str, items: dict) -> dict:
@@ -141,7 +109,7 @@ async def test_the_bus_cannot_change_or_remove_a_ledger_row_and_a_replay_adds_no
     await asyncio.sleep(3)
     await rows_in(audited, "ledger_deliveries", 5, timeout=1)
 
-    res = govbus(bus, audited, "audit", "verify")
+    res = govbus_on(bus, audited, "audit", "verify")
     assert res.returncode == 0, res.stderr
     assert "ledger intact" in res.stdout and "ledger_deliveries 5" in res.stdout
 
@@ -163,7 +131,7 @@ async def test_a_changed_byte_in_any_ledger_table_is_named_and_raised_for_the_au
         await conn.close()
         assert await behind_the_back(audited, f"UPDATE {table} SET {column} = {changed} {where}", key) == "UPDATE 1"
 
-        res = govbus(bus, audited, "audit", "verify")
+        res = govbus_on(bus, audited, "audit", "verify")
         assert res.returncode == 1
         assert f"suspected tampering: {table} row {seq} ({key}" in res.stderr
         assert "changed after it was written" in res.stderr
@@ -175,7 +143,7 @@ async def test_a_changed_byte_in_any_ledger_table_is_named_and_raised_for_the_au
 
         # put back as it was: the chain holds again
         await behind_the_back(audited, f"UPDATE {table} SET {column} = $2 {where}", key, was)
-        assert govbus(bus, audited, "audit", "verify").returncode == 0
+        assert govbus_on(bus, audited, "audit", "verify").returncode == 0
     # the ledger recorded the alerts it was told of
     await rows_in(audited, "alerts", 3)
 
@@ -184,7 +152,7 @@ async def test_a_changed_byte_in_any_ledger_table_is_named_and_raised_for_the_au
 @pytest.mark.rule("R-40.1")
 async def test_a_table_rewritten_with_its_chain_or_cut_short_is_caught_by_the_anchors(bus, audited):
     await fill(bus, audited)
-    res = govbus(bus, audited, "audit", "anchor")
+    res = govbus_on(bus, audited, "audit", "anchor")
     assert res.returncode == 0 and "anchored 3 table(s)" in res.stdout, res.stderr
 
     table = CHAINED["ledger_deliveries"]
@@ -200,13 +168,13 @@ async def test_a_table_rewritten_with_its_chain_or_cut_short_is_caught_by_the_an
     for seq, h in enumerate(hashes, 1):
         await behind_the_back(audited, "UPDATE ledger_deliveries SET row_hash = $2 WHERE chain_seq = $1", seq, h)
 
-    res = govbus(bus, audited, "audit", "verify")
+    res = govbus_on(bus, audited, "audit", "verify")
     assert res.returncode == 1
     assert "ledger_deliveries row 5" in res.stderr and "does not match its anchor" in res.stderr
 
     # rows cut off the end leave an intact but shorter chain: the anchor names the last row it knew
     await behind_the_back(audited, "DELETE FROM ledger_rejects WHERE chain_seq >= 4")
-    res = govbus(bus, audited, "audit", "verify")
+    res = govbus_on(bus, audited, "audit", "verify")
     assert res.returncode == 1 and "ledger_rejects row 5 (no key): is gone" in res.stderr
 
 
@@ -223,7 +191,7 @@ async def test_who_received_names_exactly_the_departments_that_received_and_what
                       [CODEC.encode("govbus.exchange.DataDelivery", delivery(subject=subject))], key=subject.encode())
     await rows_in(audited, "ledger_feed_deliveries", 4, timeout=60)
 
-    res = govbus(bus, audited, "audit", "who-received", "--subject", one, "--format", "csv")
+    res = govbus_on(bus, audited, "audit", "who-received", "--subject", one, "--format", "csv")
     assert res.returncode == 0, res.stderr
     got = list(csv.DictReader(io.StringIO(res.stdout)))
     assert sorted(r["subscriber"] for r in got) == ["NJ-MZ", "NJ-RS"]  # and nobody else
@@ -232,12 +200,12 @@ async def test_who_received_names_exactly_the_departments_that_received_and_what
         assert r["basis"] == "subscription" and r["grant_id"] == f"subscription:GA-RK-001:{r['subscriber']}"
         assert set(r["items"].split(";")) == {"姓名", "户籍地址"}
 
-    res = govbus(bus, audited, "audit", "who-received", "--resource", "GA-RK-001", "--since", "2000-01-01")
+    res = govbus_on(bus, audited, "audit", "who-received", "--resource", "GA-RK-001", "--since", "2000-01-01")
     assert res.returncode == 0 and res.stdout.count("\n") == 4 and one in res.stdout and other in res.stdout
-    res = govbus(bus, audited, "audit", "who-received", "--resource", "GA-RK-001", "--since", "2999-01-01")
+    res = govbus_on(bus, audited, "audit", "who-received", "--resource", "GA-RK-001", "--since", "2999-01-01")
     assert res.stdout.strip() == "no deliveries recorded"
 
-    res = govbus(bus, audited, "audit", "what-received", "NJ-MZ", "--format", "csv")
+    res = govbus_on(bus, audited, "audit", "what-received", "NJ-MZ", "--format", "csv")
     got = list(csv.DictReader(io.StringIO(res.stdout)))
     assert sorted(r["subject_id"] for r in got) == sorted([one, other]) and {r["subscriber"] for r in got} == {"NJ-MZ"}
-    assert govbus(bus, audited, "audit", "what-received", "NJ-GA").stdout.strip() == "no deliveries recorded"
+    assert govbus_on(bus, audited, "audit", "what-received", "NJ-GA").stdout.strip() == "no deliveries recorded"

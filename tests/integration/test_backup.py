@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -23,45 +19,29 @@ from consumers.anchors import read_anchors
 from consumers.audit import verify
 from consumers.feed import Feed
 from consumers.ledger import run_ledger
-from ops import db
 from ops.backup import BackupError, backup, read_manifest, restore, state_topics
 from ops.bench.pipeline import subjects
 from ops.kafka_io import subscribe
 from schemas.codec import default_codec
 from streams.deadline_service import DeadlineService
 from streams.rules.exchange import reject_record
+from tests.conftest import other_database
 from tests.helpers import (
     approved_entry,
     consume,
     decoded,
     delivery,
     eventually,
+    govbus_on,
     produce,
     produce_keyed,
     seed_catalog,
 )
-from topics.settings import REPO_ROOT, kafka_options
+from topics.settings import kafka_options
 
 pytestmark = pytest.mark.integration
 CODEC = default_codec()
 FEEDS = ("NJ-MZ", "NJ-RS")
-
-
-def other_database(dsn: str, name: str) -> str:
-    return urlunsplit(urlsplit(dsn)._replace(path="/" + name))
-
-
-@pytest.fixture
-async def own_db(stack):
-    """A database of this test's own, migrated: the test destroys it."""
-    name = f"backup_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(stack.dsn)
-    await admin.execute(f"CREATE DATABASE {name}")
-    dsn = other_database(stack.dsn, name)
-    await db.migrate(dsn)
-    yield dsn
-    await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    await admin.close()
 
 
 DEADLINES = 5
@@ -280,23 +260,16 @@ async def asyncpg_fetch(dsn: str, sql: str):
         await conn.close()
 
 
-def govbus(bus, dsn: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "GOVBUS_KAFKA_BOOTSTRAP": bus.settings.bootstrap, "GOVBUS_DATABASE_URL": dsn,
-           "GOVBUS_TOPIC_PREFIX": bus.prefix}
-    return subprocess.run([str(Path(sys.executable).parent / "govbus"), *args], capture_output=True, text=True,
-                          env=env, cwd=REPO_ROOT, timeout=180)
-
-
 @pytest.mark.rule("R-42.1")
 async def test_the_commands_say_what_they_did_and_refuse_in_one_line(bus, own_db, tmp_path):
     await seed_catalog(bus, approved_entry("ga-population.yaml"))
-    took = govbus(bus, own_db, "backup", str(tmp_path / "b"))
+    took = govbus_on(bus, own_db, "backup", str(tmp_path / "b"))
     assert took.returncode == 0, took.stderr
     assert f"{len(state_topics())} state topics" in took.stdout and "manifest " in took.stdout
     assert (tmp_path / "b" / "manifest.json").exists() and (tmp_path / "b" / "database.dump").stat().st_size > 0
     assert await count(own_db, "SELECT count(*) FROM ledger_backups") == 1
 
-    again = govbus(bus, own_db, "backup", str(tmp_path / "b"))
+    again = govbus_on(bus, own_db, "backup", str(tmp_path / "b"))
     assert again.returncode == 1 and "already holds a backup" in again.stderr and "Traceback" not in again.stderr
 
     # the database holds a row now (the backup's own record is not a ledger row; a reject is)
@@ -306,9 +279,9 @@ async def test_the_commands_say_what_they_did_and_refuse_in_one_line(bus, own_db
     ledger = Ledger(bus, own_db)
     assert await eventually(lambda: count(own_db, "SELECT count(*) FROM ledger_rejects"), timeout=30)
     await ledger.stop()
-    refused = govbus(bus, own_db, "restore", str(tmp_path / "b"))
+    refused = govbus_on(bus, own_db, "restore", str(tmp_path / "b"))
     assert refused.returncode == 1 and "already holds 1 ledger rows" in refused.stderr, refused.stderr
     assert "Traceback" not in refused.stderr
     (tmp_path / "b" / "topics" / f"{bus.topic('govbus.catalog')}.jsonl").write_text("changed\n")
-    damaged = govbus(bus, own_db, "restore", str(tmp_path / "b"))
+    damaged = govbus_on(bus, own_db, "restore", str(tmp_path / "b"))
     assert damaged.returncode == 1 and "does not match its checksum" in damaged.stderr

@@ -5,16 +5,13 @@ drawn by headless Chromium."""
 import asyncio
 import csv
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 import uuid
 import zlib
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -22,12 +19,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from consumers.ledger import run_ledger
-from ops import db
 from schemas.codec import default_codec
 from schemas.provenance import provenance_digest
 from streams.rules.exchange import reject_record
-from tests.helpers import approved_entry, eventually, resident_id
-from topics.settings import REPO_ROOT, kafka_options
+from tests.helpers import approved_entry, eventually, govbus_on, resident_id
+from topics.settings import kafka_options
 
 pytestmark = pytest.mark.integration
 BJ = ZoneInfo("Asia/Shanghai")
@@ -42,19 +38,6 @@ def bj(month: int, day: int, hour: int = 10, year: int = YEAR) -> datetime:
 
 def ms(t: datetime) -> int:
     return int(t.timestamp() * 1000)
-
-
-@pytest.fixture
-async def own_db(stack):
-    """A database of this test's own, migrated, so the evaluation sees this year's records and nothing else."""
-    name = f"evaluate_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(stack.dsn)
-    await admin.execute(f"CREATE DATABASE {name}")
-    dsn = urlunsplit(urlsplit(stack.dsn)._replace(path="/" + name))
-    await db.migrate(dsn)
-    yield dsn
-    await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    await admin.close()
 
 
 # ---------------------------------------------------------------- the year 2025, as the bus would have written it
@@ -204,13 +187,6 @@ async def recorded(dsn: str) -> int:
         await conn.close()
 
 
-def govbus(bus, dsn: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "GOVBUS_KAFKA_BOOTSTRAP": bus.settings.bootstrap, "GOVBUS_DATABASE_URL": dsn,
-           "GOVBUS_TOPIC_PREFIX": bus.prefix}
-    return subprocess.run([str(Path(sys.executable).parent / "govbus"), *args], capture_output=True, text=True,
-                          env=env, cwd=REPO_ROOT, timeout=120)
-
-
 # ---------------------------------------------------------------- headless Chromium
 
 
@@ -281,7 +257,7 @@ async def test_a_known_year_is_evaluated_ranked_rolled_up_and_drawn(bus, own_db,
         await asyncio.wait_for(ledger, 30)
 
     out_csv, out_html = tmp_path / "eval.csv", tmp_path / "eval.html"
-    res = govbus(bus, own_db, "evaluate", "--year", str(YEAR), "--json", "--csv", str(out_csv),
+    res = govbus_on(bus, own_db, "evaluate", "--year", str(YEAR), "--json", "--csv", str(out_csv),
                  "--html", str(out_html))
     assert res.returncode == 0 and not res.stderr, res.stderr
     ev = json.loads(res.stdout)
@@ -354,7 +330,7 @@ async def test_a_known_year_is_evaluated_ranked_rolled_up_and_drawn(bus, own_db,
     assert by_code["CITY"]["score"] == "64.5" and by_code["CITY"]["year"] == str(YEAR)
 
     # the terminal table: fits 100 columns, the ranking in order
-    res = govbus(bus, own_db, "evaluate", "--year", str(YEAR))
+    res = govbus_on(bus, own_db, "evaluate", "--year", str(YEAR))
     assert res.returncode == 0 and not res.stderr, res.stderr
     lines = res.stdout.splitlines()
     from ops.report import width
@@ -365,7 +341,7 @@ async def test_a_known_year_is_evaluated_ranked_rolled_up_and_drawn(bus, own_db,
     assert any("WY-MZ-JZ" in line and "3 subjects collected again" in line for line in lines)
 
     # one county: its departments, ranked among themselves, and its roll-up
-    res = govbus(bus, own_db, "evaluate", "--year", str(YEAR), "--county", "WY", "--json")
+    res = govbus_on(bus, own_db, "evaluate", "--year", str(YEAR), "--county", "WY", "--json")
     assert res.returncode == 0 and not res.stderr, res.stderr
     wy_ev = json.loads(res.stdout)
     assert [(r["code"], r["rank"]) for r in wy_ev["departments"]] == [("WY-SJJ", 1), ("WY-MZ", 2)]
@@ -376,7 +352,7 @@ async def test_a_known_year_is_evaluated_ranked_rolled_up_and_drawn(bus, own_db,
     for args, says in ((["--year", str(YEAR), "--county", "XX"], "no county 'XX' in the registry"),
                        (["--year", "2019"], "nothing recorded for 2019"),
                        (["--year", "2999"], "2999 cannot be evaluated")):
-        res = govbus(bus, own_db, "evaluate", *args)
+        res = govbus_on(bus, own_db, "evaluate", *args)
         assert res.returncode == 1 and res.stdout == "", res.stdout
         assert says in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
 
