@@ -42,7 +42,9 @@ class FeedRecord:
     grant_id: str
     purpose: str | None
     digest: str
-    flags: tuple[str, ...]
+    flags: tuple[str, ...]  # under_verification, objected (the datum has an open case), correction
+    case_ids: tuple[str, ...]  # the cases the flags refer to
+    correction_of: str | None  # a correction: the event id of the earlier delivery whose value it replaces
     partition: int
     offset: int
 
@@ -183,4 +185,5 @@ class Feed:
             self.unreadable += 1
             log.error("%s[%s]@%s unreadable, skipped: %s", r.topic, r.partition, r.offset, exc.reason)
             return None
-        return FeedRecord(**{**d, "flags": tuple(d["flags"])}, partition=r.partition, offset=r.offset)
+        return FeedRecord(**{**d, "flags": tuple(d["flags"]), "case_ids": tuple(d["case_ids"])},
+                          partition=r.partition, offset=r.offset)

@@ -10,8 +10,13 @@ def format_feed_record(rec) -> str:
     """One line of a feed: who sent what to whom under which grant, and whether its digest holds."""
     items = ", ".join(f"{k}={v}" for k, v in sorted(rec.items.items()))
     check = "ok" if rec.verify() else "DIGEST MISMATCH"
+    marks = ""
+    if rec.flags:
+        marks = f" [{', '.join(rec.flags)}: {', '.join(rec.case_ids)}]"
+    if rec.correction_of:
+        marks += f" corrects {rec.correction_of}"
     return (f"{rec.delivered_at:%Y-%m-%d %H:%M:%S} {rec.publisher} -> {rec.subscriber} "
-            f"{rec.resource_code} {rec.subject_id} {{{items}}} grant={rec.grant_id} {check}")
+            f"{rec.resource_code} {rec.subject_id} {{{items}}} grant={rec.grant_id} {check}{marks}")
 
 
 def print_catalog_decisions(decisions: list[dict]) -> None:
@@ -32,3 +37,14 @@ def print_share_decisions(decisions: list[dict]) -> None:
             click.echo(f"    {r}")
     if not decisions:
         click.echo("no answer yet: is a worker running?", err=True)
+
+
+def print_case_events(events: list[dict]) -> None:
+    """Each step of a case: when, what, who acted, the new status, who must act next and by when."""
+    for e in events:
+        rules = f" [{', '.join(e['rule_ids'])}]" if e["rule_ids"] else ""
+        who = e["actor"] + (f" ({e['person']})" if e["person"] else "")
+        click.echo(f"{e['occurred_at']:%Y-%m-%d %H:%M} {e['case_id']}  {e['step']} by {who}  -> {e['status']}{rules}")
+        click.echo(f"    {e['message']}")
+        if e["due_on"] and e["step"] != "refused":
+            click.echo(f"    next: {e['party']} by {e['due_on']} ({e['deadline_id']})")

@@ -288,3 +288,30 @@ def dispute_ruling(request_id: str, authority: str, person: str, ruling: str, re
     """A DisputeRuling: the authority upholds or overturns the decision disputed."""
     return {**_envelope(now), "request_id": request_id, "authority": authority, "person": person,
             "ruling": ruling, "reason": reason}
+
+
+# --------------------------------------------------------------------------- cases
+
+
+def party_registration(party_id: str, name: str, registered_by: str, now: datetime | None = None) -> dict[str, Any]:
+    """A PartyRegistration: a resident or an organisation that may open cases and request open data."""
+    return {**_envelope(now), "party_id": party_id, "name": name, "registered_by": registered_by}
+
+
+def case_opening(case_type: str, requester: str, resource_code: str, reason: str, *, subject_id: str | None = None,
+                 items: list[str] = (), person: str | None = None, use: str | None = None,
+                 award: str | None = None, now: datetime | None = None) -> dict[str, Any]:
+    """A CaseOpening; its event id is the case id."""
+    return {**_envelope(now), "case_type": case_type, "requester": requester, "person": person,
+            "resource_code": resource_code, "subject_id": subject_id, "items": list(items), "reason": reason,
+            "use": use, "award": award}
+
+
+def case_step(case_id: str, action: str, actor: str, person: str, *, outcome: str | None = None,
+              reason: str | None = None, basis: str | None = None, to_department: str | None = None,
+              extension_days: int | None = None, approved_by: str | None = None,
+              now: datetime | None = None) -> dict[str, Any]:
+    """A CaseStep: mark, forward, answer, decide or extend."""
+    return {**_envelope(now), "case_id": case_id, "action": action, "actor": actor, "person": person,
+            "outcome": outcome, "reason": reason, "basis": basis, "to_department": to_department,
+            "extension_days": extension_days, "approved_by": approved_by}

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 CATALOG_DECISION = "govbus.catalog.CatalogDecision"
 SHARE_DECISION = "govbus.sharing.ShareDecision"
+CASE_EVENT = "govbus.cases.CaseEvent"
 
 
 async def send_events(spec: TopicSpec, events: list[tuple[bytes, str, dict]]) -> None:
@@ -112,6 +113,23 @@ async def send_share(schema: str, rec: dict, request_id: str, wait: float) -> li
     return await send_and_wait(registry.SHARING_INBOX, [(request_id.encode(), schema, rec)],
                                registry.SHARING_DECISIONS, SHARE_DECISION,
                                lambda d: d["request_id"] == request_id and d["occurred_at"] >= since, bool, wait)
+
+
+async def send_case(schema: str, rec: dict, case_id: str, wait: float) -> list[dict]:
+    """Send one case input and wait for what became of it."""
+    return await send_and_wait(registry.CASES_INBOX, [(case_id.encode(), schema, rec)], registry.CASES, CASE_EVENT,
+                               lambda e: e["source_event_id"] == rec["event_id"], bool, wait)
+
+
+async def case_events(bootstrap: str, prefix: str, timeout: float = 10.0) -> list[dict]:
+    """Every event of the cases topic, oldest first."""
+    from topics.views import read_to_end
+
+    codec = default_codec()
+    out = []
+    async for recs in read_to_end(bootstrap, name_of(registry.CASES, prefix), timeout=timeout):
+        out += [codec.decode(r.value, CASE_EVENT).record for r in recs if r.value is not None]
+    return out
 
 
 async def subscribe(department: str, resource: str, active: bool) -> None:

@@ -3,7 +3,8 @@ workers run without faust's web server (metrics are served on GOVBUS_METRICS_POR
 
 import sys
 
-from streams import catalog_agent, deliveries, sharing_agent  # noqa: F401  (registering them is importing them)
+# registering the agents and the delivery stream is importing them
+from streams import case_agent, catalog_agent, deliveries, sharing_agent  # noqa: F401
 from streams.app import app
 
 if __name__ == "__main__":

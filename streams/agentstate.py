@@ -43,7 +43,7 @@ class AgentState:
     def put(self, key: str, value: Any) -> None:
         self.table[key.encode()] = json.dumps(value, ensure_ascii=False, default=_json_default).encode()
 
-    def emit(self, topic: faust.TopicT, key: bytes, value: bytes) -> None:
+    def emit(self, topic: faust.TopicT, key: bytes, value: bytes | None) -> None:  # None: a tombstone
         self.outbox.append((topic.get_topic_name(), key, value))
 
     async def handle(self, event_id: str, handler: Callable[..., Awaitable[None]], *args: Any) -> None:
@@ -53,11 +53,13 @@ class AgentState:
         if stored is None:
             self.outbox.clear()
             await handler(*args)
-            stored = [[n, base64.b64encode(k).decode(), base64.b64encode(v).decode()] for n, k, v in self.outbox]
+            stored = [[n, base64.b64encode(k).decode(), None if v is None else base64.b64encode(v).decode()]
+                      for n, k, v in self.outbox]
             self.put(f"out:{event_id}", stored)
             self.outbox.clear()
         for name, key, value in stored:
-            await self.topics[name].send(key=base64.b64decode(key), value=base64.b64decode(value))
+            await self.topics[name].send(key=base64.b64decode(key),
+                                         value=None if value is None else base64.b64decode(value))
         self.put(f"done:{event_id}", 1)
         self.table.pop(f"out:{event_id}".encode(), None)
 

@@ -1,5 +1,5 @@
 """The faust app of a deployment (its topic prefix) and the views every worker reads: subscriptions, calendar,
-catalog and grants."""
+catalog, grants and the flags of data under verification or objection."""
 
 from __future__ import annotations
 
@@ -158,11 +158,29 @@ class GrantsView:
         return any(g["grantee"] == department for g in self.of(resource_code))
 
 
+class CaseFlagsView:
+    """Per datum (resource, subject), its open verification and objection cases and the corrections owed on it."""
+
+    def __init__(self) -> None:
+        self.by_datum: dict[tuple[str, str], dict] = {}
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        if value is None:
+            if key:
+                resource, _, subject = key.decode().partition("|")
+                self.by_datum.pop((resource, subject), None)
+            return
+        rec = CODEC.decode(value, "govbus.cases.DatumFlags").record
+        self.by_datum[(rec["resource_code"], rec["subject_id"])] = rec
+
+
 catalog = CatalogView()
 grants = GrantsView()
+case_flags = CaseFlagsView()
 catalog_view = CompactedView(SETTINGS.bootstrap, registry.name_of(registry.CATALOG, PREFIX), catalog.apply)
 grants_view = CompactedView(SETTINGS.bootstrap, registry.name_of(registry.GRANTS, PREFIX), grants.apply)
-VIEWS = (subscription_view, calendar_view, catalog_view, grants_view)
+case_flags_view = CompactedView(SETTINGS.bootstrap, registry.name_of(registry.CASE_FLAGS, PREFIX), case_flags.apply)
+VIEWS = (subscription_view, calendar_view, catalog_view, grants_view, case_flags_view)
 
 
 @app.task

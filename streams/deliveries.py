@@ -27,6 +27,8 @@ from streams.app import (
     VIEWS,
     Changes,
     app,
+    case_flags,
+    case_flags_view,
     catalog,
     grants,
     grants_view,
@@ -34,6 +36,7 @@ from streams.app import (
 )
 from streams.outputs import Outputs, key_hash
 from streams.rejects import internal_error_reason, reject_message
+from streams.rules.cases import mark_feeds
 from streams.rules.exchange import (
     alert_id,
     check_against_catalog,
@@ -64,10 +67,12 @@ ACCEPTED_NAME = registry.name_of(registry.ACCEPTED, PREFIX)
 ALERTS_NAME = registry.name_of(registry.ALERTS, PREFIX)
 REJECTS_NAME = registry.name_of(registry.REJECTS, PREFIX)
 SOURCES_NAME = registry.name_of(registry.SUBJECT_SOURCES, PREFIX)
+CASES_INBOX_NAME = registry.name_of(registry.CASES_INBOX, PREFIX)
 GROUP = f"{PREFIX}govbus-deliveries"
 PARTITIONS = {
     ACCEPTED_NAME: registry.ACCEPTED.partitions, ALERTS_NAME: registry.ALERTS.partitions,
     REJECTS_NAME: registry.REJECTS.partitions, SOURCES_NAME: registry.SUBJECT_SOURCES.partitions,
+    CASES_INBOX_NAME: registry.CASES_INBOX.partitions,
     **{name: registry.FEED_PARTITIONS for name in FEED_NAMES.values()},
 }
 PER_FEED = frozenset({"subscriber", "items", "grant_id", "purpose", "digest"})  # the rest is the publication's
@@ -202,10 +207,11 @@ class DeliveryStream(ConsumerRebalanceListener):
         batches = {tp: recs for tp, recs in batches.items() if tp in owned and tp.partition in self.memory}
         if not batches:
             return
-        # a revocation acknowledged before a publication was made applies to it (R-26.2): the grants
-        # view's round trip to the broker goes out first, and the batch is decoded while it is answered
+        # a revocation acknowledged before a publication was made applies to it (R-26.2), as does a case opened
+        # or closed on its datum (R-19.2, R-41.1): the views' round trips to the broker go out first, and the
+        # batch is decoded while they are answered
         moment = max(r.timestamp for recs in batches.values() for r in recs) / 1000
-        fresh = asyncio.ensure_future(grants_view.ensure_fresh_since(moment))
+        fresh = asyncio.gather(grants_view.ensure_fresh_since(moment), case_flags_view.ensure_fresh_since(moment))
         for _ in range(3):
             await asyncio.sleep(0)
         started = time.perf_counter()
@@ -367,11 +373,42 @@ class DeliveryStream(ConsumerRebalanceListener):
         self.tally[metrics.accepted(record["publisher"])] += 1
         ways = self._routes(record, entry, now.astimezone(ZONE).date())
         feeds = feed_records(record, ways, now)
-        encode = CODEC.encoder(FEED, feeds[0], PER_FEED) if feeds else None
+        marks = case_flags.by_datum.get((record["resource_code"], subject)) if case_flags.by_datum else None
+        if marks is not None:
+            feeds, corrected = mark_feeds(record, feeds, marks, functools.partial(self._correction_feed, record, now))
+            for case_id, recipients in corrected.items():
+                self._correction_sent(out, case_id, record, recipients, now)
+        plain = next((fed for fed in feeds if fed.get("correction_of") is None), None)
+        encode = CODEC.encoder(FEED, plain, PER_FEED) if plain is not None else None
         for fed in feeds:
-            out.add(FEED_NAMES[fed["subscriber"]], key, encode(fed), hashed=hashed)
+            value = encode(fed) if fed.get("correction_of") is None else CODEC.encode(FEED, fed)
+            out.add(FEED_NAMES[fed["subscriber"]], key, value, hashed=hashed)
             self.tally[metrics.fed(fed["subscriber"], fed["resource_code"])] += 1
         metrics.LAG.observe(max(0.0, (now - record["occurred_at"]).total_seconds()))
+
+    def _correction_feed(self, record: dict, now: datetime, department: str, grant_id: str) -> dict | None:
+        """The correction for a department that received the old value but would not receive this publication:
+        in the scope of the delivery it had, that grant's items or, under a subscription, all of them."""
+        if department not in FEED_NAMES:
+            return None
+        if grant_id.startswith("subscription:"):
+            route = Route(department, grant_id, None, None)
+        else:
+            grant = grants.by_resource.get(record["resource_code"], {}).get(grant_id)
+            if grant is None:
+                log.warning("no correction for %s of %s: its earlier delivery came under %s, which is not known",
+                            department, record["event_id"], grant_id)
+                return None
+            route = Route(department, grant_id, grant["purpose"], tuple(grant["items"]))
+        return feed_records(record, [route], now)[0]
+
+    def _correction_sent(self, out: Outputs, case_id: str, record: dict, recipients: list[str],
+                         now: datetime) -> None:
+        """Tell the case agent whom the correction went to: it records them and stops owing it."""
+        rec = {"event_id": f"correction:{case_id}:{record['event_id']}", "occurred_at": now, "case_id": case_id,
+               "resource_code": record["resource_code"], "subject_id": record["subject_id"],
+               "delivery_event_id": record["event_id"], "recipients": sorted(recipients)}
+        out.add(CASES_INBOX_NAME, case_id.encode(), CODEC.encode("govbus.cases.CorrectionSent", rec))
 
     def _routes(self, record: dict, entry: dict, today: date) -> list[Route]:
         """Who receives this publication; the same for every subject of a resource on a day unless a

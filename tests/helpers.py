@@ -123,3 +123,34 @@ def govbus_on(bus, dsn: str, *args: str, timeout: float = 180) -> subprocess.Com
            "GOVBUS_TOPIC_PREFIX": bus.prefix}
     return subprocess.run([str(Path(sys.executable).parent / "govbus"), *args], capture_output=True, text=True,
                           env=env, cwd=REPO_ROOT, timeout=timeout)
+
+
+class Deadlines:
+    """The deadline service on a clock the test moves."""
+
+    def __init__(self, bus, clock: list[str]):
+        from streams.deadline_service import DeadlineService
+
+        self.stopping = asyncio.Event()
+        self.service = DeadlineService(bus.settings, clock=lambda: datetime.fromisoformat(clock[0]),
+                                       tick_interval=0.2)
+
+    async def start(self) -> None:
+        await self.service.start()
+        self.task = asyncio.create_task(self.service.run(self.stopping))
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        await asyncio.wait_for(self.task, 30)
+        await self.service.stop()  # leaves its group
+
+
+async def notices(bus, kind: str, want: int, timeout: float = 60) -> list[dict]:
+    """The notices of one kind on the topic, once `want` different deadlines have one."""
+    until = asyncio.get_running_loop().time() + timeout
+    while True:
+        got = [n for n in decoded(await consume(bus.settings.bootstrap, bus.topic("govbus.notices"), count=10**6,
+                                                timeout=1)) if n["kind"] == kind]
+        if len({n["deadline_id"] for n in got}) >= want or asyncio.get_running_loop().time() > until:
+            return got
+        await asyncio.sleep(0.5)

@@ -27,11 +27,12 @@ PROCESSES = ("worker", "ledger", "deadlines")
 # work, the responsibility lists, the working-day calendar
 PUBLIC = (registry.CATALOG, registry.CATALOG_DECISIONS, registry.RESPONSIBILITIES, registry.CALENDAR,
           registry.SHARING_DECISIONS)
-# where a department's officers act: catalog work, share requests and answers, deadline extensions
-DEPARTMENT_INBOXES = (registry.CATALOG_INBOX, registry.SHARING_INBOX, registry.DEADLINE_COMMANDS)
+# where a department's officers act: catalog work, share requests and answers, deadline extensions, cases
+DEPARTMENT_INBOXES = (registry.CATALOG_INBOX, registry.SHARING_INBOX, registry.DEADLINE_COMMANDS,
+                      registry.CASES_INBOX)
 # the city authority also publishes the calendar and follows alerts, grants, deadlines and notices
 AUTHORITY_WRITES = (registry.CALENDAR,)
-AUTHORITY_READS = (registry.ALERTS, registry.GRANTS, registry.DEADLINES, registry.NOTICES)
+AUTHORITY_READS = (registry.ALERTS, registry.GRANTS, registry.DEADLINES, registry.NOTICES, registry.CASES)
 
 
 @dataclass(frozen=True, order=True)

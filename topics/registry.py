@@ -134,6 +134,29 @@ LEDGER_ANCHORS = TopicSpec(
     "govbus.ledger.anchors", "table", "govbus.ledger.Anchor", 1, "delete", FOREVER,
     "The ledger's chain heads (table, row number, hash), recorded as they grow: a rewritten table shows (R-39.1).",
 )
+CASES_INBOX = TopicSpec(
+    "govbus.cases.inbox", "case id", "govbus.cases.PartyRegistration | CaseOpening | CaseStep | CorrectionSent", 1,
+    "delete", FOREVER,
+    "Citizens' and departments' cases in one ordered stream: registrations of parties, verifications, objections,"
+    " open requests, and each step of them.",
+)
+CASES = TopicSpec(
+    "govbus.cases", "case id", "govbus.cases.CaseEvent", 1, "delete", FOREVER,
+    "What became of each case input: every step, who acted, the deadline it started, or why it was refused.",
+)
+CASE_FLAGS = TopicSpec(
+    "govbus.cases.flags", "resource_code|subject_id", "govbus.cases.DatumFlags", 1, "compact", FOREVER,
+    "Per datum, the open verification and objection cases its feed deliveries are flagged with (R-19.2, R-41.1)"
+    " and the departments owed a correction; the latest per datum counts.",
+)
+PARTIES = TopicSpec(
+    "govbus.parties", "party id", "govbus.cases.Party", 1, "compact", FOREVER,
+    "Registered parties that are not departments: residents, companies, research bodies.",
+)
+CASES_STATE = TopicSpec(
+    "govbus-cases_state-changelog", "state key", "(JSON, internal)", 1, "compact", FOREVER,
+    "The case agent's table (faust changelog): cases, parties and the flags of each datum.",
+)
 FEED_PARTITIONS = 4
 FEED_RETENTION_MS = 30 * DAY_MS
 FEED_PREFIX = "govbus.feed."
@@ -142,7 +165,8 @@ PUBLISH_PREFIX = "govbus.publish."
 FIXED: tuple[TopicSpec, ...] = (
     DELIVERIES, ACCEPTED, SUBSCRIPTIONS, REJECTS, CALENDAR, CATALOG_INBOX, CATALOG, CATALOG_DECISIONS,
     RESPONSIBILITIES, CATALOG_STATE, DEADLINE_COMMANDS, DEADLINES, NOTICES, SHARING_INBOX, GRANTS,
-    SHARING_DECISIONS, SHARING_STATE, SUBJECT_SOURCES, ALERTS, LEDGER_ANCHORS,
+    SHARING_DECISIONS, SHARING_STATE, SUBJECT_SOURCES, ALERTS, LEDGER_ANCHORS, CASES_INBOX, CASES, CASE_FLAGS, PARTIES,
+    CASES_STATE,
 )
 
 

@@ -7,7 +7,21 @@ import logging
 
 import click
 
-from ops.cli import audit, backup, bench, calendar, catalog, common, dept, evaluate, exchange, ledger, share, stack
+from ops.cli import (
+    audit,
+    backup,
+    bench,
+    calendar,
+    case,
+    catalog,
+    common,
+    dept,
+    evaluate,
+    exchange,
+    ledger,
+    share,
+    stack,
+)
 
 
 @click.group(cls=common.Group)
@@ -26,6 +40,6 @@ for command in (
     stack.up, stack.down, stack.run, stack.status, stack.worker, stack.topics, stack.schemas, stack.db,
     exchange.publish, exchange.subscribe, exchange.feed, exchange.check,
     ledger.ledger, audit.audit, calendar.calendar, calendar.deadlines, catalog.catalog, share.share, share.alerts,
-    bench.bench, dept.dept, dept.acls, backup.backup, backup.restore, evaluate.evaluate,
+    bench.bench, dept.dept, dept.acls, backup.backup, backup.restore, evaluate.evaluate, case.party, case.case,
 ):
     main.add_command(command)

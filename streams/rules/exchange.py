@@ -123,6 +123,8 @@ def feed_records(d: Mapping[str, Any], routes: Iterable[Any], now: datetime) -> 
             "purpose": r.purpose,
             "digest": digest,
             "flags": [],
+            "case_ids": [],
+            "correction_of": None,
         })
     return out
 

@@ -23,16 +23,15 @@ from ops.backup import BackupError, backup, read_manifest, restore, state_topics
 from ops.bench.pipeline import subjects
 from ops.kafka_io import subscribe
 from schemas.codec import default_codec
-from streams.deadline_service import DeadlineService
 from streams.rules.exchange import reject_record
 from tests.conftest import other_database
 from tests.helpers import (
+    Deadlines,
     approved_entry,
-    consume,
-    decoded,
     delivery,
     eventually,
     govbus_on,
+    notices,
     produce,
     produce_keyed,
     seed_catalog,
@@ -52,35 +51,6 @@ def command(action: str, deadline_id: str, **fields) -> bytes:
            "deadline_id": deadline_id, "case_type": None, "case_id": None, "party": None, "received_on": None,
            "extension_days": None, "approved_by": None, "actor": "test", **fields}
     return CODEC.encode("govbus.deadlines.DeadlineCommand", rec)
-
-
-async def notices(bus, kind: str, want: int, timeout: float = 60) -> list[dict]:
-    """The notices of one kind on the topic, once `want` different deadlines have one."""
-    until = asyncio.get_running_loop().time() + timeout
-    while True:
-        got = [n for n in decoded(await consume(bus.settings.bootstrap, bus.topic("govbus.notices"), count=10**6,
-                                                timeout=1)) if n["kind"] == kind]
-        if len({n["deadline_id"] for n in got}) >= want or asyncio.get_running_loop().time() > until:
-            return got
-        await asyncio.sleep(0.5)
-
-
-class Deadlines:
-    """The deadline service on a clock the test moves."""
-
-    def __init__(self, bus, clock: list[str]):
-        self.stopping = asyncio.Event()
-        self.service = DeadlineService(bus.settings, clock=lambda: datetime.fromisoformat(clock[0]),
-                                       tick_interval=0.2)
-
-    async def start(self) -> None:
-        await self.service.start()
-        self.task = asyncio.create_task(self.service.run(self.stopping))
-
-    async def stop(self) -> None:
-        self.stopping.set()
-        await asyncio.wait_for(self.task, 30)
-        await self.service.stop()  # leaves its group
 
 
 class Ledger:
