@@ -1,5 +1,6 @@
 """The demo `govbus run` starts beside the bus, so a newcomer sees events flow: catalog entries submitted and
-approved, a share request answered, a subscription, publications, and what arrives on the feeds."""
+approved, a share request answered, a subscription, publications, what arrives on the feeds, and a citizen's
+verification case from request to the correction on the feed of the department that had the old value."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ CATALOG_SEED = REPO_ROOT / "ops" / "seed" / "catalog"
 SHARE_REQUESTER = "NJ-YB"
 SHARE_RESOURCE = "WY-MZ-DB-001"
 SHARE_FILE = REPO_ROOT / "ops" / "seed" / "demo" / "subsidy.csv"
+VERIFIED_SUBJECT = "51102419690817975X"  # 唐秀英 of subsidy.csv, whose 保障类别 turns out wrong
 
 
 async def _catalog(settings: Settings) -> None:
@@ -78,6 +80,35 @@ async def _sharing() -> None:
     print_share_decisions(await send_share("govbus.sharing.ShareAnswer", answer, req["event_id"], 20))
 
 
+async def _verification(settings: Settings, subsidy: list) -> None:
+    """A resident asks WY-MZ to verify her subsidy category, which NJ-YB has received; while the case is open NJ-YB's
+    feed flags that datum; WY-MZ finds it wrong and corrects it, and its next publication reaches NJ-YB as the
+    correction of what it had."""
+    from consumers.queries import who_received
+    from ops import events
+    from ops.display import print_case_events
+    from ops.kafka_io import send_case
+
+    row = next(r for r in subsidy if r.record and r.record["subject_id"] == VERIFIED_SUBJECT)
+    while not await who_received(settings.dsn, VERIFIED_SUBJECT, SHARE_RESOURCE):
+        await asyncio.sleep(1)  # the ledger has recorded that NJ-YB received the datum
+    name = row.record["姓名"]
+    reg = events.party_registration(VERIFIED_SUBJECT, name, "政务服务网")
+    print(f"[case] {name} registers on the portal with her identity number")
+    print_case_events(await send_case("govbus.cases.PartyRegistration", reg, f"party:{VERIFIED_SUBJECT}", 20))
+    opening = events.case_opening("verification", VERIFIED_SUBJECT, SHARE_RESOURCE, "我已转为城市低保，农村低保有误",
+                                  subject_id=VERIFIED_SUBJECT, items=["保障类别"])
+    case_id = opening["event_id"]
+    print(f"[case] {name} asks WY-MZ to verify her 保障类别 in {SHARE_RESOURCE} (校核, R-19.1)")
+    print_case_events(await send_case("govbus.cases.CaseOpening", opening, case_id, 20))
+    await asyncio.sleep(12)  # a round of publications goes out flagged as under verification
+    answer = events.case_step(case_id, "answer", "WY-MZ", "熊燕", outcome="corrected", reason="已于上月转为城市低保")
+    print("[case] WY-MZ (熊燕) finds the datum wrong and corrects it; its next publication carries the new value")
+    print_case_events(await send_case("govbus.cases.CaseStep", answer, case_id, 20))
+    row.record["保障类别"] = "城市低保"
+    print(f"[case] `govbus case show {case_id}` lists every step and who was sent the correction")
+
+
 async def run_demo(settings: Settings, stop: asyncio.Event) -> None:
     """The demo, until `stop` is set: the catalog and sharing steps once, then publications every 10 s."""
     from consumers.feed import Feed
@@ -106,11 +137,12 @@ async def run_demo(settings: Settings, stop: asyncio.Event) -> None:
             async for rec in feed:
                 print(f"[feed {department}] {format_feed_record(rec)}")
 
+    rows = list(read_rows(DEMO_FILE.read_bytes(), "csv"))
+    # one broken row, to show that refusals are recorded with their reason
+    rows += list(read_rows(b"subject_id,\xe5\xa7\x93\xe5\x90\x8d\n511002198001011230,x,y\n", "csv"))
+    subsidy = list(read_rows(SHARE_FILE.read_bytes(), "csv"))
+
     async def publish() -> None:
-        rows = list(read_rows(DEMO_FILE.read_bytes(), "csv"))
-        # one broken row, to show that refusals are recorded with their reason
-        rows += list(read_rows(b"subject_id,\xe5\xa7\x93\xe5\x90\x8d\n511002198001011230,x,y\n", "csv"))
-        subsidy = list(read_rows(SHARE_FILE.read_bytes(), "csv"))
         while not stop.is_set():
             report = await publish_rows(rows, publisher=DEMO_PROVIDER, resource_code=DEMO_RESOURCE,
                                         source=DEMO_FILE.name, bootstrap=settings.bootstrap,
@@ -127,6 +159,6 @@ async def run_demo(settings: Settings, stop: asyncio.Event) -> None:
                   f"rejects {n['ledger_rejects']}")
 
     try:
-        await asyncio.gather(tail(DEMO_SUBSCRIBER), tail(SHARE_REQUESTER), publish())
+        await asyncio.gather(tail(DEMO_SUBSCRIBER), tail(SHARE_REQUESTER), publish(), _verification(settings, subsidy))
     finally:
         notice_task.cancel()

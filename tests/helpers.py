@@ -4,21 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from ops.bench.pipeline import produce_keyed, records_on  # noqa: F401  (re-exported for the tests)
 from ops.seeds import approved_entry  # noqa: F401  (re-exported for the tests)
+from ops.supervisor import read_state, same_process
 from schemas.codec import default_codec
 from streams.rules.identifiers import resident_id_check_char
 from topics import views
 from topics.settings import REPO_ROOT, kafka_options
+
+GOVBUS = str(Path(sys.executable).parent / "govbus")
+PORT_VARS = ("GOVBUS_METRICS_PORT", "GOVBUS_LEDGER_METRICS_PORT", "GOVBUS_DEADLINES_METRICS_PORT",
+             "GOVBUS_SUPERVISOR_METRICS_PORT")
 
 
 def resident_id(body17: str = "51100219800101123") -> str:
@@ -154,3 +163,53 @@ async def notices(bus, kind: str, want: int, timeout: float = 60) -> list[dict]:
         if len({n["deadline_id"] for n in got}) >= want or asyncio.get_running_loop().time() > until:
             return got
         await asyncio.sleep(0.5)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Run:
+    """`govbus run --no-prometheus` as a child process, on a test's deployment; without the demo unless asked."""
+
+    def __init__(self, bus, tmp_path: Path, *, demo: bool = False):
+        self.state_dir = tmp_path / "state"
+        self.console = tmp_path / "console.log"
+        self.ports = {var: free_port() for var in PORT_VARS}
+        env = {**os.environ, "GOVBUS_KAFKA_BOOTSTRAP": bus.settings.bootstrap, "GOVBUS_DATABASE_URL": bus.settings.dsn,
+               "GOVBUS_TOPIC_PREFIX": bus.prefix, "GOVBUS_STATE_DIR": str(self.state_dir),
+               **{var: str(port) for var, port in self.ports.items()}}
+        with open(self.console, "wb") as out:
+            args = [GOVBUS, "run", *(() if demo else ("--no-demo",)), "--no-prometheus"]
+            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                         cwd=REPO_ROOT)
+
+    def output(self) -> str:
+        return self.console.read_text(errors="replace")
+
+    def children(self) -> dict[str, dict]:
+        state = read_state(self.state_dir) or {}
+        return {p["name"]: p for p in state.get("processes", [])}
+
+    def running(self, name: str) -> int | None:
+        """The pid of child `name` when the supervisor has it running (and it really runs)."""
+        p = self.children().get(name)
+        return p["pid"] if p and p["state"] == "running" and same_process(p["pid"], p["pid_start"]) else None
+
+    def restarts(self) -> dict[str, float]:
+        """govbus_process_restarts_total by process, from the supervisor's /metrics."""
+        port = self.ports["GOVBUS_SUPERVISOR_METRICS_PORT"]
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        return {s.labels["process"]: s.value for family in text_string_to_metric_families(text)
+                for s in family.samples if s.name == "govbus_process_restarts_total"}
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

@@ -9,7 +9,6 @@ partition many times over before the test ends; nothing else is changed from pro
 
 import asyncio
 import re
-import socket
 import time
 import urllib.request
 import uuid
@@ -23,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ops.kafka_io import send_share, submit_and_wait, subscribe
 from ops.workers import WorkerProcess
 from schemas.codec import default_codec
-from tests.helpers import approved_entry, delivery, produce_keyed, records_on, resident_id, seed_catalog
+from tests.helpers import approved_entry, delivery, free_port, produce_keyed, records_on, resident_id, seed_catalog
 from topics.settings import REPO_ROOT, kafka_options
 
 pytestmark = pytest.mark.integration
@@ -33,12 +32,6 @@ CHECK_EVERY = 2.5  # seconds: faust checks every 2.5 commit intervals, and the w
 RUN_FOR = 30.0  # seconds of publications: the check has then fired about ten times past its timeout
 SEED = REPO_ROOT / "ops" / "seed" / "catalog"
 LEVELS = re.compile(r"\b(ERROR|WARNING|CRITICAL)\b|Traceback")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def groups_ready(bus) -> None:

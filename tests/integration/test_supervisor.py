@@ -7,22 +7,18 @@ import logging
 import os
 import re
 import signal
-import socket
-import subprocess
 import sys
-import urllib.request
-from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
-from prometheus_client.parser import text_string_to_metric_families
 
 from consumers.queries import fetch
 from ops.bench.pipeline import subjects
 from ops.stack import pid_alive
-from ops.supervisor import Backoff, ChildSpec, Supervisor, read_state, same_process
+from ops.supervisor import Backoff, ChildSpec, Supervisor, read_state
 from schemas.codec import default_codec
 from tests.helpers import (
+    Run,
     approved_entry,
     delivery,
     eventually,
@@ -31,64 +27,11 @@ from tests.helpers import (
     records_on,
     seed_catalog,
 )
-from topics.settings import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 
-GOVBUS = str(Path(sys.executable).parent / "govbus")
 DELIVERY = "govbus.exchange.DataDelivery"
-PORT_VARS = ("GOVBUS_METRICS_PORT", "GOVBUS_LEDGER_METRICS_PORT", "GOVBUS_DEADLINES_METRICS_PORT",
-             "GOVBUS_SUPERVISOR_METRICS_PORT")
 LEVELS = re.compile(r"\b(ERROR|WARNING|CRITICAL)\b|Traceback")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Run:
-    """`govbus run --no-demo --no-prometheus` as a child process, on this test's deployment."""
-
-    def __init__(self, bus, tmp_path: Path):
-        self.state_dir = tmp_path / "state"
-        self.console = tmp_path / "console.log"
-        self.ports = {var: free_port() for var in PORT_VARS}
-        env = {**os.environ, "GOVBUS_KAFKA_BOOTSTRAP": bus.settings.bootstrap, "GOVBUS_DATABASE_URL": bus.settings.dsn,
-               "GOVBUS_TOPIC_PREFIX": bus.prefix, "GOVBUS_STATE_DIR": str(self.state_dir),
-               **{var: str(port) for var, port in self.ports.items()}}
-        with open(self.console, "wb") as out:
-            self.proc = subprocess.Popen([GOVBUS, "run", "--no-demo", "--no-prometheus"], stdout=out,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=REPO_ROOT)
-
-    def output(self) -> str:
-        return self.console.read_text(errors="replace")
-
-    def children(self) -> dict[str, dict]:
-        state = read_state(self.state_dir) or {}
-        return {p["name"]: p for p in state.get("processes", [])}
-
-    def running(self, name: str) -> int | None:
-        """The pid of child `name` when the supervisor has it running (and it really runs)."""
-        p = self.children().get(name)
-        return p["pid"] if p and p["state"] == "running" and same_process(p["pid"], p["pid_start"]) else None
-
-    def restarts(self) -> dict[str, float]:
-        """govbus_process_restarts_total by process, from the supervisor's /metrics."""
-        port = self.ports["GOVBUS_SUPERVISOR_METRICS_PORT"]
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-        return {s.labels["process"]: s.value for family in text_string_to_metric_families(text)
-                for s in family.samples if s.name == "govbus_process_restarts_total"}
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 async def until(check, timeout: float, what: str):

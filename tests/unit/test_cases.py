@@ -150,7 +150,6 @@ def test_an_objection_in_the_authoritys_own_scope_is_decided_by_it_within_ten_da
 
 
 @pytest.mark.rule("R-32.1")
-@pytest.mark.rule("R-32.3")
 @pytest.mark.rule("R-30.1")
 def test_an_open_request_records_its_use_and_is_answered_in_fifteen_days():
     research = {"items": ["保障类别"], "subject_id": None, "use": "public_interest_research"}
