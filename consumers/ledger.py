@@ -244,6 +244,25 @@ async def _alerts(conn, batch):
         [(a["alert_id"], a["subject_id"], a["occurred_at"]) for a, _ in batch])
 
 
+async def _case_events(conn, batch):
+    await conn.executemany(
+        "INSERT INTO case_events (event_id, case_id, case_type, step, status, actor, person, requester, resource_code,"
+        " subject_id, items, message, rule_ids, deadline_id, party, due_on, recipients, occurred_at)"
+        " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18) ON CONFLICT DO NOTHING",
+        [(e["event_id"], e["case_id"], e["case_type"], e["step"], e["status"], e["actor"], e["person"],
+          e["requester"], e["resource_code"], e["subject_id"], e["items"], e["message"], e["rule_ids"],
+          e["deadline_id"], e["party"], e["due_on"], e["recipients"], e["occurred_at"]) for e, _ in batch])
+
+
+async def _open_grants(conn, batch):
+    await conn.executemany(
+        "INSERT INTO open_grants (grant_id, party, resource_code, items, purpose, use, award, granted_by, granted_at,"
+        " case_id, revoked) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
+        " ON CONFLICT (grant_id) DO UPDATE SET revoked = open_grants.revoked OR EXCLUDED.revoked",
+        [(g["grant_id"], g["party"], g["resource_code"], g["items"], g["purpose"], g["use"], g["award"],
+          g["granted_by"], g["granted_at"], g["case_id"], g["revoked"]) for g, _ in batch])
+
+
 # record type -> (ledger table, writer)
 WRITERS = {
     "govbus.exchange.DataDelivery": ("ledger_deliveries", _deliveries),
@@ -256,6 +275,8 @@ WRITERS = {
     "govbus.sharing.Grant": ("grants", _grants),
     "govbus.sharing.ShareDecision": ("share_decisions", _share_decisions),
     "govbus.ops.Alert": ("alerts", _alerts),
+    "govbus.cases.CaseEvent": ("case_events", _case_events),
+    "govbus.open.OpenGrant": ("open_grants", _open_grants),
 }
 LEDGER_TOPICS = tuple(spec for spec in registry.FIXED if spec.recorded)
 REJECT = "govbus.ops.Reject"

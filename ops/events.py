@@ -16,7 +16,7 @@ CONTENT_FIELDS = (
     "share_attribute", "share_conditions", "share_basis", "open_attribute", "open_conditions", "open_basis",
     "security_level", "classified", "usage_requirements", "update_cycle", "legal_basis", "system_code",
 )
-ITEM_FIELDS = ("name", "type", "subject_id", "basic", "personal")
+ITEM_FIELDS = ("name", "type", "subject_id", "basic", "personal", "open_treatment")
 SUBMISSION_FIELDS = (*CONTENT_FIELDS, "kind", "change_date", "change_reason")
 DEMAND_FIELDS = ("name", "provider", "resource_code", "data_items", "purpose", "basis")
 SYSTEM_FIELDS = ("system_code", "name", "stage", "interfaces", "resource_codes")
@@ -129,7 +129,8 @@ def entry_from_file(raw: Any, provider: str) -> dict[str, Any]:
         if i.get("name") is None:
             raise InputError(f"{what} needs at least a name and a type")
         items.append({"name": _required(i["name"], f"{what}: name"), "type": _text(i.get("type"), f"{what}: type")
-                      or "", **{f: _flag(i.get(f), f"{what}: {f}") for f in ("subject_id", "basic", "personal")}})
+                      or "", **{f: _flag(i.get(f), f"{what}: {f}") for f in ("subject_id", "basic", "personal")},
+                      "open_treatment": _text(i.get("open_treatment"), f"{what}: open_treatment")})
     entry: dict[str, Any] = {f: _text(raw.get(f), f) for f in CONTENT_FIELDS if f not in ("data_items", "classified")}
     for f in ("resource_code", "name", "summary", "classification", "format", "share_attribute", "open_attribute",
               "security_level", "usage_requirements", "update_cycle", "legal_basis", "system_code"):

@@ -65,7 +65,7 @@ def _rows(rows: list[Row], listed: dict[str, int]) -> list[str]:
 
 
 def text(ev: Evaluation) -> str:
-    """The terminal table: departments by rank, the counties rolled up, the systems listed, what is not recorded."""
+    """The terminal table: departments by rank, the counties rolled up, the systems listed, what is not evaluated."""
     header = _line("rank", "code", "department", "score", "cat", [h for h, _, _ in MEASURES.values()], "R-45.1")
     scope = f"{ev.total.name} ({ev.total.code})" if ev.county else "the city and its counties"
     out = [f"govbus evaluation {ev.year}: {scope}, deadlines and periods through {ev.through}", "", header]
@@ -96,7 +96,7 @@ def text(ev: Evaluation) -> str:
     out += ["", "cat: resources catalogued; compl: catalog completeness, timely: catalog timeliness (R-14.1)",
             "fulfil: responsibility list fulfilled (R-13.1); answer: share requests answered in time (R-26.1)",
             "qual: data quality (R-20.1); share: share degree; score: mean of the measures (R-46.1)",
-            "not yet recorded by the bus, so not evaluated:", *(f"  {n}" for n in ev.notes)]
+            "recorded by the bus, not yet evaluated:", *(f"  {n}" for n in ev.notes)]
     return "\n".join(clip(line, WIDTH) for line in out)
 
 # --------------------------------------------------------------------------- CSV and JSON
@@ -214,7 +214,7 @@ h2 { border-bottom: 2px solid #1f77b4; padding-bottom: 4px; margin-top: 2em; }
 
 def html_report(ev: Evaluation) -> str:
     """One HTML file: the city's (or the county's) ranking and charts, a section per county, the systems listed
-    under R-45.1 and what is not yet recorded; plotly.js inlined once, nothing fetched."""
+    under R-45.1 and what is not yet evaluated; plotly.js inlined once, nothing fetched."""
     from plotly.offline import get_plotlyjs
 
     scope = ev.total.name if ev.county else "内江市"
@@ -242,7 +242,7 @@ def html_report(ev: Evaluation) -> str:
                          item.requests_not_answered_in_time, ", ".join(item.resources)]
                 parts.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
             parts.append("</tbody></table>")
-    parts.append("<h2>Not yet recorded by the bus, so not evaluated</h2><ul>"
+    parts.append("<h2>Recorded by the bus, not yet evaluated</h2><ul>"
                  + "".join(f"<li>{html.escape(n)}</li>" for n in ev.notes) + "</ul>")
     return (f"<!DOCTYPE html>\n<html lang='zh-CN'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style><script>{get_plotlyjs()}</script></head>\n<body>\n" + "\n".join(parts)

@@ -174,13 +174,31 @@ class CaseFlagsView:
         self.by_datum[(rec["resource_code"], rec["subject_id"])] = rec
 
 
+class OpenGrantsView:
+    """Approved conditional open requests by resource: the parties whose open feed receives it."""
+
+    def __init__(self) -> None:
+        self.by_resource: dict[str, dict[str, dict]] = {}
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        if value is None:
+            return
+        g = CODEC.decode(value, "govbus.open.OpenGrant").record
+        self.by_resource.setdefault(g["resource_code"], {})[g["grant_id"]] = g
+
+    def of(self, resource_code: str) -> list[dict]:
+        return [g for g in self.by_resource.get(resource_code, {}).values() if not g["revoked"]]
+
+
 catalog = CatalogView()
 grants = GrantsView()
 case_flags = CaseFlagsView()
+open_grants = OpenGrantsView()
 catalog_view = CompactedView(SETTINGS.bootstrap, registry.name_of(registry.CATALOG, PREFIX), catalog.apply)
 grants_view = CompactedView(SETTINGS.bootstrap, registry.name_of(registry.GRANTS, PREFIX), grants.apply)
 case_flags_view = CompactedView(SETTINGS.bootstrap, registry.name_of(registry.CASE_FLAGS, PREFIX), case_flags.apply)
-VIEWS = (subscription_view, calendar_view, catalog_view, grants_view, case_flags_view)
+open_grants_view = CompactedView(SETTINGS.bootstrap, registry.name_of(registry.OPEN_GRANTS, PREFIX), open_grants.apply)
+VIEWS = (subscription_view, calendar_view, catalog_view, grants_view, case_flags_view, open_grants_view)
 
 
 @app.task

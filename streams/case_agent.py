@@ -21,9 +21,10 @@ inbox_topic = topic(registry.CASES_INBOX)
 cases_topic = topic(registry.CASES)
 flags_topic = topic(registry.CASE_FLAGS)
 parties_topic = topic(registry.PARTIES)
+open_grants_topic = topic(registry.OPEN_GRANTS)
 deadline_commands_topic = topic(registry.DEADLINE_COMMANDS)
 state = AgentState(app, "cases_state", registry.name_of(registry.CASES_STATE, PREFIX),
-                   (cases_topic, flags_topic, parties_topic, deadline_commands_topic))
+                   (cases_topic, flags_topic, parties_topic, open_grants_topic, deadline_commands_topic))
 
 
 @app.agent(inbox_topic)
@@ -107,6 +108,8 @@ async def _apply(t: rules.Transition, now: datetime, source: dict, actor: str) -
         _publish_flags(case, datum)
     state.put(f"case:{case['case_id']}", case)
     _commands(now, t, actor)
+    if t.grant is not None:
+        state.emit(open_grants_topic, t.grant["grant_id"].encode(), CODEC.encode("govbus.open.OpenGrant", t.grant))
     message = t.message
     if t.correct:
         message += (f"; owed to {', '.join(recipients)}, sent with the provider's republication" if recipients
@@ -143,6 +146,18 @@ async def on_registration(rec: dict, received_on: date, now: datetime) -> None:
     state.emit(parties_topic, rec["party_id"].encode(), CODEC.encode("govbus.cases.Party", party))
     _say(now, rec, None, "registered", f"{rec['name']} registered as a party ({party['kind']})", ["R-17.2"],
          actor=rec["registered_by"], case_id=f"party:{rec['party_id']}")
+
+
+async def on_credentials(rec: dict, received_on: date, now: datetime) -> None:
+    """A registered party was issued its credentials and its open feed: it may now request open data (R-32.3)."""
+    party = state.get(f"party:{rec['party_id']}")
+    if party is None:
+        _refuse(now, rec, None, [Refusal(f"{rec['party_id']} is not a registered party", ("R-32.3",))],
+                rec["issued_by"], case_id=f"party:{rec['party_id']}")
+        return
+    state.put(f"party:{rec['party_id']}", {**party, "authenticated": True})
+    _say(now, rec, None, "credentials", f"{party['name']} is an authenticated requester of open data", ["R-32.3"],
+         actor=rec["issued_by"], case_id=f"party:{rec['party_id']}")
 
 
 async def on_opening(rec: dict, received_on: date, now: datetime) -> None:
@@ -187,6 +202,7 @@ async def on_correction_sent(rec: dict, received_on: date, now: datetime) -> Non
 
 HANDLERS = {
     "govbus.cases.PartyRegistration": on_registration,
+    "govbus.cases.PartyCredentials": on_credentials,
     "govbus.cases.CaseOpening": on_opening,
     "govbus.cases.CaseStep": on_step,
     "govbus.cases.CorrectionSent": on_correction_sent,

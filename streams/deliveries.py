@@ -32,6 +32,7 @@ from streams.app import (
     catalog,
     grants,
     grants_view,
+    open_grants,
     subscriptions,
 )
 from streams.outputs import Outputs, key_hash
@@ -47,6 +48,7 @@ from streams.rules.exchange import (
     remember_sources,
 )
 from streams.rules.identifiers import subject_problem
+from streams.rules.opening import OPEN_ATTRIBUTES, open_records
 from streams.rules.sharing import Route, routes
 from streams.subjects import SubjectMemory, encode_json
 from topics import metrics, registry
@@ -68,11 +70,13 @@ ALERTS_NAME = registry.name_of(registry.ALERTS, PREFIX)
 REJECTS_NAME = registry.name_of(registry.REJECTS, PREFIX)
 SOURCES_NAME = registry.name_of(registry.SUBJECT_SOURCES, PREFIX)
 CASES_INBOX_NAME = registry.name_of(registry.CASES_INBOX, PREFIX)
+OPEN_FEED_NAME = registry.name_of(registry.OPEN_FEED, PREFIX)
+OPEN = "govbus.open.OpenDelivery"
 GROUP = f"{PREFIX}govbus-deliveries"
 PARTITIONS = {
     ACCEPTED_NAME: registry.ACCEPTED.partitions, ALERTS_NAME: registry.ALERTS.partitions,
     REJECTS_NAME: registry.REJECTS.partitions, SOURCES_NAME: registry.SUBJECT_SOURCES.partitions,
-    CASES_INBOX_NAME: registry.CASES_INBOX.partitions,
+    CASES_INBOX_NAME: registry.CASES_INBOX.partitions, OPEN_FEED_NAME: registry.OPEN_FEED.partitions,
     **{name: registry.FEED_PARTITIONS for name in FEED_NAMES.values()},
 }
 PER_FEED = frozenset({"subscriber", "items", "grant_id", "purpose", "digest"})  # the rest is the publication's
@@ -384,7 +388,20 @@ class DeliveryStream(ConsumerRebalanceListener):
             value = encode(fed) if fed.get("correction_of") is None else CODEC.encode(FEED, fed)
             out.add(FEED_NAMES[fed["subscriber"]], key, value, hashed=hashed)
             self.tally[metrics.fed(fed["subscriber"], fed["resource_code"])] += 1
+        if entry["entry"]["open_attribute"] in OPEN_ATTRIBUTES:
+            self._open(out, record, entry, now)
         metrics.LAG.observe(max(0.0, (now - record["occurred_at"]).total_seconds()))
+
+    def _open(self, out: Outputs, record: dict, entry: dict, now: datetime) -> None:
+        """An open resource's publication as the public receives it: desensitized, with its source and retrieval
+        date, on the open feed (unconditional) or on the feed of each party approved for it (conditional)."""
+        provider = DEPARTMENTS[entry["entry"]["provider"]]
+        key = record["resource_code"].encode()
+        for party, rec in open_records(record, entry, provider.name, open_grants.of(record["resource_code"]), now):
+            if party is None:
+                out.add(OPEN_FEED_NAME, key, CODEC.encode(OPEN, rec))
+            else:
+                out.add(registry.open_party_name(party, PREFIX), key, CODEC.encode(OPEN, rec), partition=0)
 
     def _correction_feed(self, record: dict, now: datetime, department: str, grant_id: str) -> dict | None:
         """The correction for a department that received the old value but would not receive this publication:

@@ -30,6 +30,8 @@ PUBLIC = (registry.CATALOG, registry.CATALOG_DECISIONS, registry.RESPONSIBILITIE
 # where a department's officers act: catalog work, share requests and answers, deadline extensions, cases
 DEPARTMENT_INBOXES = (registry.CATALOG_INBOX, registry.SHARING_INBOX, registry.DEADLINE_COMMANDS,
                       registry.CASES_INBOX)
+# what every authenticated party may read besides the open data: the working-day calendar
+PARTY_READS: tuple[registry.TopicSpec, ...] = (registry.CALENDAR,)
 # the city authority also publishes the calendar and follows alerts, grants, deadlines and notices
 AUTHORITY_WRITES = (registry.CALENDAR,)
 AUTHORITY_READS = (registry.ALERTS, registry.GRANTS, registry.DEADLINES, registry.NOTICES, registry.CASES)
@@ -57,6 +59,21 @@ def department_principal(code: str, prefix: str = "") -> str:
 
 def process_principal(process: str, prefix: str = "") -> str:
     return f"{prefix}govbus-{process}"
+
+
+def party_principal(party_id: str, prefix: str = "") -> str:
+    """A registered party (a resident, a company, a research body) on the broker: `party-<identifier>`."""
+    return f"{prefix}party-{party_id}"
+
+
+def party_acls(party_id: str, prefix: str = "") -> list[Acl]:
+    """A party reads the unconditionally open data (R-32.3) and its own conditionally open feed, commits with groups
+    under its own prefix, and writes nothing: its cases go through the portal, on its behalf."""
+    user = f"User:{party_principal(party_id, prefix)}"
+    return [Acl(user, TOPIC, registry.name_of(registry.OPEN_FEED, prefix), LITERAL, READ),
+            Acl(user, TOPIC, registry.open_party_name(party_id, prefix), LITERAL, READ),
+            *(Acl(user, TOPIC, registry.name_of(t, prefix), LITERAL, READ) for t in PARTY_READS),
+            Acl(user, GROUP, f"{party_principal(party_id, prefix)}.", PREFIXED, READ)]
 
 
 def department_group_prefix(code: str, prefix: str = "") -> str:

@@ -135,7 +135,8 @@ LEDGER_ANCHORS = TopicSpec(
     "The ledger's chain heads (table, row number, hash), recorded as they grow: a rewritten table shows (R-39.1).",
 )
 CASES_INBOX = TopicSpec(
-    "govbus.cases.inbox", "case id", "govbus.cases.PartyRegistration | CaseOpening | CaseStep | CorrectionSent", 1,
+    "govbus.cases.inbox", "case id", "govbus.cases.PartyRegistration | PartyCredentials | CaseOpening | CaseStep | "
+    "CorrectionSent", 1,
     "delete", FOREVER,
     "Citizens' and departments' cases in one ordered stream: registrations of parties, verifications, objections,"
     " open requests, and each step of them.",
@@ -143,6 +144,7 @@ CASES_INBOX = TopicSpec(
 CASES = TopicSpec(
     "govbus.cases", "case id", "govbus.cases.CaseEvent", 1, "delete", FOREVER,
     "What became of each case input: every step, who acted, the deadline it started, or why it was refused.",
+    recorded=True,
 )
 CASE_FLAGS = TopicSpec(
     "govbus.cases.flags", "resource_code|subject_id", "govbus.cases.DatumFlags", 1, "compact", FOREVER,
@@ -157,16 +159,27 @@ CASES_STATE = TopicSpec(
     "govbus-cases_state-changelog", "state key", "(JSON, internal)", 1, "compact", FOREVER,
     "The case agent's table (faust changelog): cases, parties and the flags of each datum.",
 )
+OPEN_FEED = TopicSpec(
+    "govbus.open.feed", "resource_code", "govbus.open.OpenDelivery", 4, "delete", 30 * DAY_MS,
+    "Unconditionally open data, desensitized, with its source and retrieval date: any authenticated party reads it"
+    " (R-29.1, R-32.2, R-32.3).",
+)
+OPEN_GRANTS = TopicSpec(
+    "govbus.open.grants", "grant_id", "govbus.open.OpenGrant", 1, "compact", FOREVER,
+    "Approved conditional open requests: which party receives which items of which resource (R-32.1).",
+    recorded=True,
+)
 FEED_PARTITIONS = 4
 FEED_RETENTION_MS = 30 * DAY_MS
 FEED_PREFIX = "govbus.feed."
 PUBLISH_PREFIX = "govbus.publish."
+OPEN_PARTY_PREFIX = "govbus.open.party."
 
 FIXED: tuple[TopicSpec, ...] = (
     DELIVERIES, ACCEPTED, SUBSCRIPTIONS, REJECTS, CALENDAR, CATALOG_INBOX, CATALOG, CATALOG_DECISIONS,
     RESPONSIBILITIES, CATALOG_STATE, DEADLINE_COMMANDS, DEADLINES, NOTICES, SHARING_INBOX, GRANTS,
     SHARING_DECISIONS, SHARING_STATE, SUBJECT_SOURCES, ALERTS, LEDGER_ANCHORS, CASES_INBOX, CASES, CASE_FLAGS, PARTIES,
-    CASES_STATE,
+    CASES_STATE, OPEN_FEED, OPEN_GRANTS,
 )
 
 
@@ -194,6 +207,18 @@ def name_of(spec: TopicSpec, prefix: str = "") -> str:
     return prefix + spec.name
 
 
+def open_party_feed(party_id: str) -> TopicSpec:
+    """The conditionally open data one approved party receives; made when the party is issued its credentials."""
+    return TopicSpec(
+        OPEN_PARTY_PREFIX + party_id, "resource_code", "govbus.open.OpenDelivery", 1, "delete", FEED_RETENTION_MS,
+        f"Conditionally open data approved for party {party_id}, desensitized (R-29.1, R-32.1).",
+    )
+
+
+def open_party_name(party_id: str, prefix: str = "") -> str:
+    return prefix + OPEN_PARTY_PREFIX + party_id
+
+
 def feed_name(department: str, prefix: str = "") -> str:
     return prefix + FEED_PREFIX + department
 
@@ -212,7 +237,7 @@ def logical_name(topic: str, prefix: str = "") -> str:
     """A topic's name as metrics label it: without the deployment prefix, every feed as `govbus.feed`, every
     department's inbound topic as `govbus.publish`."""
     name = topic[len(prefix):] if prefix and topic.startswith(prefix) else topic
-    for per_department in (FEED_PREFIX, PUBLISH_PREFIX):
+    for per_department in (FEED_PREFIX, PUBLISH_PREFIX, OPEN_PARTY_PREFIX):
         if name.startswith(per_department):
             return per_department.rstrip(".")
     return name

@@ -51,6 +51,7 @@ class Transition:
     commands: list[DeadlineCommand] = field(default_factory=list)
     flag: bool | None = None  # True: the datum is flagged by this case from now; False: no longer
     correct: bool = False  # the datum was found wrong: whoever received it is owed the correction
+    grant: dict[str, Any] | None = None  # an approved open request: what the party now receives (R-32.1)
 
     @property
     def deadline(self) -> dict[str, Any] | None:
@@ -139,6 +140,13 @@ def check_opening(rec: Mapping[str, Any], entry: Mapping[str, Any] | None, parti
         if not items:
             problems.append(Refusal(f"a {WHAT[kind]} names the data items it is about", (rule,)))
     if kind == "open_request":
+        party = parties[rec["requester"]] if rec["requester"] in parties else None
+        if rec["requester"] in departments:
+            problems.append(Refusal("departments receive data by sharing (Ch. 4: `govbus share request`); open "
+                                    "requests are for residents, companies and research bodies", (rule,)))
+        elif party is not None and not party.get("authenticated"):
+            problems.append(Refusal(f"{rec['requester']} has no credentials yet: open data goes to authenticated "
+                                    "requesters only (`govbus party credentials`)", (rule, "R-32.3")))
         opened = content["open_attribute"]
         if opened == "unconditional":
             problems.append(Refusal(f"{rec['resource_code']} is open unconditionally: any registered requester "
@@ -259,9 +267,21 @@ def take_step(case: Mapping[str, Any] | None, rec: Mapping[str, Any], department
         if outcome == "accepted":
             case["authority"] = authority
         return Transition(case, "answered", message, [rule], commands)
-    message = (f"{who} approves the open request for {', '.join(case['items'])}" if outcome == "approved"
-               else f"{who} refuses the open request: {rec['reason']} (basis: {rec['basis']})")
-    return Transition(case, "answered", message, [rule], commands)
+    if outcome == "approved":
+        grant = open_grant(case, who, rec["occurred_at"])
+        case["grant_id"] = grant["grant_id"]
+        return Transition(case, "answered", f"{who} approves the open request: {case['requester']} receives "
+                          f"{', '.join(case['items'])} of {case['resource_code']}, desensitized, on its open feed",
+                          [rule, "R-29.1"], commands, grant=grant)
+    return Transition(case, "answered", f"{who} refuses the open request: {rec['reason']} (basis: {rec['basis']})",
+                      [rule], commands)
+
+
+def open_grant(case: Mapping[str, Any], granted_by: str, granted_at: Any) -> dict[str, Any]:
+    """What an approved open request gives its party: exactly the items asked for, of that resource (R-32.1)."""
+    return {"grant_id": f"open:{case['case_id']}", "party": case["requester"], "resource_code": case["resource_code"],
+            "items": sorted(case["items"]), "purpose": case["reason"], "use": case["use"], "award": case["award"],
+            "granted_by": granted_by, "granted_at": granted_at, "case_id": case["case_id"], "revoked": False}
 
 
 def _objection_step(case: dict, rec: Mapping[str, Any], departments: Mapping[str, Department], received_on: date,

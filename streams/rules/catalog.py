@@ -53,7 +53,7 @@ def check_entry(submitter: str, entry: Mapping[str, Any], departments: Mapping[s
     if entry.get("classified"):
         return [check_not_classified(entry)]
     return [*check_complete(entry), *check_provider(submitter, entry, departments), *check_share_attribute(entry),
-            *check_open_attribute(entry), *check_base_database(entry, departments),
+            *check_open_attribute(entry), *check_open_treatments(entry), *check_base_database(entry, departments),
             *check_system_registered(entry, systems)]
 
 
@@ -119,6 +119,15 @@ def check_share_attribute(entry: Mapping[str, Any]) -> list[Refusal]:
     if share == "conditional" and _blank(entry.get("share_conditions")):
         problems.append(Refusal("a conditional share attribute needs its share conditions", ("R-11.1",)))
     return problems
+
+
+def check_open_treatments(entry: Mapping[str, Any]) -> list[Refusal]:
+    """R-29.1: an open resource declares how each personal item is desensitized; every declaration fits its item."""
+    from streams.rules.desensitize import treatment_problem
+
+    opened = entry.get("open_attribute") in ("unconditional", "conditional")
+    problems = (treatment_problem(i, opened) for i in entry.get("data_items") or [] if not i.get("subject_id"))
+    return [Refusal(p, ("R-29.1",)) for p in problems if p]
 
 
 def check_open_attribute(entry: Mapping[str, Any]) -> list[Refusal]:

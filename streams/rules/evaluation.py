@@ -25,8 +25,9 @@ ONE_SOURCE = "one_source_violation"
 UNCATALOGUED = "unknown_resource"
 SECURITY_KINDS = ("suspected_tampering", "republication")
 
-# what the bus does not record yet: said in the report, not made up as a column
-NOT_RECORDED = (
+# what the evaluation does not count yet (the cases are in the ledger's case_events): said in the report, not made
+# up as a column
+NOT_EVALUATED = (
     "verification (校核) cases and their outcomes (R-19.1, R-20.1)",
     "objections (异议) to data and the corrections they lead to (R-41.1)",
     "opening (开放): open requests and objections to the open catalog (R-31.1, R-32.1)",
@@ -423,4 +424,4 @@ def evaluate(inputs: Inputs, departments: Mapping[str, Department], counties: Ma
     items = sorted((x for x in listed.values() if x.department in in_scope), key=lambda x: (x.department,
                                                                                             x.system_code))
     rows.sort(key=lambda r: (r.rank is None, r.rank or 0, r.code))
-    return Evaluation(win.year, win.through, county, rows, county_rows, top, items, list(NOT_RECORDED))
+    return Evaluation(win.year, win.through, county, rows, county_rows, top, items, list(NOT_EVALUATED))

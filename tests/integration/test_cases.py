@@ -145,6 +145,11 @@ async def test_a_citizens_verification_from_request_to_the_correction_on_every_p
 
     (done,) = await eventually(sent)
     assert done["recipients"] == ["NJ-RS", "NJ-YB"]
+    rows = await ledger_rows("SELECT step, actor, recipients FROM case_events WHERE case_id = $1 ORDER BY occurred_at",
+                             case_id, want=4)
+    assert [(r["step"], r["actor"]) for r in rows] == [("opened", CITIZEN), ("refused", "NJ-YB"),
+                                                        ("answered", "NJ-MZ"), ("correction_sent", "govbus")]
+    assert rows[-1]["recipients"] == ["NJ-RS", "NJ-YB"]  # the record says who was sent the correction
     # owed once: the next publication is an ordinary one again, and NJ-RS no longer receives the resource
     after = await publish(bus, subject, "无")
     assert (await received(bus, "NJ-YB", after))["flags"] == []

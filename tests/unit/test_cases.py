@@ -21,7 +21,7 @@ OPEN = approved_entry("wy-subsidy.yaml", open_attribute="有条件开放", open_
 FREE = approved_entry("wy-subsidy.yaml", open_attribute="无条件开放", open_basis=None)
 ID1 = resident_id("51102419751230567")
 CITIZEN = resident_id("51100219800101123")
-PARTIES = {CITIZEN: {"party_id": CITIZEN, "name": "李梅"}}
+PARTIES = {CITIZEN: {"party_id": CITIZEN, "name": "李梅", "authenticated": True}}
 MONDAY = date(2026, 3, 2)  # a working week with no holiday in it
 
 
@@ -32,7 +32,8 @@ def opening(case_type="verification", **kw) -> dict:
 
 
 def step(action, actor, **kw) -> dict:
-    return {"event_id": f"s-{action}", "case_id": "c1", "action": action, "actor": actor, "person": "熊燕",
+    return {"event_id": f"s-{action}", "occurred_at": datetime(2026, 3, 2, tzinfo=UTC), "case_id": "c1",
+            "action": action, "actor": actor, "person": "熊燕",
             "outcome": None, "reason": None, "basis": None, "to_department": None, "extension_days": None,
             "approved_by": None, **kw}
 
@@ -172,6 +173,21 @@ def test_an_open_request_records_its_use_and_is_answered_in_fifteen_days():
     refused = cases.take_step(ok.case, step("answer", "WY-MZ", outcome="refused", reason="涉及个人隐私",
                                             basis="个人信息保护法第二十八条"), DEPTS, MONDAY, CAL)
     assert refused.case["status"] == "refused" and "basis: 个人信息保护法第二十八条" in refused.message
+    assert refused.grant is None
+    approved = cases.take_step(ok.case, step("answer", "WY-MZ", outcome="approved"), DEPTS, MONDAY, CAL)
+    assert approved.grant == {**approved.grant, "grant_id": "open:c1", "party": CITIZEN, "items": ["保障类别"],
+                              "use": "public_interest_research", "revoked": False}
+
+
+@pytest.mark.rule("R-32.1")
+@pytest.mark.rule("R-32.3")
+def test_open_data_is_requested_by_an_authenticated_party_not_a_department():
+    research = {"items": ["保障类别"], "subject_id": None, "use": "public_interest_research"}
+    (p,) = cases.check_opening(opening("open_request", **research), OPEN,
+                               {CITIZEN: {**PARTIES[CITIZEN], "authenticated": False}}, DEPTS)
+    assert "no credentials yet" in p.reason and "R-32.3" in p.rule_ids
+    (p,) = cases.check_opening(opening("open_request", requester="NJ-YB", **research), OPEN, PARTIES, DEPTS)
+    assert "departments receive data by sharing" in p.reason
 
 
 @pytest.mark.rule("R-31.1")

@@ -108,6 +108,8 @@ def test_open_attribute_values_and_basis():
     e["open_attribute"] = "maybe"
     assert any("无条件开放" in p.reason for p in problems(e))
     e["open_attribute"] = "unconditional"
+    assert rule_ids(problems(e)) == {"R-29.1"}  # its personal 姓名 would be opened without a desensitization
+    e["data_items"] = [{**i, "open_treatment": "mask:name"} if i.get("personal") else i for i in e["data_items"]]
     assert problems(e) == []
 
 

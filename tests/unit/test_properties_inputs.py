@@ -578,7 +578,7 @@ def refusal(args: list[str], text: str) -> str:
                  id="a-non-text-key-beside-entries"),
     pytest.param("data_items: 5\n", "data_items is a list, not the number 5", id="data-items-a-number"),
     pytest.param("data_items: [姓名]\n", "data item 1 is a mapping of fields (name, type, subject_id, basic, "
-                 "personal), not '姓名'", id="data-item-a-name-only"),
+                 "personal, open_treatment), not '姓名'", id="data-item-a-name-only"),
     pytest.param("data_items: [{name: 姓名, personal: 'no'}]\n", "data item 1: personal is true or false, not 'no'",
                  id="data-item-flag-as-text"),
     pytest.param("classified: 'false'\n", "classified is true or false, not 'false'", id="classified-as-text"),
