@@ -92,7 +92,7 @@ async def _verification(settings: Settings, subsidy: list) -> None:
     row = next(r for r in subsidy if r.record and r.record["subject_id"] == VERIFIED_SUBJECT)
     while not await who_received(settings.dsn, VERIFIED_SUBJECT, SHARE_RESOURCE):
         await asyncio.sleep(1)  # the ledger has recorded that NJ-YB received the datum
-    name = row.record["姓名"]
+    name = row.record["items"]["姓名"]
     reg = events.party_registration(VERIFIED_SUBJECT, name, "政务服务网")
     print(f"[case] {name} registers on the portal with her identity number")
     print_case_events(await send_case("govbus.cases.PartyRegistration", reg, f"party:{VERIFIED_SUBJECT}", 20))
@@ -105,7 +105,7 @@ async def _verification(settings: Settings, subsidy: list) -> None:
     answer = events.case_step(case_id, "answer", "WY-MZ", "熊燕", outcome="corrected", reason="已于上月转为城市低保")
     print("[case] WY-MZ (熊燕) finds the datum wrong and corrects it; its next publication carries the new value")
     print_case_events(await send_case("govbus.cases.CaseStep", answer, case_id, 20))
-    row.record["保障类别"] = "城市低保"
+    row.record["items"]["保障类别"] = "城市低保"
     print(f"[case] `govbus case show {case_id}` lists every step and who was sent the correction")
 
 

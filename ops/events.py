@@ -299,6 +299,11 @@ def party_registration(party_id: str, name: str, registered_by: str, now: dateti
     return {**_envelope(now), "party_id": party_id, "name": name, "registered_by": registered_by}
 
 
+def party_credentials(party_id: str, issued_by: str, now: datetime | None = None) -> dict[str, Any]:
+    """A PartyCredentials: the party was issued its broker credentials and its open feed."""
+    return {**_envelope(now), "party_id": party_id, "issued_by": issued_by}
+
+
 def case_opening(case_type: str, requester: str, resource_code: str, reason: str, *, subject_id: str | None = None,
                  items: list[str] = (), person: str | None = None, use: str | None = None,
                  award: str | None = None, now: datetime | None = None) -> dict[str, Any]:

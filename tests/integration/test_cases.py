@@ -86,6 +86,18 @@ async def register(party_id: str = CITIZEN) -> dict:
                       f"party:{party_id}")
 
 
+async def authenticate(party_id: str = CITIZEN) -> dict:
+    """What `govbus party credentials` tells the case agent once the party's credentials are issued."""
+    return await case("govbus.cases.PartyCredentials", events.party_credentials(party_id, "NJ-SJJ"),
+                      f"party:{party_id}")
+
+
+async def opened(rec: dict) -> str:
+    answer = await case("govbus.cases.CaseOpening", rec)
+    assert answer["step"] == "opened", answer["message"]
+    return answer["case_id"]
+
+
 async def case_events(bus, case_id: str) -> list[dict]:
     return [e for e in decoded(await consume(bus.settings.bootstrap, bus.topic("govbus.cases"), count=10**6,
                                              timeout=1)) if e["case_id"] == case_id]
@@ -215,14 +227,15 @@ async def test_each_deadline_met_breached_or_extended_once_with_the_heads_approv
     await seed_catalog(bus, MZ, open_entry)
     workers.start()
     await register()
+    assert (await authenticate())["step"] == "credentials"  # open requests come from authenticated parties
     subject = someone()
-    verification = (await case("govbus.cases.CaseOpening", events.case_opening(
-        "verification", CITIZEN, RESOURCE, "姓名有误", subject_id=subject, items=["姓名"])))["case_id"]
-    objection = (await case("govbus.cases.CaseOpening", events.case_opening(
-        "objection", CITIZEN, RESOURCE, "救助类别有误", subject_id=subject, items=["救助类别"])))["case_id"]
-    request = (await case("govbus.cases.CaseOpening", events.case_opening(
+    verification = await opened(events.case_opening(
+        "verification", CITIZEN, RESOURCE, "姓名有误", subject_id=subject, items=["姓名"]))
+    objection = await opened(events.case_opening(
+        "objection", CITIZEN, RESOURCE, "救助类别有误", subject_id=subject, items=["救助类别"]))
+    request = await opened(events.case_opening(
         "open_request", CITIZEN, "MZ-KF-001", "低保政策效果研究", items=["保障类别"],
-        use="public_interest_research")))["case_id"]
+        use="public_interest_research"))
 
     no_head = await step(verification, "extend", "NJ-MZ", extension_days=10, approved_by="何娟")
     assert no_head["step"] == "refused" and "principal head of NJ-MZ, 黄伟" in no_head["message"]
