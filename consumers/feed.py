@@ -56,15 +56,21 @@ class FeedRecord:
 
 
 class Feed:
+    """A department's feed: what it is authorized to receive, decoded, de-duplicated by event id, committed in
+    batches."""
+
+    schema = FEED
+
     def __init__(self, department: str, *, group_id: str | None = None, bootstrap: str | None = None,
                  prefix: str | None = None, commit_every: int = 500, commit_interval: float = 2.0,
                  dedup_window: int = 100_000):
         s = settings()
         self.department = department
         prefix = s.topic_prefix if prefix is None else prefix
-        self.topic = feed_name(department, prefix)
+        self.topics = self._topics(department, prefix)
+        self.topic = self.topics[0]
         # a department's credentials commit only with groups under its own prefix (topics.acls)
-        self.group_id = group_id or f"{department_group_prefix(department, prefix)}feed"
+        self.group_id = group_id or self._group(department, prefix)
         self.bootstrap = bootstrap or s.bootstrap
         self.commit_every = commit_every
         self.commit_interval = commit_interval
@@ -78,6 +84,14 @@ class Feed:
         self._uncommitted = 0
         self._last_commit = 0.0
 
+    @staticmethod
+    def _topics(department: str, prefix: str) -> tuple[str, ...]:
+        return (feed_name(department, prefix),)
+
+    @staticmethod
+    def _group(department: str, prefix: str) -> str:
+        return f"{department_group_prefix(department, prefix)}feed"
+
     async def __aenter__(self) -> Feed:
         await self.start()
         return self
@@ -87,7 +101,7 @@ class Feed:
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
-            self.topic, bootstrap_servers=self.bootstrap, **kafka_options(), group_id=self.group_id,
+            *self.topics, bootstrap_servers=self.bootstrap, **kafka_options(), group_id=self.group_id,
             enable_auto_commit=False, auto_offset_reset="earliest", isolation_level="read_committed",
         )
         await self._consumer.start()
@@ -96,10 +110,9 @@ class Feed:
     async def _prime_dedup(self) -> None:
         """Remember the event ids just before the committed position (read with a group-less consumer)."""
         assert self._consumer is not None
-        parts = self._consumer.partitions_for_topic(self.topic) or set()
-        if not parts or self.dedup_window <= 0:
+        tps = [TopicPartition(t, p) for t in self.topics for p in self._consumer.partitions_for_topic(t) or ()]
+        if not tps or self.dedup_window <= 0:
             return
-        tps = [TopicPartition(self.topic, p) for p in parts]
         committed = {tp: await self._consumer.committed(tp) for tp in tps}
         todo = {tp: end for tp, end in committed.items() if end}
         if not todo:  # a new group has seen nothing yet
@@ -127,7 +140,7 @@ class Feed:
 
     def _event_id(self, value: bytes | None) -> str | None:
         try:
-            return self.codec.decode(value or b"", FEED).record["event_id"]
+            return self.codec.decode(value or b"", self.schema).record["event_id"]
         except CodecError:
             return None
 
@@ -144,7 +157,7 @@ class Feed:
                 await self._consumer.commit(dict(self._pending))
             except CommitFailedError as exc:  # the group rebalanced: the new owner reads these again
                 log.warning("commit of %s not accepted (%s); records since the last commit come again and are "
-                            "dropped as duplicates where this reader has seen them", self.topic, exc)
+                            "dropped as duplicates where this reader has seen them", ", ".join(self.topics), exc)
             self._pending.clear()
         self._uncommitted = 0
 
@@ -180,10 +193,14 @@ class Feed:
 
     def _to_record(self, r) -> FeedRecord | None:
         try:
-            d = self.codec.decode(r.value or b"", FEED).record
+            d = self.codec.decode(r.value or b"", self.schema).record
         except CodecError as exc:
             self.unreadable += 1
             log.error("%s[%s]@%s unreadable, skipped: %s", r.topic, r.partition, r.offset, exc.reason)
             return None
+        return self._make(d, r)
+
+    @staticmethod
+    def _make(d: dict, r) -> FeedRecord:
         return FeedRecord(**{**d, "flags": tuple(d["flags"]), "case_ids": tuple(d["case_ids"])},
                           partition=r.partition, offset=r.offset)
