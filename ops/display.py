@@ -19,6 +19,16 @@ def format_feed_record(rec) -> str:
             f"{rec.resource_code} {rec.subject_id} {{{items}}} grant={rec.grant_id} {check}{marks}")
 
 
+def format_open_record(rec) -> str:
+    """One line of an open feed: what, from which department, retrieved when, desensitized as declared."""
+    items = ", ".join(f"{k}={v}" for k, v in sorted(rec.items.items()))
+    check = "ok" if rec.verify() else "DIGEST MISMATCH"
+    under = f" grant={rec.grant_id}" if rec.grant_id else ""
+    return (f"{rec.delivered_at:%Y-%m-%d %H:%M:%S} {rec.resource_code} {rec.resource_name} {{{items}}} "
+            f"source={rec.source_department} {rec.source_department_name} retrieved={rec.retrieved_on} "
+            f"{rec.open_attribute}{under} {check}")
+
+
 def print_catalog_decisions(decisions: list[dict]) -> None:
     for d in decisions:
         rules = f" [{', '.join(d['rule_ids'])}]" if d["rule_ids"] else ""

@@ -11,6 +11,7 @@ from streams.agentstate import AgentState, serve_inbox
 from streams.app import CODEC, DEPARTMENTS, PREFIX, app, calendar, topic
 from streams.rules import catalog as rules
 from streams.rules.deadlines import command_record, statutory_due
+from streams.rules.opening import is_open
 from streams.rules.refusals import Refusal
 from topics import registry
 
@@ -21,9 +22,11 @@ catalog_topic = topic(registry.CATALOG)
 decisions_topic = topic(registry.CATALOG_DECISIONS)
 responsibilities_topic = topic(registry.RESPONSIBILITIES)
 deadline_commands_topic = topic(registry.DEADLINE_COMMANDS)
+open_catalog_topic = topic(registry.OPEN_CATALOG)
 
 state = AgentState(app, "catalog_state", registry.name_of(registry.CATALOG_STATE, PREFIX),
-                   (catalog_topic, decisions_topic, responsibilities_topic, deadline_commands_topic))
+                   (catalog_topic, decisions_topic, responsibilities_topic, deadline_commands_topic,
+                    open_catalog_topic))
 _get, _put, _emit = state.get, state.put, state.emit
 
 
@@ -113,10 +116,15 @@ async def on_review(rec: dict, received_on: date, now: datetime) -> None:
                 resource_code=code, decided_by=who, reasons=[rec["reason"]], rule_ids=["R-12.1"],
                 late=sub["late"])
         return
-    approved = rules.approve(entry, _get(f"entry:{code}"), DEPARTMENTS[submitter], approved_at=now,
+    previous = _get(f"entry:{code}")
+    approved = rules.approve(entry, previous, DEPARTMENTS[submitter], approved_at=now,
                              approved_by=who, submission_id=sub_id)
     value = CODEC.encode("govbus.catalog.CatalogEntry", approved)
     _put(f"entry:{code}", approved)
+    if is_open(approved):  # the open catalog as an event stream, for portals that harvest it
+        _emit(open_catalog_topic, code.encode(), value)
+    elif previous is not None and is_open(previous):
+        _emit(open_catalog_topic, code.encode(), None)
     codes = set(_get("entries") or [])
     codes.add(code)
     _put("entries", sorted(codes))

@@ -14,7 +14,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from ops.bench.pipeline import produce_keyed, records_on  # noqa: F401  (re-exported for the tests)
@@ -113,6 +113,27 @@ async def seed_catalog(bus, *entries: dict) -> None:
         await p.stop()
 
 
+async def reads(s, topic: str, group: str | None = None, rounds: int = 10, partition: int = 0) -> list:
+    """The records of one partition of `topic` as `s` reads them (committing with `group`, if given); a topic it
+    may not read gives none (the client logs that it is not authorized, and goes on asking)."""
+    c = AIOKafkaConsumer(bootstrap_servers=s.bootstrap, **kafka_options(s), group_id=group, enable_auto_commit=False,
+                         auto_offset_reset="earliest")
+    await c.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        c.assign([tp])
+        got = []
+        for _ in range(rounds):
+            got += (await c.getmany(tp, timeout_ms=500)).get(tp, [])
+            if got:
+                break
+        if group is not None:
+            await c.commit({tp: len(got)})
+        return got
+    finally:
+        await c.stop()
+
+
 async def ledger_rows(sql: str, *args, want: int = 1, timeout: float = 30.0):
     """Rows of a ledger query, once there are at least `want` of them (None after `timeout`)."""
     from consumers.queries import fetch
@@ -125,11 +146,13 @@ async def ledger_rows(sql: str, *args, want: int = 1, timeout: float = 30.0):
     return await eventually(check, timeout=timeout)
 
 
-def govbus_on(bus, dsn: str, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    """The govbus command on a test's deployment and database, as an operator runs it."""
+def govbus_on(bus, dsn: str, *args: str, timeout: float = 180, kafka_config: Path | None = None
+              ) -> subprocess.CompletedProcess:
+    """The govbus command on a test's deployment and database, as an operator runs it (with the admin's
+    credentials, or those of `kafka_config`, a client properties file)."""
 
     env = {**os.environ, "GOVBUS_KAFKA_BOOTSTRAP": bus.settings.bootstrap, "GOVBUS_DATABASE_URL": dsn,
-           "GOVBUS_TOPIC_PREFIX": bus.prefix}
+           "GOVBUS_TOPIC_PREFIX": bus.prefix, **({"GOVBUS_KAFKA_CONFIG": str(kafka_config)} if kafka_config else {})}
     return subprocess.run([str(Path(sys.executable).parent / "govbus"), *args], capture_output=True, text=True,
                           env=env, cwd=REPO_ROOT, timeout=timeout)
 

@@ -230,6 +230,18 @@ async def _visible(admin: BrokerAdmin, created: set[Acl], deleted: set[Acl], wai
         await asyncio.sleep(0.2)
 
 
+async def grant_acls(settings: Settings, acls: list[Acl]) -> list[Acl]:
+    """Create these ACLs where the broker lacks them (a party's, say); returns the new ones once they are in force."""
+    async with BrokerAdmin(settings) as admin:
+        new = sorted(set(acls) - set(await admin.acls()))
+        if new:
+            await admin.create(new)
+            await _visible(admin, set(new), set())
+    for acl in new:
+        log.info("ACL created: %s", acl)
+    return new
+
+
 async def apply_acls(settings: Settings, departments: Mapping[str, object] | None = None) -> AclReport:
     """Create the ACLs the registry wants, delete what managed principals hold beyond them, and remove the SCRAM
     credentials of managed principals no longer in the registry. Safe to re-run."""

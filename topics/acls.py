@@ -26,12 +26,12 @@ PROCESSES = ("worker", "ledger", "deadlines")
 # what every department may read besides its own feed: the city catalog and what became of catalog and sharing
 # work, the responsibility lists, the working-day calendar
 PUBLIC = (registry.CATALOG, registry.CATALOG_DECISIONS, registry.RESPONSIBILITIES, registry.CALENDAR,
-          registry.SHARING_DECISIONS)
+          registry.SHARING_DECISIONS, registry.OPEN_CATALOG)
 # where a department's officers act: catalog work, share requests and answers, deadline extensions, cases
 DEPARTMENT_INBOXES = (registry.CATALOG_INBOX, registry.SHARING_INBOX, registry.DEADLINE_COMMANDS,
                       registry.CASES_INBOX)
-# what every authenticated party may read besides the open data: the working-day calendar
-PARTY_READS: tuple[registry.TopicSpec, ...] = (registry.CALENDAR,)
+# what every authenticated party may read besides the open data: the open catalog and the working-day calendar
+PARTY_READS: tuple[registry.TopicSpec, ...] = (registry.OPEN_CATALOG, registry.CALENDAR)
 # the city authority also publishes the calendar and follows alerts, grants, deadlines and notices
 AUTHORITY_WRITES = (registry.CALENDAR,)
 AUTHORITY_READS = (registry.ALERTS, registry.GRANTS, registry.DEADLINES, registry.NOTICES, registry.CASES)

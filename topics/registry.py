@@ -164,6 +164,11 @@ OPEN_FEED = TopicSpec(
     "Unconditionally open data, desensitized, with its source and retrieval date: any authenticated party reads it"
     " (R-29.1, R-32.2, R-32.3).",
 )
+OPEN_CATALOG = TopicSpec(
+    "govbus.open.catalog", "resource_code", "govbus.catalog.CatalogEntry", 1, "compact", FOREVER,
+    "The open catalog: approved entries whose open attribute is unconditional or conditional, the latest version per"
+    " resource; a tombstone when an entry stops being open (R-30.1).",
+)
 OPEN_GRANTS = TopicSpec(
     "govbus.open.grants", "grant_id", "govbus.open.OpenGrant", 1, "compact", FOREVER,
     "Approved conditional open requests: which party receives which items of which resource (R-32.1).",
@@ -179,7 +184,7 @@ FIXED: tuple[TopicSpec, ...] = (
     DELIVERIES, ACCEPTED, SUBSCRIPTIONS, REJECTS, CALENDAR, CATALOG_INBOX, CATALOG, CATALOG_DECISIONS,
     RESPONSIBILITIES, CATALOG_STATE, DEADLINE_COMMANDS, DEADLINES, NOTICES, SHARING_INBOX, GRANTS,
     SHARING_DECISIONS, SHARING_STATE, SUBJECT_SOURCES, ALERTS, LEDGER_ANCHORS, CASES_INBOX, CASES, CASE_FLAGS, PARTIES,
-    CASES_STATE, OPEN_FEED, OPEN_GRANTS,
+    CASES_STATE, OPEN_FEED, OPEN_CATALOG, OPEN_GRANTS,
 )
 
 

@@ -19,6 +19,7 @@ from ops.cli import (
     evaluate,
     exchange,
     ledger,
+    open_data,
     share,
     stack,
 )
@@ -41,5 +42,6 @@ for command in (
     exchange.publish, exchange.subscribe, exchange.feed, exchange.check,
     ledger.ledger, audit.audit, calendar.calendar, calendar.deadlines, catalog.catalog, share.share, share.alerts,
     bench.bench, dept.dept, dept.acls, backup.backup, backup.restore, evaluate.evaluate, case.party, case.case,
+    open_data.open_,
 ):
     main.add_command(command)

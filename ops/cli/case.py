@@ -46,6 +46,40 @@ def party_register(party_id: str, name: str, registered_by: str, wait: float) ->
     _send("govbus.cases.PartyRegistration", rec, f"party:{party_id}", wait)
 
 
+@party.command("credentials")
+@click.argument("party_id")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The client properties file to write.")
+@click.option("--format", "fmt", type=click.Choice(("librdkafka", "java")), default="librdkafka", show_default=True,
+              help="librdkafka (kcat -F FILE, confluent-kafka) or java (any Kafka Java client).")
+@click.option("--by", "issued_by", default="portal", show_default=True,
+              help="Who issued them: the portal or an office.")
+@click.option("--wait", type=float, default=20.0, show_default=True)
+def party_credentials(party_id: str, out: str, fmt: str, issued_by: str, wait: float) -> None:
+    """Issue a registered PARTY_ID its broker credentials and its open feed, and write its client properties to --out.
+
+    The party may then read the unconditionally open data and, once an open request of its is approved, its own
+    feed of conditionally open data (`govbus open feed tail PARTY_ID`, or consumers.open_feed.OpenFeed). Running it
+    again rotates the password: the previous one stops working at once."""
+    from ops.cli.dept import write_credentials
+    from topics import registry
+    from topics.access import grant_acls
+    from topics.acls import party_acls, party_principal
+    from topics.admin import apply_topics
+    from topics.views import snapshot
+
+    s = settings()
+    parties = common.run(snapshot(s.bootstrap, registry.name_of(registry.PARTIES, s.topic_prefix)))
+    if party_id.encode() not in parties:
+        raise click.ClickException(f"{party_id} is not a registered party: `govbus party register {party_id} "
+                                   "--name NAME` first")
+    common.run(apply_topics(s, [registry.open_party_feed(party_id)]))
+    common.run(grant_acls(s, party_acls(party_id, s.topic_prefix)))
+    name = party_principal(party_id, s.topic_prefix)
+    write_credentials(name, out, fmt)
+    click.echo(f"{out}: credentials of {name} ({fmt}); its previous password, if any, no longer works")
+    _send("govbus.cases.PartyCredentials", events.party_credentials(party_id, issued_by), f"party:{party_id}", wait)
+
+
 @click.group()
 def case() -> None:
     """Verifications (R-19.1), objections (R-41.1), objections to the open catalog (R-31.1) and open requests

@@ -6,7 +6,7 @@ retrieved (R-32.2). No open delivery carries the subject's identifier."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -49,3 +49,107 @@ def open_records(d: Mapping[str, Any], entry: Mapping[str, Any], provider_name: 
         items = {k: v for k, v in d["items"].items() if k in g["items"]}
         out.append((g["party"], open_record(d, entry, provider_name, items, now, g)))
     return out
+
+
+# ---- the open catalog (R-30.1): which resources are open, and how, for people and for portals that harvest it ----
+
+OPEN_LABELS = {"unconditional": "无条件开放", "conditional": "有条件开放"}
+# the EU access-rights vocabulary, which DCAT-AP and CKAN's DCAT harvester read
+ACCESS_RIGHTS = {"unconditional": "http://publications.europa.eu/resource/authority/access-right/PUBLIC",
+                 "conditional": "http://publications.europa.eu/resource/authority/access-right/RESTRICTED"}
+DCAT_CONTEXT = {"dcat": "http://www.w3.org/ns/dcat#", "dct": "http://purl.org/dc/terms/",
+                "foaf": "http://xmlns.com/foaf/0.1/", "xsd": "http://www.w3.org/2001/XMLSchema#",
+                "owl": "http://www.w3.org/2002/07/owl#"}
+
+
+def is_open(entry: Mapping[str, Any]) -> bool:
+    """True for an approved entry in the open catalog: its open attribute is unconditional or conditional."""
+    return entry["entry"]["open_attribute"] in OPEN_ATTRIBUTES
+
+
+def open_entries(entries: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return sorted((e for e in entries if is_open(e)), key=lambda e: e["resource_code"])
+
+
+def _iso(t: Any) -> str:
+    return t.isoformat() if isinstance(t, datetime) else str(t)
+
+
+def open_items(entry: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The data items an open delivery carries, each with how the bus desensitizes it; the subject's identifier is
+    never among them."""
+    return [{"name": i["name"], "type": i["type"], "personal": bool(i.get("personal")),
+             "open_treatment": i.get("open_treatment") or "none"}
+            for i in entry["entry"]["data_items"] if not i.get("subject_id")]
+
+
+def how_to_receive(entry: Mapping[str, Any]) -> str:
+    if entry["entry"]["open_attribute"] == "unconditional":
+        return "any registered party with credentials reads it on the open feed (govbus.open.feed)"
+    return ("an open request, approved within 15 working days, opens the approved items on the party's own feed "
+            f"(`govbus case open-request {entry['resource_code']}`)")
+
+
+def open_catalog_json(entries: Iterable[Mapping[str, Any]], department_names: Mapping[str, str]) -> list[dict]:
+    """The open catalog as plain JSON: one object per open resource."""
+    out = []
+    for e in open_entries(entries):
+        c = e["entry"]
+        out.append({
+            "resource_code": e["resource_code"], "name": c["name"], "summary": c["summary"],
+            "provider": c["provider"], "provider_name": department_names.get(c["provider"], c["provider"]),
+            "county": e.get("county"), "open_attribute": c["open_attribute"],
+            "open_label": OPEN_LABELS[c["open_attribute"]], "open_conditions": c.get("open_conditions"),
+            "open_basis": c.get("open_basis"), "update_cycle": c["update_cycle"], "format": c["format"],
+            "version": e["version"], "approved_at": _iso(e["approved_at"]), "data_items": open_items(e),
+            "how_to_receive": how_to_receive(e),
+        })
+    return out
+
+
+def dcat_catalog(entries: Iterable[Mapping[str, Any]], department_names: Mapping[str, str], *, base: str,
+                 title: str, publisher: str | None, access_url: Callable[[Mapping[str, Any]], str]) -> dict:
+    """The open catalog as JSON-LD in the DCAT vocabulary (a dcat:Catalog of dcat:Dataset), for open-data portals
+    (CKAN's DCAT harvester and the like). `base` is the IRI the catalog's own identifiers start with;
+    `access_url(entry)` the IRI a party reads the dataset at."""
+    def org(code: str) -> dict:
+        return {"@id": f"{base}department/{code}", "@type": "foaf:Organization", "dct:identifier": code,
+                "foaf:name": department_names.get(code, code)}
+
+    def text(value: str) -> dict:
+        return {"@value": value, "@language": "zh"}
+
+    datasets = []
+    for e in open_entries(entries):
+        c, code = e["entry"], e["resource_code"]
+        rights = f"{OPEN_LABELS[c['open_attribute']]}" + (f"：{c['open_conditions']}" if c.get("open_conditions")
+                                                           else "")
+        if c.get("open_basis"):
+            rights += f"（依据：{c['open_basis']}）"
+        items = open_items(e)
+        datasets.append({
+            "@id": f"{base}dataset/{code}", "@type": "dcat:Dataset", "dct:identifier": code,
+            "dct:title": text(c["name"]), "dct:description": text(c["summary"]), "dct:publisher": org(c["provider"]),
+            "dct:accessRights": {"@id": ACCESS_RIGHTS[c["open_attribute"]]},
+            "dct:rights": {"@type": "dct:RightsStatement", "dct:description": text(rights)},
+            "dct:modified": {"@value": _iso(e["approved_at"]), "@type": "xsd:dateTime"},
+            "dct:accrualPeriodicity": text(c["update_cycle"]), "owl:versionInfo": str(e["version"]),
+            "dcat:keyword": [text(i["name"]) for i in items],
+            **({"dct:spatial": text(e["county"])} if e.get("county") else {}),
+            "dcat:distribution": [{
+                "@id": f"{base}dataset/{code}/open-feed", "@type": "dcat:Distribution",
+                "dct:title": text(f"{c['name']}（脱敏开放数据流）"),
+                "dct:description": text(how_to_receive(e)),
+                "dcat:accessURL": {"@id": access_url(e)}, "dct:format": "Avro (single-object encoding)",
+                "dcat:mediaType": "application/vnd.apache.avro+binary",
+                "dct:conformsTo": {"@id": f"{base}schema/govbus.open.OpenDelivery.v1"},
+            }],
+        })
+    modified = max((_iso(e["approved_at"]) for e in open_entries(entries)), default=None)
+    catalog = {"@context": DCAT_CONTEXT, "@id": f"{base}catalog/open", "@type": "dcat:Catalog",
+               "dct:title": text(title), "dcat:dataset": datasets}
+    if publisher:
+        catalog["dct:publisher"] = org(publisher)
+    if modified:
+        catalog["dct:modified"] = {"@value": modified, "@type": "xsd:dateTime"}
+    return catalog

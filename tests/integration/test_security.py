@@ -8,14 +8,14 @@ import subprocess
 from dataclasses import replace
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import GroupAuthorizationFailedError, KafkaConnectionError, TopicAuthorizationFailedError
 
 from ops.stack import librdkafka_properties
 from schemas.codec import default_codec
-from tests.helpers import consume, decoded, delivery, produce
+from tests.helpers import consume, decoded, delivery, produce, reads
 from topics import registry
 from topics.access import AccessError, BrokerAdmin, apply_acls, issue_passwords
 from topics.acls import READ, TOPIC, Acl, department_group_prefix, department_principal
@@ -44,27 +44,6 @@ async def connects(s) -> bool:
         return False
     finally:
         await client.close()
-
-
-async def reads(s, topic: str, group: str | None = None, rounds: int = 10) -> list:
-    """The records of partition 0 of `topic` as `s` reads them (committing with `group`, if given); a topic it
-    may not read gives none (the client logs that it is not authorized, and goes on asking)."""
-    c = AIOKafkaConsumer(bootstrap_servers=s.bootstrap, **kafka_options(s), group_id=group, enable_auto_commit=False,
-                         auto_offset_reset="earliest")
-    await c.start()
-    try:
-        tp = TopicPartition(topic, 0)
-        c.assign([tp])
-        got = []
-        for _ in range(rounds):
-            got += (await c.getmany(tp, timeout_ms=500)).get(tp, [])
-            if got:
-                break
-        if group is not None:
-            await c.commit({tp: len(got)})
-        return got
-    finally:
-        await c.stop()
 
 
 async def publishes(s, topic: str, value: bytes, key: bytes) -> None:
