@@ -65,6 +65,14 @@ def notice_record(n: Notice) -> dict:
     }
 
 
+def acted_at(timestamp_ms: int, now: datetime) -> datetime:
+    """When a command is judged: when it was written (its record's timestamp), unless the clock says earlier. An
+    extension or answer written in time stays in time when the service reads it late (after a restart, say)."""
+    if timestamp_ms <= 0:
+        return now
+    return min(now, datetime.fromtimestamp(timestamp_ms / 1000, UTC))
+
+
 class DeadlineService:
     def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = wall_clock,
                  tick_interval: float = 1.0):
@@ -178,7 +186,7 @@ class DeadlineService:
                     rec = self.codec.decode(r.value or b"", COMMAND).record
                     if rec["deadline_id"] not in was_open:
                         was_open[rec["deadline_id"]] = self._open_key(rec["deadline_id"])
-                    notices += self._apply(rec, now)
+                    notices += self._apply(rec, acted_at(r.timestamp, now))
                 except CodecError as exc:
                     rejects.append(self._reject(r, exc.code, exc.reason, now))
                 except (Refusal, KeyError, ValueError) as exc:

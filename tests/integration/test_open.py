@@ -15,13 +15,17 @@ from aiokafka.errors import TopicAuthorizationFailedError
 from ops import events
 from ops.kafka_io import review_and_wait, send_case, submit_and_wait
 from schemas.codec import default_codec
+from streams.rules.deadlines import statutory_due
+from streams.rules.workcalendar import WorkCalendar
 from tests.helpers import (
+    Deadlines,
     approved_entry,
     consume,
     decoded,
     delivery,
     eventually,
     govbus_on,
+    notices,
     produce,
     reads,
     resident_id,
@@ -197,3 +201,52 @@ async def test_the_open_catalog_as_a_stream_and_as_a_command_in_text_json_and_dc
         SELECT ?d ?url WHERE { ?c a dcat:Catalog ; dcat:dataset ?d . ?d dcat:distribution [ dcat:accessURL ?url ] }"""))
     assert [(str(r.d), str(r.url).rsplit("/", 1)[-1]) for r in rows] == [
         ("https://data.example.gov.cn/dataset/WY-MZ-KF-001", bus.topic("govbus.open.feed"))]
+
+
+@pytest.mark.rule("R-31.1")
+@pytest.mark.rule("R-7.1")
+async def test_an_objection_to_the_open_catalog_is_answered_by_the_provider_in_ten_days_extended_once(bus, workers):
+    await seed_catalog(bus, OPEN)
+    workers.start()
+    await register(OTHER, "陈刚")
+    rec = events.case_opening("open_catalog_objection", OTHER, "WY-MZ-KF-001", "开放数据含出生日期，应只开放到年份以外")
+    case_id = rec["event_id"]
+    opened = await case("govbus.cases.CaseOpening", rec, case_id)
+    assert opened["step"] == "opened" and (opened["party"], opened["deadline_id"]) == (
+        "WY-MZ", f"open_catalog_objection:{case_id}")
+
+    def step(action: str, actor: str, **fields) -> dict:
+        return events.case_step(case_id, action, actor, fields.pop("person", "熊燕"), **fields)
+
+    wrong = await case("govbus.cases.CaseStep", step("answer", "NJ-MZ", outcome="accepted", reason="x"), case_id)
+    assert wrong["step"] == "refused" and "WY-MZ" in wrong["message"]  # only the provider answers
+    no_head = await case("govbus.cases.CaseStep", step("extend", "WY-MZ", extension_days=10, approved_by="熊燕"),
+                         case_id)
+    assert no_head["step"] == "refused" and "principal head of WY-MZ, 邹凯" in no_head["message"]
+    too_long = await case("govbus.cases.CaseStep", step("extend", "WY-MZ", extension_days=11, approved_by="邹凯"),
+                          case_id)
+    assert too_long["step"] == "refused"
+    extended = await case("govbus.cases.CaseStep", step("extend", "WY-MZ", extension_days=10, approved_by="邹凯"),
+                          case_id)
+    assert extended["step"] == "extended"
+    again = await case("govbus.cases.CaseStep", step("extend", "WY-MZ", extension_days=1, approved_by="邹凯"), case_id)
+    assert again["step"] == "refused" and "one extension only" in again["message"]
+
+    received = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    cal = WorkCalendar()
+    due = cal.add_working_days(statutory_due("open_catalog_objection", received, cal).due, 10).due
+    clock = [f"{cal.add_working_days(statutory_due('open_catalog_objection', received, cal).due, 1).due}T09:00+08:00"]
+    deadlines = Deadlines(bus, clock)  # it reads the commands only now, past the statute's 10 days
+    await deadlines.start()
+    try:
+        (extension,) = await notices(bus, "extended", 1)  # written in time, judged in time
+        assert extension["due_on"] == due.isoformat()
+        assert not await notices(bus, "breach", 1, timeout=5)  # past the statute's 10 days, within the extension
+        clock[0] = f"{cal.add_working_days(due, 1).due.isoformat()}T09:00:00+08:00"
+        (late,) = await notices(bus, "breach", 1)
+        assert (late["deadline_id"], late["due_on"]) == (f"open_catalog_objection:{case_id}", due.isoformat())
+    finally:
+        await deadlines.stop()
+    accepted = await case("govbus.cases.CaseStep", step("answer", "WY-MZ", outcome="accepted",
+                                                        reason="出生日期改为不开放"), case_id)
+    assert accepted["status"] == "accepted" and "the open catalog changes through WY-SJJ" in accepted["message"]
