@@ -17,14 +17,15 @@ def open_() -> None:
     """Open data (Ch. 5): the open catalog and the open feeds."""
 
 
-def _approved_entries() -> list[dict]:
+def _open_entries() -> list[dict]:
+    """The open catalog as published on its stream, which departments and parties alike may read."""
     from schemas.codec import default_codec
     from topics import registry
     from topics.views import snapshot
 
     s = settings()
     codec = default_codec()
-    latest = common.run(snapshot(s.bootstrap, registry.name_of(registry.CATALOG, s.topic_prefix)))
+    latest = common.run(snapshot(s.bootstrap, registry.name_of(registry.OPEN_CATALOG, s.topic_prefix)))
     return [codec.decode(v, "govbus.catalog.CatalogEntry").record for v in latest.values()]
 
 
@@ -43,7 +44,7 @@ def open_catalog(fmt: str, base_uri: str) -> None:
 
     departments = load()
     names = {code: d.name for code, d in departments.items()}
-    entries = _approved_entries()
+    entries = _open_entries()
     if fmt == "dcat":
         s = settings()
         authority = next((code for code, d in departments.items() if d.kind == "authority"), None)

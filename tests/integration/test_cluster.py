@@ -314,9 +314,14 @@ async def test_topics_are_replicated_three_times_and_a_hand_made_one_is_reported
         accepted = bus.topic(registry.ACCEPTED.name)
         assert accepted in report.created
         assert await eventually(lambda: replicas(accepted, registry.ACCEPTED)) == {3}
-        (configs,) = await admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, accepted, {"min.insync.replicas": None})])
-        assert [e[1] for e in configs.resources[0][4]] == ["2"]
+
+        async def min_isr() -> list[str] | None:
+            """The topic's min.insync.replicas, once the broker asked has the new topic's configs."""
+            (configs,) = await admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, accepted, {"min.insync.replicas": None})])
+            return [e[1] for e in configs.resources[0][4]] or None
+
+        assert await eventually(min_isr) == ["2"]
     finally:
         await admin.close()
         await drop_topics(bus.settings.bootstrap, bus.prefix)

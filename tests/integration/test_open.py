@@ -167,7 +167,7 @@ async def test_open_feeds_reach_authenticated_parties_desensitized_and_condition
 @pytest.mark.rule("R-30.1")
 @pytest.mark.rule("R-29.1")
 @pytest.mark.filterwarnings("ignore:ConjunctiveGraph is deprecated:DeprecationWarning")
-async def test_the_open_catalog_as_a_stream_and_as_a_command_in_text_json_and_dcat(bus, workers):
+async def test_the_open_catalog_as_a_stream_and_as_a_command_in_text_json_and_dcat(bus, workers, tmp_path):
     workers.start()
     (registered,) = await submit_and_wait([system_event("WY-MZ", "wy-system.yaml")], 30)
     assert registered["status"] == "accepted"
@@ -188,7 +188,9 @@ async def test_the_open_catalog_as_a_stream_and_as_a_command_in_text_json_and_dc
     stream = decoded(await consume(bus.settings.bootstrap, bus.topic("govbus.open.catalog"), count=10**6, timeout=2))
     assert [(e["resource_code"], e["entry"]["open_attribute"]) for e in stream] == [("WY-MZ-KF-001", "unconditional")]
 
-    text = govbus_on(bus, bus.settings.dsn, "open", "catalog")
+    await register(OTHER, "陈刚")
+    party_file = credentials(bus, tmp_path, OTHER)[0]
+    text = govbus_on(bus, bus.settings.dsn, "open", "catalog", kafka_config=party_file)  # as a party reads it
     assert text.returncode == 0, text.stderr
     assert "WY-MZ-KF-001  威远县低保统计开放数据  WY-MZ 威远县民政局  无条件开放" in text.stdout
     assert "姓名 (string, personal): mask:name" in text.stdout and "WY-MZ-DB-001" not in text.stdout
