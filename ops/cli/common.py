@@ -53,6 +53,21 @@ def run(coro):
         raise click.ClickException(f"{exc}: is the stack up? (`govbus up`)") from None
 
 
+def tail_feed(feed, show, limit: int) -> None:
+    """Print each record of `feed` (a consumers.feed.Feed, not started) as `show` formats it, until `limit` of them
+    (0: for good)."""
+    async def tail() -> None:
+        n = 0
+        async with feed as f:
+            async for rec in f:
+                click.echo(show(rec))
+                n += 1
+                if limit and n >= limit:
+                    break
+
+    run(tail())
+
+
 def date_argument(value: str) -> date:
     """A date argument, YYYY-MM-DD."""
     try:

@@ -75,17 +75,8 @@ def feed_tail(department: str, group: str | None, limit: int) -> None:
     from ops.display import format_feed_record
     from topics.acls import department_group_prefix
 
-    async def tail() -> None:
-        n = 0
-        fresh = f"{department_group_prefix(department, settings().topic_prefix)}tail-{uuid.uuid4().hex[:8]}"
-        async with Feed(department, group_id=group or fresh) as f:
-            async for rec in f:
-                click.echo(format_feed_record(rec))
-                n += 1
-                if limit and n >= limit:
-                    break
-
-    common.run(tail())
+    fresh = f"{department_group_prefix(department, settings().topic_prefix)}tail-{uuid.uuid4().hex[:8]}"
+    common.tail_feed(Feed(department, group_id=group or fresh), format_feed_record, limit)
 
 
 @click.group()

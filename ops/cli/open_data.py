@@ -91,14 +91,5 @@ def open_feed_tail(party: str, group: str | None, limit: int) -> None:
     from ops.display import format_open_record
     from topics.acls import party_principal
 
-    async def tail() -> None:
-        n = 0
-        fresh = f"{party_principal(party, settings().topic_prefix)}.tail-{uuid.uuid4().hex[:8]}"
-        async with OpenFeed(party, group_id=group or fresh) as f:
-            async for rec in f:
-                click.echo(format_open_record(rec))
-                n += 1
-                if limit and n >= limit:
-                    break
-
-    common.run(tail())
+    fresh = f"{party_principal(party, settings().topic_prefix)}.tail-{uuid.uuid4().hex[:8]}"
+    common.tail_feed(OpenFeed(party, group_id=group or fresh), format_open_record, limit)
