@@ -9,17 +9,11 @@ from typing import Any
 
 Writer = Callable[[list, Any], None]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_SMALL = [bytes((n << 1,)) for n in range(64)]  # zigzag of 0..63 is one byte
+_SMALL: list[bytes] = []  # zigzag of the lengths and counts most values have: 0..63 one byte, up to 8191 two
 _DOUBLE = struct.Struct("<d").pack
 
 
-class Unsupported(Exception):
-    """The schema uses something this writer does not compile."""
-
-
-def zigzag(n: int) -> bytes:
-    if 0 <= n < 64:
-        return _SMALL[n]
+def _zigzag_of(n: int) -> bytes:
     z = (n << 1) ^ (n >> 63)
     out = bytearray()
     while z > 0x7F:
@@ -27,6 +21,19 @@ def zigzag(n: int) -> bytes:
         z >>= 7
     out.append(z)
     return bytes(out)
+
+
+_SMALL.extend(_zigzag_of(n) for n in range(8192))
+
+
+class Unsupported(Exception):
+    """The schema uses something this writer does not compile."""
+
+
+def zigzag(n: int) -> bytes:
+    if 0 <= n < 8192:
+        return _SMALL[n]
+    return _zigzag_of(n)
 
 
 def _w_null(out: list, v: Any) -> None:
@@ -58,7 +65,7 @@ def _w_double(out: list, v: Any) -> None:
 def _w_string(out: list, v: Any) -> None:
     b = v.encode()  # AttributeError for non-str: the codec falls back and explains
     n = len(b)
-    out.append(_SMALL[n] if n < 64 else zigzag(n))
+    out.append(_SMALL[n] if n < 8192 else zigzag(n))
     out.append(b)
 
 
@@ -124,7 +131,7 @@ def compile_writer(schema: Any) -> Writer:
 
 def _inline_string(indent: str) -> list[str]:
     """Source lines that write the string `x` as _w_string does, without the call."""
-    return [f"{indent}b = x.encode()", f"{indent}n = len(b)", f"{indent}append(SMALL[n] if n < 64 else zigzag(n))",
+    return [f"{indent}b = x.encode()", f"{indent}n = len(b)", f"{indent}append(SMALL[n] if n < 8192 else zigzag(n))",
             f"{indent}append(b)"]
 
 
@@ -177,7 +184,7 @@ def _map(values: Writer) -> Writer:
             for k, x in v.items():
                 b = k.encode()
                 n = len(b)
-                append(_SMALL[n] if n < 64 else zigzag(n))
+                append(_SMALL[n] if n < 8192 else zigzag(n))
                 append(b)
                 values(out, x)
         out.append(b"\x00")
@@ -198,28 +205,48 @@ def _array(items: Writer) -> Writer:
 
 def compile_template(schema: dict, varying: frozenset[str]) -> Callable[[bytes, dict], Callable[[dict], bytes]]:
     """For many records that differ only in the `varying` fields (one publication fanned out to its
-    feeds): `prepare(header, common)` encodes every other field of `common` once, and the function it
-    returns writes a record from its varying values alone (straight-line code, strings in place),
-    reusing the bytes of a mapping it has already written (feeds granted the same items share one)."""
+    feeds): `prepare(header, common)` encodes every other field of `common` once (straight-line code), and the
+    function it returns writes a record from its varying values alone, reusing the bytes of a mapping it has
+    already written (feeds granted the same items share one) and of a string or optional string it has
+    written before (a subscriber, a grant, a purpose recur publication after publication)."""
     if schema.get("type") != "record":
         raise Unsupported("templates are for records")
-    fields = [(f["name"], compile_writer(f["type"]), "default" in f, f.get("default")) for f in schema["fields"]]
+    fields = [(f["name"], compile_writer(f["type"]), "default" in f, f.get("default"), f["type"])
+              for f in schema["fields"]]
     env: dict[str, Any] = {"SMALL": _SMALL, "zigzag": zigzag, "MISSING": object()}
-    consts = [f"c{i}" for i in range(sum(1 for f in fields if f[0] in varying) + 1)]
+    prep = ["def prepare(header, common):", "    out = [header]", "    append = out.append", "    get = common.get",
+            "    segments = []"]
     body = ["    def write(values):", "        out = [c0]", "        append = out.append", "        get = values.get"]
-    k = 0
-    for i, (name, w, has_default, default) in enumerate(fields):
-        if name not in varying:
-            continue
+    consts = ["c0"]
+    for i, (name, w, has_default, default, kind) in enumerate(fields):
+        indent = "        " if name in varying else "    "
+        lines = body if name in varying else prep
         if has_default:
             env[f"d{i}"] = default
-            body += [f"        x = get({name!r}, MISSING)", "        if x is MISSING:", f"            x = d{i}"]
+            lines += [f"{indent}x = get({name!r}, MISSING)", f"{indent}if x is MISSING:", f"{indent}    x = d{i}"]
         else:
-            body.append(f"        x = values[{name!r}]")
-        if w is _w_string:
-            body += _inline_string("        ")
+            lines.append(f"{indent}x = {'values' if name in varying else 'common'}[{name!r}]")
+        if name not in varying:
+            if w is _w_string:
+                prep.extend(_inline_string(indent))
+            else:
+                env[f"w{i}"] = w
+                prep.append(f"    w{i}(out, x)")
+            continue
+        prep += ["    segments.append(b''.join(out))", "    out = []", "    append = out.append"]
+        env[f"w{i}"] = w
+        if w is _w_string or _optional_string(kind):
+            env[f"seen{i}"] = {}  # value -> its bytes, kept across publications; emptied when it grows large
+            body += [f"        hit = seen{i}.get(x)",
+                     "        if hit is None:",
+                     "            part = []",
+                     f"            w{i}(part, x)",
+                     "            hit = b''.join(part)",
+                     f"            if len(seen{i}) >= 4096:",
+                     f"                seen{i}.clear()",
+                     f"            seen{i}[x] = hit",
+                     "        append(hit)"]
         else:
-            env[f"w{i}"] = w
             body += ["        if type(x) is dict:",
                      "            hit = written.get(id(x))",
                      "            if hit is None or hit[0] is not x:",
@@ -229,29 +256,15 @@ def compile_template(schema: dict, varying: frozenset[str]) -> Callable[[bytes, 
                      "            append(hit[1])",
                      "        else:",
                      f"            w{i}(out, x)"]
-        k += 1
-        body.append(f"        append(c{k})")
+        consts.append(f"c{len(consts)}")
+        body.append(f"        append({consts[-1]})")
+    prep += ["    segments.append(b''.join(out))", "    return make(*segments, {})"]
     source = "\n".join([f"def make({', '.join(consts)}, written):", *body, "        return b''.join(out)",
-                        "    return write"])
+                        "    return write", "", *prep])
     exec(compile(source, f"<avro template {schema.get('name', 'record')}>", "exec"), env)  # noqa: S102
-    make = env["make"]
-    missing = env["MISSING"]
+    return env["prepare"]
 
-    def prepare(header: bytes, common: dict) -> Callable[[dict], bytes]:
-        segments: list[bytes] = []
-        buf = [header]
-        for name, w, has_default, default in fields:
-            if name in varying:
-                segments.append(b"".join(buf))
-                buf = []
-                continue
-            x = common.get(name, missing)
-            if x is missing:
-                if not has_default:
-                    raise KeyError(name)
-                x = default
-            w(buf, x)
-        segments.append(b"".join(buf))
-        return make(*segments, {})
 
-    return prepare
+def _optional_string(kind: Any) -> bool:
+    """A union of null and string: its values (None or a str) are keys that cannot be confused."""
+    return isinstance(kind, list) and set(kind) <= {"null", "string"}

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+from collections.abc import Callable
 from json.encoder import encode_basestring
 from typing import Any
 
@@ -18,25 +20,64 @@ def canonical_text(publisher: str, resource_code: str, event_id: str, subject_id
                    items: dict[str, Any]) -> str:
     """The canonical JSON; built piece by piece for the usual flat records of text and numbers (the
     same text, faster), by json.dumps for anything else."""
+    return _canonical(_prefix(publisher, resource_code, event_id, subject_id),
+                      publisher, resource_code, event_id, subject_id, items)
+
+
+def _prefix(publisher: str, resource_code: str, event_id: str, subject_id: str) -> str | None:
+    """The canonical text's opening, the same for every scope of one publication (None: not all text)."""
     parts = []
     for s in (publisher, resource_code, event_id, subject_id):
         if type(s) is not str:
-            return _reference(publisher, resource_code, event_id, subject_id, items)
+            return None
         parts.append(encode_basestring(s))
+    return "[" + ",".join(parts) + ",{"
+
+
+def _canonical(prefix: str | None, publisher: str, resource_code: str, event_id: str, subject_id: str,
+               items: dict[str, Any]) -> str:
+    if prefix is None:
+        return _reference(publisher, resource_code, event_id, subject_id, items)
     fields = []
     for k in sorted(items):
         v = items[k]
-        t = type(v)
-        if type(k) is not str or t not in _SCALARS:
+        if type(k) is not str or type(v) not in SCALARS:
             return _reference(publisher, resource_code, event_id, subject_id, items)
-        fields.append(encode_basestring(k) + ":" + (encode_basestring(v) if t is str else json.dumps(v)))
-    return "[" + ",".join(parts) + ",{" + ",".join(fields) + "}]"
+        fields.append(encode_basestring(k) + ":" + scalar_json(v))
+    return prefix + ",".join(fields) + "}]"
 
 
-_SCALARS = frozenset((str, int, float, bool, type(None)))
+SCALARS = frozenset((str, int, float, bool, type(None)))
+_CONSTANTS = {True: "true", False: "false", None: "null"}
+
+
+def scalar_json(v: Any) -> str:
+    """json.dumps(v, ensure_ascii=False) of a str, int, float, bool or None, without the encoder's set-up:
+    the same text, a tenth of the time."""
+    t = type(v)
+    if t is str:
+        return encode_basestring(v)
+    if t is float and math.isfinite(v):
+        return float.__repr__(v)
+    if t is int:
+        return int.__repr__(v)
+    if t is bool or v is None:
+        return _CONSTANTS[v]
+    return json.dumps(v, ensure_ascii=False, sort_keys=True)
 
 
 def provenance_digest(publisher: str, resource_code: str, event_id: str, subject_id: str,
                       items: dict[str, Any]) -> str:
     text = canonical_text(publisher, resource_code, event_id, subject_id, items)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def digester(publisher: str, resource_code: str, event_id: str, subject_id: str) -> Callable[[dict[str, Any]], str]:
+    """provenance_digest of one publication for any of its projections: what they share is worked out once."""
+    prefix = _prefix(publisher, resource_code, event_id, subject_id)
+
+    def digest(items: dict[str, Any]) -> str:
+        text = _canonical(prefix, publisher, resource_code, event_id, subject_id, items)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    return digest

@@ -13,10 +13,9 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from json.encoder import encode_basestring
 from typing import Any
 
-from schemas.provenance import provenance_digest
+from schemas.provenance import SCALARS, digester, scalar_json
 from streams.rules.refusals import Refusal
 from streams.rules.sharing import project
 
@@ -102,12 +101,14 @@ def feed_records(d: Mapping[str, Any], routes: Iterable[Any], now: datetime) -> 
     grant and purpose it is delivered under, with a provenance digest over what is delivered (R-28.1)."""
     out = []
     scopes: dict[tuple[str, ...] | None, tuple[dict, str]] = {}  # departments granted the same items share one
+    digest_of = None
     for r in routes:
         scope = scopes.get(r.items)
         if scope is None:
+            if digest_of is None:
+                digest_of = digester(d["publisher"], d["resource_code"], d["event_id"], d["subject_id"])
             items = project(d["items"], r.items)
-            scope = scopes[r.items] = (
-                items, provenance_digest(d["publisher"], d["resource_code"], d["event_id"], d["subject_id"], items))
+            scope = scopes[r.items] = (items, digest_of(items))
         items, digest = scope
         out.append({
             "event_id": d["event_id"],
@@ -191,7 +192,7 @@ def item_sources(entries: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, s
 
 
 def value_digest(value: Any) -> str:
-    text = encode_basestring(value) if type(value) is str else json.dumps(value, ensure_ascii=False, sort_keys=True)
+    text = scalar_json(value) if type(value) in SCALARS else json.dumps(value, ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
