@@ -225,9 +225,11 @@ class DeliveryStream(ConsumerRebalanceListener):
         decoded = [(self.memory[tp.partition], msg, self._decode(msg, out)) for tp, recs in batches.items()
                    for msg in recs]
         await fresh
+        now = datetime.now(UTC)  # the batch is judged, and delivered, at one moment
+        today = now.astimezone(ZONE).date()
         for memory, msg, record in decoded:
             if record is not None:
-                self._judge(msg, record, memory, out)
+                self._judge(msg, record, memory, out, now, today)
         for counter, n in self.tally.items():
             counter.inc(n)
         self.tally.clear()
@@ -329,15 +331,14 @@ class DeliveryStream(ConsumerRebalanceListener):
             self._reject(out, msg, exc.code, exc.reason, datetime.now(UTC))
             return None
 
-    def _judge(self, msg, record: dict, memory: SubjectMemory, out: Outputs) -> None:
-        now = datetime.now(UTC)
+    def _judge(self, msg, record: dict, memory: SubjectMemory, out: Outputs, now: datetime, today: date) -> None:
         try:
-            self._deliver(msg, record, memory, now, out)
+            self._deliver(msg, record, memory, now, today, out)
         except Exception as exc:  # a fault of the bus must not stop the stream; the input is kept
             log.exception("could not process %s:%s:%s", msg.topic, msg.partition, msg.offset)
             self._reject(out, msg, "internal_error", internal_error_reason(exc), now, record)
 
-    def _deliver(self, msg, record: dict, memory: SubjectMemory, now: datetime, out: Outputs) -> None:
+    def _deliver(self, msg, record: dict, memory: SubjectMemory, now: datetime, today: date, out: Outputs) -> None:
         proven = proven_publisher(msg.topic)
         refusal = check_publisher(record, proven)
         if refusal is not None:
@@ -375,7 +376,7 @@ class DeliveryStream(ConsumerRebalanceListener):
 
         out.add(ACCEPTED_NAME, key, msg.value, hashed=hashed)  # the publication's own bytes, as validated
         self.tally[metrics.accepted(record["publisher"])] += 1
-        ways = self._routes(record, entry, now.astimezone(ZONE).date())
+        ways = self._routes(record, entry, today)
         feeds = feed_records(record, ways, now)
         marks = case_flags.by_datum.get((record["resource_code"], subject)) if case_flags.by_datum else None
         if marks is not None:
