@@ -9,7 +9,6 @@ from typing import Any
 
 Writer = Callable[[list, Any], None]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_SMALL: list[bytes] = []  # zigzag of the lengths and counts most values have: 0..63 one byte, up to 8191 two
 _DOUBLE = struct.Struct("<d").pack
 
 
@@ -23,7 +22,8 @@ def _zigzag_of(n: int) -> bytes:
     return bytes(out)
 
 
-_SMALL.extend(_zigzag_of(n) for n in range(8192))
+SMALL_N = 8192
+_SMALL = [_zigzag_of(n) for n in range(SMALL_N)]  # the lengths and counts most values have: 0..63 one byte, then two
 
 
 class Unsupported(Exception):
@@ -31,7 +31,7 @@ class Unsupported(Exception):
 
 
 def zigzag(n: int) -> bytes:
-    if 0 <= n < 8192:
+    if 0 <= n < SMALL_N:
         return _SMALL[n]
     return _zigzag_of(n)
 
@@ -65,7 +65,7 @@ def _w_double(out: list, v: Any) -> None:
 def _w_string(out: list, v: Any) -> None:
     b = v.encode()  # AttributeError for non-str: the codec falls back and explains
     n = len(b)
-    out.append(_SMALL[n] if n < 8192 else zigzag(n))
+    out.append(_SMALL[n] if n < SMALL_N else zigzag(n))
     out.append(b)
 
 
@@ -131,8 +131,8 @@ def compile_writer(schema: Any) -> Writer:
 
 def _inline_string(indent: str) -> list[str]:
     """Source lines that write the string `x` as _w_string does, without the call."""
-    return [f"{indent}b = x.encode()", f"{indent}n = len(b)", f"{indent}append(SMALL[n] if n < 8192 else zigzag(n))",
-            f"{indent}append(b)"]
+    return [f"{indent}b = x.encode()", f"{indent}n = len(b)",
+            f"{indent}append(SMALL[n] if n < {SMALL_N} else zigzag(n))", f"{indent}append(b)"]
 
 
 def _record(schema: dict) -> Writer:
@@ -184,7 +184,7 @@ def _map(values: Writer) -> Writer:
             for k, x in v.items():
                 b = k.encode()
                 n = len(b)
-                append(_SMALL[n] if n < 8192 else zigzag(n))
+                append(_SMALL[n] if n < SMALL_N else zigzag(n))
                 append(b)
                 values(out, x)
         out.append(b"\x00")

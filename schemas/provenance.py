@@ -43,7 +43,7 @@ def _canonical(prefix: str | None, publisher: str, resource_code: str, event_id:
         v = items[k]
         if type(k) is not str or type(v) not in SCALARS:
             return _reference(publisher, resource_code, event_id, subject_id, items)
-        fields.append(encode_basestring(k) + ":" + scalar_json(v))
+        fields.append(encode_basestring(k) + ":" + json_text(v))
     return prefix + ",".join(fields) + "}]"
 
 
@@ -51,9 +51,9 @@ SCALARS = frozenset((str, int, float, bool, type(None)))
 _CONSTANTS = {True: "true", False: "false", None: "null"}
 
 
-def scalar_json(v: Any) -> str:
-    """json.dumps(v, ensure_ascii=False) of a str, int, float, bool or None, without the encoder's set-up:
-    the same text, a tenth of the time."""
+def json_text(v: Any) -> str:
+    """json.dumps(v, ensure_ascii=False, sort_keys=True); a str, int, float, bool or None written without the
+    encoder's set-up: the same text, a tenth of the time."""
     t = type(v)
     if t is str:
         return encode_basestring(v)
@@ -68,8 +68,7 @@ def scalar_json(v: Any) -> str:
 
 def provenance_digest(publisher: str, resource_code: str, event_id: str, subject_id: str,
                       items: dict[str, Any]) -> str:
-    text = canonical_text(publisher, resource_code, event_id, subject_id, items)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return digester(publisher, resource_code, event_id, subject_id)(items)
 
 
 def digester(publisher: str, resource_code: str, event_id: str, subject_id: str) -> Callable[[dict[str, Any]], str]:

@@ -6,7 +6,6 @@ An agent calls these and writes what they return; no policy lives in the agents.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 from collections import defaultdict
@@ -15,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from schemas.provenance import SCALARS, digester, scalar_json
+from schemas.provenance import digester, json_text
 from streams.rules.refusals import Refusal
 from streams.rules.sharing import project
 
@@ -192,8 +191,7 @@ def item_sources(entries: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, s
 
 
 def value_digest(value: Any) -> str:
-    text = scalar_json(value) if type(value) in SCALARS else json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return hashlib.sha256(json_text(value).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
