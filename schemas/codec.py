@@ -24,7 +24,7 @@ from schemas.errors import (
     UnknownSchema,
     WrongSchema,
 )
-from schemas.fastpath import Unsupported, compile_template, compile_writer
+from schemas.fastpath import Unsupported, compile_fanout, compile_writer
 
 SCHEMA_DIR = Path(__file__).resolve().parent
 MAGIC = b"\xc3\x01"
@@ -78,38 +78,33 @@ class Codec:
         # single-object header (marker + fingerprint) -> the writer and the reader schema to resolve to
         self._reading = {MAGIC + v.fingerprint: (v, self._resolve_to[v.fingerprint]) for v in self.versions}
         self._fast: dict[str, Any] = {}
-        self._templates: dict[tuple[str, frozenset[str]], Any] = {}
+        self._fanouts: dict[tuple[str, tuple[str, ...], tuple[str, ...]], Any] = {}
         for name, v in self.latest.items():
             try:
                 self._fast[name] = compile_writer(v.schema)
             except Unsupported:
                 pass
 
-    def encoder(self, name: str, common: dict, varying: frozenset[str]) -> Callable[[dict], bytes]:
-        """Encode many records of `name` that share every field but `varying` (one publication fanned
-        out to many feeds): the shared fields, taken from `common`, are encoded once. Each call takes
-        a whole record, reads only its `varying` fields, and gives the same bytes as
-        `encode(name, record)`; it falls back to that (and its explanations) for anything the
-        compiled writer does not take."""
+    def fanout(self, name: str, common: dict, lasting: tuple[str, ...],
+               scoped: tuple[str, ...]) -> Callable[[tuple, tuple], bytes]:
+        """Encode one record of `name` fanned out to many recipients (a publication to its feeds): the fields it
+        shares, taken from `common`, are encoded once. Each call `write(lasting_values, scope)` gives the
+        bytes of `encode(name, {**common, **lasting fields, **scoped fields})`, the two tuples holding those
+        fields' values in the schema's order (see schemas.fastpath.compile_fanout); it falls back to
+        `encode` (and its explanations) for anything the compiled writer does not take."""
 
-        def slow(record: dict) -> bytes:
-            return self.encode(name, record)
+        def slow(lv: tuple, sv: tuple) -> bytes:
+            return self.encode(name, {**common, **dict(zip(lasting, lv, strict=False)),
+                                      **dict(zip(scoped, sv, strict=False))})
 
         try:
-            prepare = self._templates.get((name, varying))
+            prepare = self._fanouts.get((name, lasting, scoped))
             if prepare is None:
-                prepare = self._templates[(name, varying)] = compile_template(self.latest[name].schema, varying)
-            fast = prepare(self._headers[name], common)
+                prepare = compile_fanout(self.latest[name].schema, lasting, scoped)
+                self._fanouts[(name, lasting, scoped)] = prepare
+            return prepare(self._headers[name], common, slow)
         except Exception:  # noqa: BLE001  (encode() decides, and explains what is wrong)
             return slow
-
-        def encode(record: dict) -> bytes:
-            try:
-                return fast(record)
-            except Exception:  # noqa: BLE001
-                return slow(record)
-
-        return encode
 
     def encode(self, name: str, record: dict) -> bytes:
         """Frame `record` with the newest version of `name`; SchemaMismatch says which field is wrong."""

@@ -173,10 +173,15 @@ def _union(branches: list) -> Writer:
         out.append(index)
         w(out, v)
 
+    write.by_type = by_type  # type: ignore[attr-defined]
     return write
 
 
 def _map(values: Writer) -> Writer:
+    by_type = getattr(values, "by_type", None)
+    if by_type is not None:
+        return _map_of_scalars(by_type)
+
     def write(out: list, v: Any) -> None:
         if v:
             out.append(zigzag(len(v)))
@@ -187,6 +192,40 @@ def _map(values: Writer) -> Writer:
                 append(_SMALL[n] if n < SMALL_N else zigzag(n))
                 append(b)
                 values(out, x)
+        out.append(b"\x00")
+
+    return write
+
+
+def _map_of_scalars(by_type: dict) -> Writer:
+    """A map whose values are a union of primitives (a publication's items): text and numbers, the usual
+    values, written in place, the rest as the union writes them."""
+    text = by_type[str][0] if str in by_type else None
+    number = by_type[float][0] if float in by_type else None
+
+    def write(out: list, v: Any) -> None:
+        if v:
+            append = out.append
+            append(zigzag(len(v)))
+            for k, x in v.items():
+                b = k.encode()
+                n = len(b)
+                append(_SMALL[n] if n < SMALL_N else zigzag(n))
+                append(b)
+                t = type(x)
+                if t is str and text is not None:
+                    append(text)
+                    b = x.encode()
+                    n = len(b)
+                    append(_SMALL[n] if n < SMALL_N else zigzag(n))
+                    append(b)
+                elif t is float and number is not None:
+                    append(number)
+                    append(_DOUBLE(x))
+                else:
+                    index, w = by_type[t]  # KeyError: no branch for this type
+                    append(index)
+                    w(out, x)
         out.append(b"\x00")
 
     return write
@@ -203,65 +242,84 @@ def _array(items: Writer) -> Writer:
     return write
 
 
-def compile_template(schema: dict, varying: frozenset[str]) -> Callable[[bytes, dict], Callable[[dict], bytes]]:
-    """For many records that differ only in the `varying` fields (one publication fanned out to its
-    feeds): `prepare(header, common)` encodes every other field of `common` once (straight-line code), and the
-    function it returns writes a record from its varying values alone, reusing the bytes of a mapping it has
-    already written (feeds granted the same items share one) and of a string or optional string it has
-    written before (a subscriber, a grant, a purpose recur publication after publication)."""
+def compile_fanout(schema: dict, lasting: tuple[str, ...], scoped: tuple[str, ...]) -> Callable[..., Callable]:
+    """For one record fanned out to many recipients (a publication to its feeds): `prepare(header, common, fallback)`
+    encodes once every field of `common` that is neither `lasting` nor `scoped` (straight-line code), and returns
+    `write(lasting_values, scope)`: a whole record's bytes from the values of those fields alone, each tuple in
+    the schema's order of its fields.
+    - `lasting` values recur record after record (a subscriber, its grant, the purpose): their bytes are kept,
+      by value, across publications.
+    - `scoped` values are shared by some records of one fan-out (the items and digest of one scope): their
+      bytes are written once for the same tuple object.
+    A value `write` cannot take (of the wrong type, a tuple too short) goes to `fallback(lasting_values, scope)`;
+    one in `common` makes `prepare` raise."""
     if schema.get("type") != "record":
-        raise Unsupported("templates are for records")
-    fields = [(f["name"], compile_writer(f["type"]), "default" in f, f.get("default"), f["type"])
-              for f in schema["fields"]]
-    env: dict[str, Any] = {"SMALL": _SMALL, "zigzag": zigzag, "MISSING": object()}
-    prep = ["def prepare(header, common):", "    out = [header]", "    append = out.append", "    get = common.get",
-            "    segments = []"]
-    body = ["    def write(values):", "        out = [c0]", "        append = out.append", "        get = values.get"]
-    consts = ["c0"]
-    for i, (name, w, has_default, default, kind) in enumerate(fields):
-        indent = "        " if name in varying else "    "
-        lines = body if name in varying else prep
-        if has_default:
-            env[f"d{i}"] = default
-            lines += [f"{indent}x = get({name!r}, MISSING)", f"{indent}if x is MISSING:", f"{indent}    x = d{i}"]
+        raise Unsupported("fan-outs are for records")
+    fields = schema["fields"]
+    names = [f["name"] for f in fields]
+    if [n for n in names if n in lasting] != list(lasting) or [n for n in names if n in scoped] != list(scoped):
+        raise Unsupported("the lasting and scoped fields are fields of the record, in the schema's order")
+    for f in fields:
+        if f["name"] in lasting and not (f["type"] == "string" or _optional_string(f["type"])):
+            raise Unsupported(f"lasting values are kept by value: {f['name']} is to be a string or optional string")
+    runs: list[tuple[str, list[int]]] = []  # consecutive fields of one kind: c(ommon), l(asting), s(coped)
+    for i, name in enumerate(names):
+        kind = "l" if name in lasting else "s" if name in scoped else "c"
+        if runs and runs[-1][0] == kind:
+            runs[-1][1].append(i)
         else:
-            lines.append(f"{indent}x = {'values' if name in varying else 'common'}[{name!r}]")
-        if name not in varying:
+            runs.append((kind, [i]))
+    env: dict[str, Any] = {"SMALL": _SMALL, "zigzag": zigzag, "MISSING": object(), "lasting_seen": {}}
+    code = {kind: [f"def {fn}({arg}):", "    out = []", "    append = out.append", "    parts = []"]
+            for kind, fn, arg in (("c", "prepare", "header, common, fallback"), ("l", "lasting_runs", "v"),
+                                  ("s", "scoped_runs", "v"))}
+    code["c"] += ["    parts.append(header)", "    get = common.get"]
+    taken = {"l": 0, "s": 0}  # values of each tuple used so far
+    record = ["c[0]"]  # the record's bytes in order: the header, then the runs' constants and values
+    made = {"c": 1, "l": 0, "s": 0}
+    for kind, indices in runs:
+        lines = code[kind]
+        for i in indices:
+            f = fields[i]
+            if kind != "c":
+                lines.append(f"    x = v[{taken[kind]}]")
+                taken[kind] += 1
+            elif "default" in f:
+                env[f"d{i}"] = f["default"]
+                lines += [f"    x = get({f['name']!r}, MISSING)", "    if x is MISSING:", f"        x = d{i}"]
+            else:
+                lines.append(f"    x = common[{f['name']!r}]")
+            w = compile_writer(f["type"])
             if w is _w_string:
-                prep.extend(_inline_string(indent))
+                lines.extend(_inline_string("    "))
             else:
                 env[f"w{i}"] = w
-                prep.append(f"    w{i}(out, x)")
-            continue
-        prep += ["    segments.append(b''.join(out))", "    out = []", "    append = out.append"]
-        env[f"w{i}"] = w
-        if w is _w_string or _optional_string(kind):
-            env[f"seen{i}"] = {}  # value -> its bytes, kept across publications; emptied when it grows large
-            body += [f"        hit = seen{i}.get(x)",
-                     "        if hit is None:",
-                     "            part = []",
-                     f"            w{i}(part, x)",
-                     "            hit = b''.join(part)",
-                     f"            if len(seen{i}) >= 4096:",
-                     f"                seen{i}.clear()",
-                     f"            seen{i}[x] = hit",
-                     "        append(hit)"]
-        else:
-            body += ["        if type(x) is dict:",
-                     "            hit = written.get(id(x))",
-                     "            if hit is None or hit[0] is not x:",
-                     "                part = []",
-                     f"                w{i}(part, x)",
-                     "                hit = written[id(x)] = (x, b''.join(part))",
-                     "            append(hit[1])",
-                     "        else:",
-                     f"            w{i}(out, x)"]
-        consts.append(f"c{len(consts)}")
-        body.append(f"        append({consts[-1]})")
-    prep += ["    segments.append(b''.join(out))", "    return make(*segments, {})"]
-    source = "\n".join([f"def make({', '.join(consts)}, written):", *body, "        return b''.join(out)",
-                        "    return write", "", *prep])
-    exec(compile(source, f"<avro template {schema.get('name', 'record')}>", "exec"), env)  # noqa: S102
+                lines.append(f"    w{i}(out, x)")
+        lines += ["    parts.append(b''.join(out))", "    out = []", "    append = out.append"]
+        record.append(f"{kind}[{made[kind]}]")
+        made[kind] += 1
+    for kind in code:
+        code[kind].append("    return make(parts, fallback)" if kind == "c" else "    return parts")
+    body = ["def make(c, fallback):",
+            "    scopes = {}",
+            "    def write(lv, sv):",
+            "        try:",
+            "            l = lasting_seen.get(lv)",
+            "            if l is None:",
+            "                l = lasting_runs(lv)",
+            "                if len(lasting_seen) >= 4096:",
+            "                    lasting_seen.clear()",
+            "                lasting_seen[lv] = l",
+            "            s = scopes.get(id(sv))",
+            "            if s is None or s[0] is not sv:",
+            "                s = scopes[id(sv)] = (sv, scoped_runs(sv))",
+            "            s = s[1]",
+            f"            return b''.join(({', '.join(record)},))",
+            "        except Exception:",
+            "            return fallback(lv, sv)",
+            "    return write"]
+    source = "\n".join([*code["l"], "", *code["s"], "", *body, "", *code["c"]])
+    exec(compile(source, f"<avro fan-out {schema.get('name', 'record')}>", "exec"), env)  # noqa: S102
     return env["prepare"]
 
 

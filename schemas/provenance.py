@@ -35,15 +35,22 @@ def _prefix(publisher: str, resource_code: str, event_id: str, subject_id: str) 
 
 
 def _canonical(prefix: str | None, publisher: str, resource_code: str, event_id: str, subject_id: str,
-               items: dict[str, Any]) -> str:
+               items: dict[str, Any], written: dict[str, tuple[Any, str]] | None = None) -> str:
+    """`written` keeps each item's text (name -> (value, "name":value)) for the next projection of the same
+    publication, whose items are the same objects."""
     if prefix is None:
         return _reference(publisher, resource_code, event_id, subject_id, items)
+    if written is None:
+        written = {}
     fields = []
     for k in sorted(items):
         v = items[k]
-        if type(k) is not str or type(v) not in SCALARS:
-            return _reference(publisher, resource_code, event_id, subject_id, items)
-        fields.append(encode_basestring(k) + ":" + json_text(v))
+        hit = written.get(k)
+        if hit is None or hit[0] is not v:
+            if type(k) is not str or type(v) not in SCALARS:
+                return _reference(publisher, resource_code, event_id, subject_id, items)
+            hit = written[k] = (v, encode_basestring(k) + ":" + json_text(v))
+        fields.append(hit[1])
     return prefix + ",".join(fields) + "}]"
 
 
@@ -74,9 +81,10 @@ def provenance_digest(publisher: str, resource_code: str, event_id: str, subject
 def digester(publisher: str, resource_code: str, event_id: str, subject_id: str) -> Callable[[dict[str, Any]], str]:
     """provenance_digest of one publication for any of its projections: what they share is worked out once."""
     prefix = _prefix(publisher, resource_code, event_id, subject_id)
+    written: dict[str, tuple[Any, str]] = {}
 
     def digest(items: dict[str, Any]) -> str:
-        text = _canonical(prefix, publisher, resource_code, event_id, subject_id, items)
+        text = _canonical(prefix, publisher, resource_code, event_id, subject_id, items, written)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     return digest

@@ -44,7 +44,9 @@ from streams.rules.exchange import (
     check_delivery,
     check_publisher,
     duplicate_findings,
+    feed_common,
     feed_records,
+    feed_scopes,
     remember_sources,
 )
 from streams.rules.identifiers import subject_problem
@@ -79,9 +81,19 @@ PARTITIONS = {
     CASES_INBOX_NAME: registry.CASES_INBOX.partitions, OPEN_FEED_NAME: registry.OPEN_FEED.partitions,
     **{name: registry.FEED_PARTITIONS for name in FEED_NAMES.values()},
 }
-PER_FEED = frozenset({"subscriber", "items", "grant_id", "purpose", "digest"})  # the rest is the publication's
+# a feed record's fields that are its route's (FEED_LASTING) and its scope's (FEED_SCOPED); the rest: the publication's
+FEED_LASTING = ("subscriber", "grant_id", "purpose")
+FEED_SCOPED = ("items", "digest")
 MAX_BATCH = 1000  # publications per poll: outputs of a whole batch are acknowledged before its commit
 MAX_IN_FLIGHT = 4  # batches whose outputs are on their way while the next one is judged
+
+
+def feed_bytes(record: dict, ways: list[Route], now: datetime) -> list[tuple[str, bytes]]:
+    """Each subscriber's feed record of a publication (streams.rules.exchange.feed_records), encoded from its
+    route and scope: the publication's fields once, a route's and a scope's bytes kept."""
+    write = CODEC.fanout(FEED, feed_common(record, now), FEED_LASTING, FEED_SCOPED)
+    return [(r.department, write((r.department, r.grant_id, r.purpose), scope))
+            for r, scope in feed_scopes(record, ways)]
 
 
 @functools.lru_cache(maxsize=1024)
@@ -348,7 +360,8 @@ class DeliveryStream(ConsumerRebalanceListener):
                         aid=f"suspected_tampering:{proven}:{record['publisher']}:{record['resource_code']}")
             return
         entry = catalog.entries.get(record["resource_code"])
-        refusal = check_delivery(record, DEPARTMENTS) or check_against_catalog(record, entry, subject_problem)
+        refusal = check_delivery(record, DEPARTMENTS) or check_against_catalog(
+            record, entry, functools.partial(subject_problem, today=today))  # born by the day the batch is judged
         if refusal is not None:
             self._reject(out, msg, refusal.code, refusal.reason, now, record, refusal.rule_ids)
             if refusal.code == "one_source_violation":
@@ -357,7 +370,7 @@ class DeliveryStream(ConsumerRebalanceListener):
                             aid=f"one_source_violation:{record['publisher']}:{record['resource_code']}")
             return
 
-        subject = record["subject_id"]
+        subject, resource = record["subject_id"], record["resource_code"]
         key = subject.encode()
         hashed = key_hash(key)
         sources = catalog.sources()
@@ -377,21 +390,24 @@ class DeliveryStream(ConsumerRebalanceListener):
         out.add(ACCEPTED_NAME, key, msg.value, hashed=hashed)  # the publication's own bytes, as validated
         self.tally[metrics.accepted(record["publisher"])] += 1
         ways = self._routes(record, entry, today)
-        feeds = feed_records(record, ways, now)
-        marks = case_flags.by_datum.get((record["resource_code"], subject)) if case_flags.by_datum else None
-        if marks is not None:
-            feeds, corrected = mark_feeds(record, feeds, marks, functools.partial(self._correction_feed, record, now))
+        marks = case_flags.by_datum.get((resource, subject)) if case_flags.by_datum else None
+        if marks is None:  # no case is open on this datum
+            for subscriber, value in feed_bytes(record, ways, now):
+                self._fed(out, subscriber, resource, key, hashed, value)
+        else:
+            feeds, corrected = mark_feeds(record, feed_records(record, ways, now), marks,
+                                          functools.partial(self._correction_feed, record, now))
             for case_id, recipients in corrected.items():
                 self._correction_sent(out, case_id, record, recipients, now)
-        plain = next((fed for fed in feeds if fed.get("correction_of") is None), None)
-        encode = CODEC.encoder(FEED, plain, PER_FEED) if plain is not None else None
-        for fed in feeds:
-            value = encode(fed) if fed.get("correction_of") is None else CODEC.encode(FEED, fed)
-            out.add(FEED_NAMES[fed["subscriber"]], key, value, hashed=hashed)
-            self.tally[metrics.fed(fed["subscriber"], fed["resource_code"])] += 1
+            for fed in feeds:
+                self._fed(out, fed["subscriber"], resource, key, hashed, CODEC.encode(FEED, fed))
         if entry["entry"]["open_attribute"] in OPEN_ATTRIBUTES:
             self._open(out, record, entry, now)
         metrics.LAG.observe(max(0.0, (now - record["occurred_at"]).total_seconds()))
+
+    def _fed(self, out: Outputs, subscriber: str, resource: str, key: bytes, hashed: int, value: bytes) -> None:
+        out.add(FEED_NAMES[subscriber], key, value, hashed=hashed)
+        self.tally[metrics.fed(subscriber, resource)] += 1
 
     def _open(self, out: Outputs, record: dict, entry: dict, now: datetime) -> None:
         """An open resource's publication as the public receives it: desensitized, with its source and retrieval

@@ -98,8 +98,23 @@ def check_delivery(d: Mapping[str, Any], departments: Mapping[str, Any]) -> Refu
 def feed_records(d: Mapping[str, Any], routes: Iterable[Any], now: datetime) -> list[dict[str, Any]]:
     """One feed record per route (see streams.rules.sharing.routes): exactly the granted items, naming the
     grant and purpose it is delivered under, with a provenance digest over what is delivered (R-28.1)."""
+    common = feed_common(d, now)
+    return [{**common, "subscriber": r.department, "items": items, "grant_id": r.grant_id, "purpose": r.purpose,
+             "digest": digest} for r, (items, digest) in feed_scopes(d, routes)]
+
+
+def feed_common(d: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """What every feed record of one publication says alike: the publication, and when it was delivered."""
+    return {"event_id": d["event_id"], "publisher": d["publisher"], "resource_code": d["resource_code"],
+            "subject_id": d["subject_id"], "system_code": d.get("system_code"), "occurred_at": d["occurred_at"],
+            "delivered_at": now, "flags": [], "case_ids": [], "correction_of": None}
+
+
+def feed_scopes(d: Mapping[str, Any], routes: Iterable[Any]) -> list[tuple[Any, tuple[dict[str, Any], str]]]:
+    """Each route with the scope it receives: (exactly the granted items, their provenance digest). Routes
+    granted the same items share one scope, the same tuple."""
     out = []
-    scopes: dict[tuple[str, ...] | None, tuple[dict, str]] = {}  # departments granted the same items share one
+    scopes: dict[tuple[str, ...] | None, tuple[dict, str]] = {}
     digest_of = None
     for r in routes:
         scope = scopes.get(r.items)
@@ -108,24 +123,7 @@ def feed_records(d: Mapping[str, Any], routes: Iterable[Any], now: datetime) -> 
                 digest_of = digester(d["publisher"], d["resource_code"], d["event_id"], d["subject_id"])
             items = project(d["items"], r.items)
             scope = scopes[r.items] = (items, digest_of(items))
-        items, digest = scope
-        out.append({
-            "event_id": d["event_id"],
-            "subscriber": r.department,
-            "publisher": d["publisher"],
-            "resource_code": d["resource_code"],
-            "subject_id": d["subject_id"],
-            "system_code": d.get("system_code"),
-            "items": items,
-            "occurred_at": d["occurred_at"],
-            "delivered_at": now,
-            "grant_id": r.grant_id,
-            "purpose": r.purpose,
-            "digest": digest,
-            "flags": [],
-            "case_ids": [],
-            "correction_of": None,
-        })
+        out.append((r, scope))
     return out
 
 

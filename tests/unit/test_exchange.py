@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.provenance import canonical_text, provenance_digest
+from schemas.provenance import canonical_text, digester, provenance_digest
 from streams.rules.exchange import (
     check_against_catalog,
     check_delivery,
@@ -66,6 +66,19 @@ def test_digest_is_sha256_of_the_documented_canonical_json(head, items):
     reference = json.dumps([*head, items], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     assert canonical_text(*head, items) == reference
     assert provenance_digest(*head, items) == hashlib.sha256(reference.encode()).hexdigest()
+
+
+@pytest.mark.rule("R-28.1")
+@given(st.lists(st.text(), min_size=4, max_size=4), st.dictionaries(st.text(), _values, min_size=1, max_size=6),
+       st.lists(st.lists(st.integers(0, 5), max_size=6), min_size=1, max_size=5), _values)
+def test_one_publications_digests_of_each_projection_are_its_own(head, items, picks, other):
+    names = sorted(items)
+    digest = digester(*head)
+    for pick in picks:
+        projection = {names[k % len(names)]: items[names[k % len(names)]] for k in pick}
+        assert digest(projection) == provenance_digest(*head, projection)
+    changed = {names[0]: other}  # the same name with another value: its own text, not the one written before
+    assert digest(changed) == provenance_digest(*head, changed)
 
 
 @given(st.one_of(st.text(), st.integers(), st.floats(allow_nan=False), st.none(), st.lists(st.text(), max_size=3)))

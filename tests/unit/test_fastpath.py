@@ -10,6 +10,9 @@ from hypothesis import strategies as st
 from schemas.codec import HEADER, default_codec
 from schemas.errors import SchemaMismatch
 from schemas.fastpath import compile_writer, zigzag
+from streams.deliveries import feed_bytes
+from streams.rules.exchange import feed_records
+from streams.rules.sharing import Route
 
 CODEC = default_codec()
 
@@ -65,24 +68,57 @@ def test_a_record_that_does_not_fit_falls_back_to_fastavros_explanation():
 
 
 FEED = "govbus.exchange.FeedDelivery"
-PER_FEED = frozenset({"subscriber", "items", "grant_id", "purpose", "digest"})
+LASTING = ("subscriber", "grant_id", "purpose")
+SCOPED = ("items", "digest")
 
 
-@given(st.lists(st.tuples(st.text(max_size=12), st.dictionaries(st.text(max_size=8), scalars, max_size=4),
-                          st.none() | st.text(max_size=20)), min_size=1, max_size=6),
+@given(st.lists(st.tuples(st.text(max_size=12), st.integers(0, 3), st.none() | st.text(max_size=20)),
+                min_size=1, max_size=8),
+       st.lists(st.dictionaries(st.text(max_size=8), scalars, max_size=4), min_size=4, max_size=4),
        st.none() | st.text(max_size=10))
-def test_a_fanout_encodes_each_record_as_encode_does(variants, system_code):
-    shared_items: dict = {"姓名": "居民"}
+def test_a_fanout_encodes_each_record_as_encode_does(routes, scope_items, system_code):
     base = next(iter(generate_many(CODEC.latest[FEED].schema, 1)))
     base["system_code"] = system_code
-    records = [{**base, "subscriber": sub, "items": items or shared_items, "purpose": purpose, "grant_id": f"g{i}",
-                "digest": sub[::-1]} for i, (sub, items, purpose) in enumerate(variants)]
-    encode = CODEC.encoder(FEED, records[0], PER_FEED)
-    assert [encode(r) for r in records] == [CODEC.encode(FEED, r) for r in records]
+    scopes = [(items, f"digest-{n}") for n, items in enumerate(scope_items)]
+    write = CODEC.fanout(FEED, base, LASTING, SCOPED)
+    for i, (sub, n, purpose) in enumerate(routes):
+        lasting = (sub, f"g{i % 3}", purpose)
+        record = {**base, **dict(zip(LASTING, lasting, strict=True)), **dict(zip(SCOPED, scopes[n], strict=True))}
+        assert write(lasting, scopes[n]) == CODEC.encode(FEED, record)
+
+
+def test_a_fanout_keeps_no_bytes_of_a_scope_beyond_its_own_publication():
+    base = next(iter(generate_many(CODEC.latest[FEED].schema, 1)))
+    first = CODEC.fanout(FEED, base, LASTING, SCOPED)
+    scope = ({"姓名": "甲"}, "d1")
+    first(("NJ-MZ", "g", None), scope)
+    scope[0]["姓名"] = "乙"  # a new publication may reuse a dict; its new fan-out writes it anew
+    again = CODEC.fanout(FEED, base, LASTING, SCOPED)
+    record = {**base, "subscriber": "NJ-MZ", "grant_id": "g", "purpose": None, "items": {"姓名": "乙"}, "digest": "d1"}
+    assert again(("NJ-MZ", "g", None), scope) == CODEC.encode(FEED, record)
 
 
 def test_a_fanout_record_that_does_not_fit_is_explained_like_encode():
     record = next(iter(generate_many(CODEC.latest[FEED].schema, 1)))
-    encode = CODEC.encoder(FEED, record, PER_FEED)
+    write = CODEC.fanout(FEED, record, LASTING, SCOPED)
     with pytest.raises(SchemaMismatch, match="subscriber"):
-        encode({**record, "subscriber": 42})
+        write((42, "g", None), ({}, "d"))
+    with pytest.raises(SchemaMismatch, match="digest"):
+        write(("NJ-MZ", "g", None), ({}, None))
+    with pytest.raises(SchemaMismatch, match="publisher"):
+        CODEC.fanout(FEED, {**record, "publisher": 7}, LASTING, SCOPED)(("NJ-MZ", "g", None), ({}, "d"))
+
+
+@pytest.mark.rule("R-26.2")
+@pytest.mark.rule("R-28.1")
+@given(st.dictionaries(st.sampled_from(["姓名", "保障类别", "月救助金额", "地址"]), scalars, min_size=1),
+       st.lists(st.tuples(st.none() | st.sets(st.sampled_from(["姓名", "保障类别", "月救助金额"])),
+                          st.none() | st.text(max_size=6)), min_size=1, max_size=6),
+       st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)))
+def test_each_subscriber_gets_the_bytes_of_its_feed_record(items, grants, now):
+    record = {"event_id": "e-1", "occurred_at": now, "publisher": "NJ-MZ", "resource_code": "NJ-MZ-DB-001",
+              "subject_id": "511024197512305672", "system_code": None, "items": items}
+    ways = [Route(f"NJ-D{i}", f"grant:{i}", purpose, None if scope is None else tuple(sorted(scope)))
+            for i, (scope, purpose) in enumerate(grants)]
+    assert feed_bytes(record, ways, now) == [(f["subscriber"], CODEC.encode(FEED, f))
+                                             for f in feed_records(record, ways, now)]

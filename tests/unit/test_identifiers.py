@@ -65,6 +65,19 @@ def test_the_examples_of_gb11643_are_valid(value):
 
 
 @pytest.mark.rule("R-17.2")
+@given(st.text("0123456789", min_size=17, max_size=17))
+def test_the_resident_check_character_agrees_with_the_standards_equation(first17):
+    assert resident_id_check_char(first17) == gb11643_check(first17)
+
+
+@pytest.mark.parametrize("first17", ["1101051949123100a", "1_010519491231002", " 1010519491231002",
+                                     "\uff11" * 17, "1101051949123100"])
+def test_the_resident_check_character_is_computed_from_17_ascii_digits_only(first17):
+    with pytest.raises(ValueError, match="17 digits 0-9"):
+        resident_id_check_char(first17)
+
+
+@pytest.mark.rule("R-17.2")
 @pytest.mark.parametrize("value, words", [
     ("110105194912310021", ["check digit is 1", "GB 11643 gives X"]),
     ("440524188001010015", ["check digit is 5", "GB 11643 gives 4"]),
