@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ops.bench.pipeline import run, run_scaling
+from ops.bench.pipeline import publications, run, run_scaling
 from topics.settings import REPO_ROOT
 
 pytestmark = pytest.mark.integration
@@ -47,3 +47,14 @@ def test_every_bench_prints_one_json_object_with_json():
     (line,) = done.stdout.splitlines()
     result = json.loads(line)
     assert {r["schema"] for r in result["results"]} >= {"DataDelivery", "FeedDelivery"}
+
+
+def test_each_round_updates_the_same_subjects_with_new_values():
+    from schemas.codec import default_codec
+
+    codec = default_codec()
+    first, second = publications(50), publications(50, edition=1)
+    assert [k for k, _ in first] == [k for k, _ in second]
+    for (_, a), (_, b) in zip(first, second, strict=True):
+        a, b = (codec.decode(v, "govbus.exchange.DataDelivery").record for v in (a, b))
+        assert a["subject_id"] == b["subject_id"] and a["items"] != b["items"]
