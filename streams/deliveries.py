@@ -35,7 +35,7 @@ from streams.app import (
     open_grants,
     subscriptions,
 )
-from streams.outputs import Outputs, key_hash
+from streams.outputs import LANES, Outputs, key_hash
 from streams.rejects import internal_error_reason, reject_message
 from streams.rules.cases import mark_feeds
 from streams.rules.exchange import (
@@ -116,7 +116,7 @@ class DeliveryStream(ConsumerRebalanceListener):
     def __init__(self, bootstrap: str):
         self.bootstrap = bootstrap
         self.consumer: AIOKafkaConsumer | None = None
-        self.producer: AIOKafkaProducer | None = None
+        self.producers: list[AIOKafkaProducer] = []
         self.memory: dict[int, SubjectMemory] = {}  # partition -> subject -> item definition -> source
         self.lock = asyncio.Lock()  # one batch judged at a time; a rebalance waits for the batches in hand
         # batches whose outputs are on their way, oldest first, each with the first offset of each of
@@ -142,9 +142,9 @@ class DeliveryStream(ConsumerRebalanceListener):
         gc.set_threshold(50_000, 20, 100)
         for kind in ALERT_KINDS:  # at zero from the start, so that the first alert is an increase
             metrics.ALERTS.labels(kind)
-        self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, **kafka_options(SETTINGS),
-                                         acks="all", linger_ms=5,
-                                         max_batch_size=256 * 1024, request_timeout_ms=120_000)
+        self.producers = [AIOKafkaProducer(bootstrap_servers=self.bootstrap, **kafka_options(SETTINGS), acks="all",
+                                           linger_ms=5, max_batch_size=256 * 1024, request_timeout_ms=120_000)
+                          for _ in range(LANES)]
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap, **kafka_options(SETTINGS), group_id=GROUP, enable_auto_commit=False,
             auto_offset_reset="earliest", max_poll_records=MAX_BATCH, fetch_max_bytes=16 * 1024 * 1024,
@@ -152,7 +152,8 @@ class DeliveryStream(ConsumerRebalanceListener):
             # partition p of every inbound topic to the same worker: the memory of partition p serves them all
             partition_assignment_strategy=(RangePartitionAssignor,),
         )
-        await self.producer.start()
+        for producer in self.producers:
+            await producer.start()
         await self.consumer.start()
         self.consumer.subscribe(list(INBOUND), listener=self)
         try:
@@ -170,7 +171,8 @@ class DeliveryStream(ConsumerRebalanceListener):
             async with self.lock:
                 await self._settle()  # what failed here is not committed: read again on the next start
             await self.consumer.stop()  # leaves the group: the others take over at once
-            await self.producer.stop()
+            for producer in self.producers:
+                await producer.stop()
             self.stopped.set()
 
     async def stop(self, timeout: float = 30.0) -> None:
@@ -233,7 +235,7 @@ class DeliveryStream(ConsumerRebalanceListener):
         started = time.perf_counter()
         for tp, recs in batches.items():
             metrics.RECORDS_IN.labels("worker", topic_label(tp.topic)).inc(len(recs))
-        out = Outputs(self.producer, PARTITIONS)
+        out = Outputs(self.producers, PARTITIONS)
         decoded = [(self.memory[tp.partition], msg, self._decode(msg, out)) for tp, recs in batches.items()
                    for msg in recs]
         await fresh

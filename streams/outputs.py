@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import zlib
 from collections import defaultdict
+from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
 
@@ -33,13 +35,27 @@ def key_hash(key: bytes) -> int:
     return (h ^ (h >> 15)) & 0x7FFFFFFF
 
 
+LANES = 2  # producers a worker sends through: aiokafka has one produce request in flight per broker and producer
+
+
 class Outputs:
-    def __init__(self, producer: AIOKafkaProducer, partitions: dict[str, int]):
-        self.producer = producer
+    """Records gathered per topic-partition into record batches, sent through one or more producers (lanes).
+
+    aiokafka sends a broker one produce request at a time per producer, and a batch for a partition waits
+    while that partition's last batch is still queued: one producer makes the next batch's outputs wait for the
+    acknowledgement of the last. With several, as many requests are on their way at once. A topic-partition
+    always goes through the same lane, so its records reach the broker in the order they were added."""
+
+    def __init__(self, producers: AIOKafkaProducer | Sequence[AIOKafkaProducer], partitions: dict[str, int]):
+        self.producers = list(producers) if isinstance(producers, Sequence) else [producers]
         self.partitions = partitions  # topic -> partition count
         self._open: dict[tuple[str, int], object] = {}
         self._full: dict[tuple[str, int], list] = defaultdict(list)
         self.counts: dict[str, int] = {}
+
+    def lane(self, tp: tuple[str, int]) -> AIOKafkaProducer:
+        """The producer a topic-partition's records go through: the same for it, always."""
+        return self.producers[(zlib.crc32(tp[0].encode()) + tp[1]) % len(self.producers)]
 
     def add(self, topic: str, key: bytes, value: bytes, *, hashed: int | None = None,
             partition: int | None = None) -> None:
@@ -50,10 +66,10 @@ class Outputs:
         tp = (topic, partition)
         batch = self._open.get(tp)
         if batch is None:
-            batch = self._open[tp] = self.producer.create_batch()
+            batch = self._open[tp] = self.lane(tp).create_batch()
         if batch.append(key=key, value=value, timestamp=None) is None:  # full: start another
             self._full[tp].append(batch)
-            batch = self._open[tp] = self.producer.create_batch()
+            batch = self._open[tp] = self.lane(tp).create_batch()
             if batch.append(key=key, value=value, timestamp=None) is None:
                 raise ValueError(f"a record of {len(value)} bytes is larger than a whole batch for {topic}")
 
@@ -73,7 +89,8 @@ class Outputs:
 
     async def _submit(self, tp: tuple[str, int], batches: list) -> list[asyncio.Future]:
         futures = []
+        producer = self.lane(tp)
         for b in batches:
             b.close()  # complete: the producer sends it at once instead of lingering for more
-            futures.append(await self.producer.send_batch(b, tp[0], partition=tp[1]))
+            futures.append(await producer.send_batch(b, tp[0], partition=tp[1]))
         return futures

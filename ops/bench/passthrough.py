@@ -1,7 +1,8 @@
 """The baseline of `govbus bench pipeline`: the best pass-through a Python aiokafka process can do, in a process
 of its own. It reads a batch, appends every record to each output topic as record batches per partition (the
-delivery stream's streams.outputs.Outputs), keeps batches in flight while the broker acknowledges them (acks=all),
-and commits a batch's offsets once it and every batch before it are acknowledged: the pipeline's guarantee.
+delivery stream's streams.outputs.Outputs, through as many producers as the worker), keeps batches in flight while
+the broker acknowledges them (acks=all), and commits a batch's offsets once it and every batch before it are
+acknowledged: the pipeline's guarantee.
 
     python -m ops.bench.passthrough SOURCE[,SOURCE...] GROUP READY_FILE OUTPUT...
 
@@ -19,7 +20,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.abc import ConsumerRebalanceListener
 
-from streams.outputs import Outputs, key_hash
+from streams.outputs import LANES, Outputs, key_hash
 from topics.registry import FEED_PARTITIONS
 from topics.settings import kafka_options, settings
 
@@ -44,10 +45,11 @@ async def passthrough(sources: list[str], group: str, ready: Path, outputs: list
     consumer = AIOKafkaConsumer(bootstrap_servers=s.bootstrap, **kafka_options(s), group_id=group,
                                 enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=MAX_BATCH,
                                 fetch_max_bytes=16 * 1024 * 1024)
-    producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, **kafka_options(s), acks="all", linger_ms=5,
-                                max_batch_size=256 * 1024, request_timeout_ms=120_000)
+    producers = [AIOKafkaProducer(bootstrap_servers=s.bootstrap, **kafka_options(s), acks="all", linger_ms=5,
+                                  max_batch_size=256 * 1024, request_timeout_ms=120_000) for _ in range(LANES)]
     partitions = dict.fromkeys(outputs, FEED_PARTITIONS)
-    await producer.start()
+    for producer in producers:
+        await producer.start()
     await consumer.start()
     consumer.subscribe(sources, listener=Ready(ready))
     inflight: list[asyncio.Task] = []
@@ -63,7 +65,7 @@ async def passthrough(sources: list[str], group: str, ready: Path, outputs: list
             batches = await consumer.getmany(timeout_ms=200)
             if not batches:
                 continue
-            out = Outputs(producer, partitions)
+            out = Outputs(producers, partitions)
             for recs in batches.values():
                 for r in recs:
                     h = key_hash(r.key)
@@ -79,7 +81,8 @@ async def passthrough(sources: list[str], group: str, ready: Path, outputs: list
             await t
     finally:
         await consumer.stop()
-        await producer.stop()
+        for producer in producers:
+            await producer.stop()
 
 
 def main(argv: list[str]) -> None:
