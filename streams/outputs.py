@@ -35,7 +35,7 @@ def key_hash(key: bytes) -> int:
     return (h ^ (h >> 15)) & 0x7FFFFFFF
 
 
-LANES = 2  # producers a worker sends through: aiokafka has one produce request in flight per broker and producer
+LANES = 3  # producers a worker sends through: aiokafka has one produce request in flight per broker and producer
 
 
 class Outputs:
