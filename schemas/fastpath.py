@@ -129,10 +129,24 @@ def compile_writer(schema: Any) -> Writer:
     raise Unsupported(kind)
 
 
-def _inline_string(indent: str) -> list[str]:
-    """Source lines that write the string `x` as _w_string does, without the call."""
-    return [f"{indent}b = x.encode()", f"{indent}n = len(b)",
-            f"{indent}append(SMALL[n] if n < {SMALL_N} else zigzag(n))", f"{indent}append(b)"]
+def _read_field(i: int, f: dict, env: dict, mapping: str) -> list[str]:
+    """Source lines that set `x` to field `i` of the dict `mapping` (whose .get is bound to `get`), its default
+    when it is missing; a missing field without one raises KeyError (the codec falls back and explains)."""
+    if "default" not in f:
+        return [f"    x = {mapping}[{f['name']!r}]"]
+    env[f"d{i}"] = f["default"]
+    return [f"    x = get({f['name']!r}, MISSING)", "    if x is MISSING:", f"        x = d{i}"]
+
+
+def _write_field(i: int, f: dict, env: dict) -> list[str]:
+    """Source lines that write `x` as field `i`: a string in place (as _w_string does, without the call), anything
+    else by its compiled writer."""
+    w = compile_writer(f["type"])
+    if w is _w_string:
+        return ["    b = x.encode()", "    n = len(b)", f"    append(SMALL[n] if n < {SMALL_N} else zigzag(n))",
+                "    append(b)"]
+    env[f"w{i}"] = w
+    return [f"    w{i}(out, x)"]
 
 
 def _record(schema: dict) -> Writer:
@@ -141,17 +155,7 @@ def _record(schema: dict) -> Writer:
     env: dict[str, Any] = {"SMALL": _SMALL, "zigzag": zigzag, "MISSING": object()}
     lines = ["def write(out, v):", "    append = out.append", "    get = v.get"]
     for i, f in enumerate(schema["fields"]):
-        w = compile_writer(f["type"])
-        if "default" in f:
-            env[f"d{i}"] = f["default"]
-            lines += [f"    x = get({f['name']!r}, MISSING)", "    if x is MISSING:", f"        x = d{i}"]
-        else:
-            lines.append(f"    x = v[{f['name']!r}]")  # KeyError: the codec falls back and explains
-        if w is _w_string:
-            lines += _inline_string("    ")
-        else:
-            env[f"w{i}"] = w
-            lines.append(f"    w{i}(out, x)")
+        lines += _read_field(i, f, env, "v") + _write_field(i, f, env)
     exec(compile("\n".join(lines), f"<avro writer {schema.get('name', 'record')}>", "exec"), env)  # noqa: S102
     return env["write"]
 
@@ -280,21 +284,12 @@ def compile_fanout(schema: dict, lasting: tuple[str, ...], scoped: tuple[str, ..
     for kind, indices in runs:
         lines = code[kind]
         for i in indices:
-            f = fields[i]
-            if kind != "c":
+            if kind == "c":
+                lines += _read_field(i, fields[i], env, "common")
+            else:
                 lines.append(f"    x = v[{taken[kind]}]")
                 taken[kind] += 1
-            elif "default" in f:
-                env[f"d{i}"] = f["default"]
-                lines += [f"    x = get({f['name']!r}, MISSING)", "    if x is MISSING:", f"        x = d{i}"]
-            else:
-                lines.append(f"    x = common[{f['name']!r}]")
-            w = compile_writer(f["type"])
-            if w is _w_string:
-                lines.extend(_inline_string("    "))
-            else:
-                env[f"w{i}"] = w
-                lines.append(f"    w{i}(out, x)")
+            lines += _write_field(i, fields[i], env)
         lines += ["    parts.append(b''.join(out))", "    out = []", "    append = out.append"]
         record.append(f"{kind}[{made[kind]}]")
         made[kind] += 1
