@@ -21,7 +21,7 @@ def canonical_text(publisher: str, resource_code: str, event_id: str, subject_id
     """The canonical JSON; built piece by piece for the usual flat records of text and numbers (the
     same text, faster), by json.dumps for anything else."""
     return _canonical(_prefix(publisher, resource_code, event_id, subject_id),
-                      publisher, resource_code, event_id, subject_id, items)
+                      publisher, resource_code, event_id, subject_id, items, {})
 
 
 def _prefix(publisher: str, resource_code: str, event_id: str, subject_id: str) -> str | None:
@@ -35,13 +35,11 @@ def _prefix(publisher: str, resource_code: str, event_id: str, subject_id: str) 
 
 
 def _canonical(prefix: str | None, publisher: str, resource_code: str, event_id: str, subject_id: str,
-               items: dict[str, Any], written: dict[str, tuple[Any, str]] | None = None) -> str:
+               items: dict[str, Any], written: dict[str, tuple[Any, str]]) -> str:
     """`written` keeps each item's text (name -> (value, "name":value)) for the next projection of the same
     publication, whose items are the same objects."""
     if prefix is None:
         return _reference(publisher, resource_code, event_id, subject_id, items)
-    if written is None:
-        written = {}
     fields = []
     for k in sorted(items):
         v = items[k]

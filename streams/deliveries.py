@@ -35,7 +35,7 @@ from streams.app import (
     open_grants,
     subscriptions,
 )
-from streams.outputs import LANES, Outputs, key_hash
+from streams.outputs import Outputs, key_hash, lanes
 from streams.rejects import internal_error_reason, reject_message
 from streams.rules.cases import mark_feeds
 from streams.rules.exchange import (
@@ -142,9 +142,7 @@ class DeliveryStream(ConsumerRebalanceListener):
         gc.set_threshold(50_000, 20, 100)
         for kind in ALERT_KINDS:  # at zero from the start, so that the first alert is an increase
             metrics.ALERTS.labels(kind)
-        self.producers = [AIOKafkaProducer(bootstrap_servers=self.bootstrap, **kafka_options(SETTINGS), acks="all",
-                                           linger_ms=5, max_batch_size=256 * 1024, request_timeout_ms=120_000)
-                          for _ in range(LANES)]
+        self.producers = lanes(self.bootstrap, kafka_options(SETTINGS))
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap, **kafka_options(SETTINGS), group_id=GROUP, enable_auto_commit=False,
             auto_offset_reset="earliest", max_poll_records=MAX_BATCH, fetch_max_bytes=16 * 1024 * 1024,

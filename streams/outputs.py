@@ -38,6 +38,12 @@ def key_hash(key: bytes) -> int:
 LANES = 3  # producers a worker sends through: aiokafka has one produce request in flight per broker and producer
 
 
+def lanes(bootstrap: str, options: dict) -> list[AIOKafkaProducer]:
+    """The producers outputs go through (not started): acks=all, each batch sent at once (Outputs closes it)."""
+    return [AIOKafkaProducer(bootstrap_servers=bootstrap, **options, acks="all", linger_ms=5,
+                             max_batch_size=256 * 1024, request_timeout_ms=120_000) for _ in range(LANES)]
+
+
 class Outputs:
     """Records gathered per topic-partition into record batches, sent through one or more producers (lanes).
 

@@ -17,10 +17,10 @@ import signal
 import sys
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from aiokafka.abc import ConsumerRebalanceListener
 
-from streams.outputs import LANES, Outputs, key_hash
+from streams.outputs import Outputs, key_hash, lanes
 from topics.registry import FEED_PARTITIONS
 from topics.settings import kafka_options, settings
 
@@ -45,8 +45,7 @@ async def passthrough(sources: list[str], group: str, ready: Path, outputs: list
     consumer = AIOKafkaConsumer(bootstrap_servers=s.bootstrap, **kafka_options(s), group_id=group,
                                 enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=MAX_BATCH,
                                 fetch_max_bytes=16 * 1024 * 1024)
-    producers = [AIOKafkaProducer(bootstrap_servers=s.bootstrap, **kafka_options(s), acks="all", linger_ms=5,
-                                  max_batch_size=256 * 1024, request_timeout_ms=120_000) for _ in range(LANES)]
+    producers = lanes(s.bootstrap, kafka_options(s))  # the worker's own
     partitions = dict.fromkeys(outputs, FEED_PARTITIONS)
     for producer in producers:
         await producer.start()

@@ -7,10 +7,10 @@ import uuid
 from collections import defaultdict
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams.outputs import LANES, Outputs
+from streams.outputs import LANES, Outputs, lanes
 from topics.settings import kafka_options
 
 pytestmark = pytest.mark.integration
@@ -21,8 +21,7 @@ async def test_each_partition_keeps_its_order_across_batches_and_lanes(stack):
     admin = AIOKafkaAdminClient(bootstrap_servers=stack.bootstrap, **kafka_options())
     await admin.start()
     await admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=1)])
-    producers = [AIOKafkaProducer(bootstrap_servers=stack.bootstrap, **kafka_options(), acks="all", linger_ms=5)
-                 for _ in range(LANES)]
+    producers = lanes(stack.bootstrap, kafka_options())
     for p in producers:
         await p.start()
     try:
