@@ -1,0 +1,51 @@
+"""A followed view (topics.views.CompactedView) holds every change acknowledged before the moment it is asked about,
+also after it has sat idle longer than its follower's fetch waits, for a topic of one partition and of several."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from topics.settings import kafka_options
+from topics.views import SINGLE_PARTITION_WAIT_MS, CompactedView
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.rule("R-26.2")
+@pytest.mark.parametrize("partitions", [1, 3])
+async def test_a_change_acknowledged_while_the_view_was_idle_is_held_once_asked(stack, partitions):
+    topic = f"it-view-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.bootstrap, **kafka_options())
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1,
+                                        topic_configs={"cleanup.policy": "compact"})])
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, **kafka_options(), acks="all")
+    await producer.start()
+    held: dict[bytes, bytes | None] = {}
+    view = CompactedView(stack.bootstrap, topic, held.__setitem__)
+    try:
+        await producer.send_and_wait(topic, b"grant", key=b"G-1", partition=0)
+        await view.start()
+        await view.wait_ready(30)
+        assert held == {b"G-1": b"grant"}
+        # idle past the client's default fetch wait (500 ms): a follower that waited for nothing would answer late
+        await asyncio.sleep(1.5)
+        for p in range(partitions):  # a revocation on every partition, each acknowledged before the moment
+            await producer.send_and_wait(topic, None, key=f"G-{p + 1}".encode(), partition=p)
+        moment = time.time()
+        started = time.monotonic()
+        await asyncio.wait_for(view.ensure_fresh_since(moment), 30)
+        assert held == {f"G-{p + 1}".encode(): None for p in range(partitions)}
+        # and not by waiting out the follower's long poll: the broker answered it as the revocations were written
+        assert time.monotonic() - started < SINGLE_PARTITION_WAIT_MS / 1000
+    finally:
+        await view.stop()
+        await producer.stop()
+        await admin.delete_topics([topic])
+        await admin.close()
