@@ -68,8 +68,10 @@ def bench_pipeline(n: int, rounds: int):
 @bench.command("scaling")
 @click.option("--deliveries", "n", default=20_000, show_default=True, help="Publications per run.")
 @click.option("--workers", "counts", default="1,2,4", show_default=True, help="Worker counts, comma-separated.")
+@click.option("--rounds", default=3, show_default=True, type=click.IntRange(1),
+              help="Timed runs per worker count, on one deployment; medians are reported.")
 @reports
-def bench_scaling(n: int, counts: str):
+def bench_scaling(n: int, counts: str, rounds: int):
     """CPU seconds per 1,000 publications with 1, 2 and 4 workers sharing the partitions."""
     from ops.bench.pipeline import run_scaling
 
@@ -77,7 +79,7 @@ def bench_scaling(n: int, counts: str):
         workers = tuple(int(c) for c in counts.split(",") if c.strip())
     except ValueError:
         raise click.BadParameter(f"{counts!r}: worker counts such as 1,2,4", param_hint="--workers") from None
-    return common.run(run_scaling(_stack(), n, workers))
+    return common.run(run_scaling(_stack(), n, workers, rounds))
 
 
 @bench.command("latency")
