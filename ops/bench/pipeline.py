@@ -136,7 +136,7 @@ def _busy_cores() -> tuple[int, int]:
 
 def stolen(before: list[int], after: list[int]) -> float:
     """The share of the machine's CPU time between two readings of _cpu_ticks that its host gave to others (steal):
-    on a virtual machine, what makes a CPU second of the same work cost more in one run than in another."""
+    on a virtual machine, one reason the same work can cost more CPU seconds in one run than in another."""
     total = sum(after[:8]) - sum(before[:8])
     return (after[7] - before[7]) / total if total > 0 else 0.0
 

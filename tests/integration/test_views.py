@@ -34,7 +34,7 @@ async def test_a_change_acknowledged_while_the_view_was_idle_is_held_once_asked(
         await view.start()
         await view.wait_ready(30)
         assert held == {b"G-1": b"grant"}
-        # idle past the client's default fetch wait (500 ms): a follower that waited for nothing would answer late
+        # idle past the client's default fetch wait (500 ms): the follower's fetch is now one the broker is holding
         await asyncio.sleep(1.5)
         for p in range(partitions):  # a revocation on every partition, each acknowledged before the moment
             await producer.send_and_wait(topic, None, key=f"G-{p + 1}".encode(), partition=p)
