@@ -13,7 +13,6 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from topics.settings import kafka_options
 
 log = logging.getLogger("govbus.views")
-SINGLE_PARTITION_WAIT_MS = 5000  # how long the broker holds a follower's fetch of a one-partition topic
 
 
 class TopicMissing(RuntimeError):
@@ -53,21 +52,16 @@ class CompactedView:
         self._refresh: asyncio.Task | None = None
 
     async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, **kafka_options(), group_id=None, enable_auto_commit=False,
+            auto_offset_reset="earliest", isolation_level="read_committed",
+        )
+        await self._consumer.start()
         self._offsets = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, **kafka_options(),
                                          group_id=None, enable_auto_commit=False,
                                          isolation_level="read_committed")
         await self._offsets.start()
-        tps = self._tps = await partitions_of(self._offsets, self.topic)
-        # the broker answers a fetch as soon as anything is written, and with a single partition the next fetch goes
-        # out as soon as the last one's records are taken: a long wait costs no freshness, and spares an idle worker
-        # two empty fetches a second per view. (With several, a partition whose records were just taken would wait
-        # for the fetch of the others to come back: there the client's default stands.)
-        wait = {"fetch_max_wait_ms": SINGLE_PARTITION_WAIT_MS} if len(tps) == 1 else {}
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, **kafka_options(), group_id=None, enable_auto_commit=False,
-            auto_offset_reset="earliest", isolation_level="read_committed", **wait,
-        )
-        await self._consumer.start()
+        tps = self._tps = await partitions_of(self._consumer, self.topic)
         self._consumer.assign(tps)
         await self._consumer.seek_to_beginning(*tps)
         ends = await self._consumer.end_offsets(tps)
