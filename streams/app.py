@@ -15,7 +15,7 @@ from streams.rules.workcalendar import WorkCalendar, publish_event
 from topics import metrics, registry
 from topics.departments import load as load_departments
 from topics.settings import Settings, kafka_options, settings
-from topics.views import CompactedView
+from topics.views import CompactedView, ViewFollower
 
 SETTINGS = settings()
 PREFIX = SETTINGS.topic_prefix
@@ -199,14 +199,13 @@ grants_view = CompactedView(SETTINGS.bootstrap, registry.name_of(registry.GRANTS
 case_flags_view = CompactedView(SETTINGS.bootstrap, registry.name_of(registry.CASE_FLAGS, PREFIX), case_flags.apply)
 open_grants_view = CompactedView(SETTINGS.bootstrap, registry.name_of(registry.OPEN_GRANTS, PREFIX), open_grants.apply)
 VIEWS = (subscription_view, calendar_view, catalog_view, grants_view, case_flags_view, open_grants_view)
+VIEW_FOLLOWER = ViewFollower(SETTINGS.bootstrap, VIEWS)  # one consumer follows them all
 
 
 @app.task
 async def start_views() -> None:
-    for view in VIEWS:
-        await view.start()
-    for view in VIEWS:
-        await view.wait_ready()
+    await VIEW_FOLLOWER.start()
+    await VIEW_FOLLOWER.wait_ready()
     ready = os.environ.get("GOVBUS_READY_FILE")
     if ready:
         Path(ready).write_text("ready\n")
@@ -214,8 +213,7 @@ async def start_views() -> None:
 
 @app.on_before_shutdown.connect
 async def stop_views(app, **kwargs) -> None:  # noqa: ARG001
-    for view in VIEWS:
-        await view.stop()
+    await VIEW_FOLLOWER.stop()
 
 
 metrics_port = int(os.environ.get("GOVBUS_METRICS_PORT", "0"))

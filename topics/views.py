@@ -33,64 +33,25 @@ async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPar
 class CompactedView:
     """A compacted topic (subscriptions, the catalog, grants, the calendar) read from the beginning without a
     consumer group and followed; `wait_ready()` returns once it has caught up with the end offsets seen at
-    start, so a worker never routes with a half-loaded view."""
+    start, so a worker never routes with a half-loaded view.
+
+    `start()` follows the view on a consumer of its own; a worker's views share one (`ViewFollower`): one
+    fetch, one wake-up for all of them while nothing changes."""
 
     def __init__(self, bootstrap: str, topic: str, apply: Callable[[bytes | None, bytes | None], None]):
         self.bootstrap = bootstrap
         self.topic = topic
         self.apply = apply
         self._ready = asyncio.Event()
-        self._task: asyncio.Task | None = None
-        self._consumer: AIOKafkaConsumer | None = None
-        # end offsets are asked on a client of their own: on the follower's connection the broker
-        # would answer only after the follower's pending fetch, which waits up to fetch_max_wait_ms
-        self._offsets: AIOKafkaConsumer | None = None
+        self._follower: ViewFollower | None = None
+        self._own_follower = False
         self._tps: list[TopicPartition] = []
-        self._positions: dict[TopicPartition, int] = {}
-        self._advanced = asyncio.Condition()
         self._fresh_at = 0.0  # wall-clock time of the newest end offsets this view is known to have reached
         self._refresh: asyncio.Task | None = None
 
     async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, **kafka_options(), group_id=None, enable_auto_commit=False,
-            auto_offset_reset="earliest", isolation_level="read_committed",
-        )
-        await self._consumer.start()
-        self._offsets = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, **kafka_options(),
-                                         group_id=None, enable_auto_commit=False,
-                                         isolation_level="read_committed")
-        await self._offsets.start()
-        tps = self._tps = await partitions_of(self._consumer, self.topic)
-        self._consumer.assign(tps)
-        await self._consumer.seek_to_beginning(*tps)
-        ends = await self._consumer.end_offsets(tps)
-        self._task = asyncio.create_task(self._follow(ends), name=f"view:{self.topic}")
-
-    async def _follow(self, ends: dict[TopicPartition, int]) -> None:
-        assert self._consumer is not None
-        pending = {tp for tp, end in ends.items() if end > 0}
-        if not pending:
-            self._ready.set()
-        while True:
-            batches = await self._consumer.getmany(timeout_ms=100, max_records=5000)
-            for records in batches.values():
-                for rec in records:
-                    try:
-                        self.apply(rec.key, rec.value)
-                    except Exception:  # a bad record in a view must not stop the worker
-                        log.exception("%s: could not apply the record at offset %s", self.topic, rec.offset)
-            for tp in self._tps:
-                self._positions[tp] = await self._consumer.position(tp)
-            async with self._advanced:
-                self._advanced.notify_all()
-            if pending:
-                for tp in list(pending):
-                    if await self._consumer.position(tp) >= ends[tp]:
-                        pending.discard(tp)
-                if not pending:
-                    log.info("view of %s loaded", self.topic)
-                    self._ready.set()
+        self._own_follower = True
+        await ViewFollower(self.bootstrap, [self]).start()
 
     async def ensure_fresh_since(self, moment: float) -> None:
         """Return once the view holds everything written to its topic before `moment` (epoch seconds).
@@ -108,15 +69,86 @@ class CompactedView:
             await self.ensure_fresh_since(moment)
 
     async def _catch_up(self) -> None:
-        assert self._offsets is not None
+        assert self._follower is not None
         asked_at = time.time()
-        ends = await self._offsets.end_offsets(self._tps)
-        async with self._advanced:
-            await self._advanced.wait_for(lambda: all(self._positions.get(tp, 0) >= end for tp, end in ends.items()))
+        await self._follower.reached(await self._follower.end_offsets(self._tps))
         self._fresh_at = max(self._fresh_at, asked_at)
 
     async def wait_ready(self, timeout: float | None = None) -> None:
         await asyncio.wait_for(self._ready.wait(), timeout)
+
+    async def stop(self) -> None:
+        if self._own_follower and self._follower:
+            await self._follower.stop()
+
+
+class ViewFollower:
+    """One consumer (no group, read_committed) following several views' topics from their beginning, each record
+    applied to its topic's view; a second client of its own asks the end offsets: on the follower's connection
+    the broker would answer only after the follower's pending fetch, which waits up to fetch_max_wait_ms."""
+
+    def __init__(self, bootstrap: str, views: Iterable[CompactedView]):
+        self.bootstrap = bootstrap
+        self.views = {v.topic: v for v in views}
+        for view in self.views.values():
+            view._follower = self  # noqa: SLF001
+        self._consumer: AIOKafkaConsumer | None = None
+        self._offsets: AIOKafkaConsumer | None = None
+        self._positions: dict[TopicPartition, int] = {}
+        self._advanced = asyncio.Condition()
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        options = {**kafka_options(), "group_id": None, "enable_auto_commit": False,
+                   "isolation_level": "read_committed"}
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, auto_offset_reset="earliest", **options)
+        await self._consumer.start()
+        self._offsets = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, **options)
+        await self._offsets.start()
+        tps: list[TopicPartition] = []
+        for view in self.views.values():
+            view._tps = await partitions_of(self._consumer, view.topic)  # noqa: SLF001
+            tps += view._tps  # noqa: SLF001
+        self._consumer.assign(tps)
+        await self._consumer.seek_to_beginning(*tps)
+        ends = await self.end_offsets(tps)
+        self._task = asyncio.create_task(self._follow(ends), name=f"views:{','.join(self.views)}")
+
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        assert self._offsets is not None
+        return await self._offsets.end_offsets(tps)
+
+    async def reached(self, ends: dict[TopicPartition, int]) -> None:
+        """Return once the follower's position is at or past each of these offsets."""
+        async with self._advanced:
+            await self._advanced.wait_for(lambda: all(self._positions.get(tp, 0) >= end for tp, end in ends.items()))
+
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(asyncio.gather(*(v._ready.wait() for v in self.views.values())), timeout)  # noqa: SLF001
+
+    async def _follow(self, ends: dict[TopicPartition, int]) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        loading = {topic: {tp for tp in view._tps if ends[tp] > 0} for topic, view in self.views.items()}  # noqa: SLF001
+        while True:
+            for topic in [t for t, pending in loading.items() if not pending]:
+                del loading[topic]
+                log.info("view of %s loaded", topic)
+                self.views[topic]._ready.set()  # noqa: SLF001
+            batches = await consumer.getmany(timeout_ms=100, max_records=5000)
+            for tp, records in batches.items():
+                apply = self.views[tp.topic].apply
+                for rec in records:
+                    try:
+                        apply(rec.key, rec.value)
+                    except Exception:  # a bad record in a view must not stop the worker
+                        log.exception("%s: could not apply the record at offset %s", tp.topic, rec.offset)
+            for tp in consumer.assignment():
+                self._positions[tp] = await consumer.position(tp)
+            async with self._advanced:
+                self._advanced.notify_all()
+            for pending in loading.values():
+                pending.difference_update([tp for tp in pending if self._positions[tp] >= ends[tp]])
 
     async def stop(self) -> None:
         if self._task:
