@@ -54,6 +54,7 @@ from streams.rules.opening import OPEN_ATTRIBUTES, open_records
 from streams.rules.sharing import Route, routes
 from streams.subjects import SubjectMemory, encode_json
 from topics import metrics, registry
+from topics.fetch_sessions import use_fetch_sessions
 from topics.settings import kafka_options
 from topics.views import read_to_end
 
@@ -153,6 +154,7 @@ class DeliveryStream(ConsumerRebalanceListener):
         for producer in self.producers:
             await producer.start()
         await self.consumer.start()
+        use_fetch_sessions(self.consumer)  # a fetch names and returns only the partitions that moved
         self.consumer.subscribe(list(INBOUND), listener=self)
         try:
             while not self.stopping.is_set():

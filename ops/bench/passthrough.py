@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.abc import ConsumerRebalanceListener
 
 from streams.outputs import Outputs, key_hash, lanes
+from topics.fetch_sessions import use_fetch_sessions
 from topics.registry import FEED_PARTITIONS
 from topics.settings import kafka_options, settings
 
@@ -50,6 +51,7 @@ async def passthrough(sources: list[str], group: str, ready: Path, outputs: list
     for producer in producers:
         await producer.start()
     await consumer.start()
+    use_fetch_sessions(consumer)  # as the worker's
     consumer.subscribe(sources, listener=Ready(ready))
     inflight: list[asyncio.Task] = []
 
