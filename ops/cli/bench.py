@@ -86,12 +86,13 @@ def bench_scaling(n: int, counts: str, rounds: int):
 @click.option("--rate", default=1000, show_default=True, help="Publications per second, evenly paced.")
 @click.option("--seconds", default=30.0, show_default=True, help="Measured seconds, after a 5 s warm-up.")
 @click.option("--workers", default=1, show_default=True, help="Worker processes sharing the partitions.")
+@click.option("--rounds", default=3, show_default=True, help="Measured runs of each side, in turns.")
 @reports
-def bench_latency(rate: int, seconds: float, workers: int):
+def bench_latency(rate: int, seconds: float, workers: int, rounds: int):
     """Publication to arrival on a feed at a steady rate: p50, p99, max, against the pass-through's floor."""
     from ops.bench.latency import run
 
-    return common.run(run(_stack(), rate, seconds, workers))
+    return common.run(run(_stack(), rate, seconds, workers, rounds))
 
 
 @bench.command("codec")

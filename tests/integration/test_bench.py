@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ops.bench import latency
 from ops.bench.pipeline import publications, run, run_scaling
 from topics.settings import REPO_ROOT
 
@@ -41,6 +42,21 @@ async def test_scaling_counts_cpu_per_publication_and_nothing_processed_twice(st
         assert r["cpu_per_1000"] == statistics.median(x["cpu_per_1000"] for x in r["rounds"])
         assert r["cpu_per_1000"] > 0
     assert out["workers"][1]["cpu_vs_one"] == 1.0
+
+
+async def test_latency_measures_both_sides_in_turns_with_medians_of_their_rounds(stack):
+    out = await latency.run(stack, 200, 1.0, rounds=2)
+    for side in ("raw", "pipeline"):
+        r = out[side]
+        assert len(r["rounds"]) == 2
+        # every publication reached the feed, in both rounds; those made after the warm-up are measured (a few
+        # due just before its end are made just after it on a busy machine)
+        assert all(x["sent"] == x["arrived"] == 1200 for x in r["rounds"]), r["rounds"]
+        assert all(195 <= x["count"] <= 210 for x in r["rounds"]), r["rounds"]
+        assert r["p99"] == statistics.median(x["p99"] for x in r["rounds"])
+        assert r["max"] == max(x["max"] for x in r["rounds"]) >= r["p99"] >= r["p50"] > 0
+        assert 0 < r["busy"] < 2  # its share of a core, of two
+    assert out["p99_ratio"] == pytest.approx(out["pipeline"]["p99"] / out["raw"]["p99"])
 
 
 def test_every_bench_prints_one_json_object_with_json():
