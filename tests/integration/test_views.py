@@ -1,5 +1,6 @@
 """A followed view (topics.views.CompactedView) holds every change acknowledged before the moment it is asked about,
-also after it has sat idle longer than its follower's fetch waits, for a topic of one partition and of several."""
+also after it has sat idle longer than its follower's fetch waits, for a topic of one partition and of several, and when
+several views share one follower (as a worker's do)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from topics.settings import kafka_options
-from topics.views import CompactedView
+from topics.views import CompactedView, ViewFollower
 
 pytestmark = pytest.mark.integration
 
@@ -45,4 +46,34 @@ async def test_a_change_acknowledged_while_the_view_was_idle_is_held_once_asked(
         await view.stop()
         await producer.stop()
         await admin.delete_topics([topic])
+        await admin.close()
+
+
+@pytest.mark.rule("R-26.2")
+async def test_views_sharing_one_follower_each_get_their_own_topic_and_freshness(stack):
+    topics = [f"it-views-{uuid.uuid4().hex[:8]}-{i}" for i in range(2)]
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.bootstrap, **kafka_options())
+    await admin.start()
+    await admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=1,
+                                        topic_configs={"cleanup.policy": "compact"}) for t in topics])
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, **kafka_options(), acks="all")
+    await producer.start()
+    held: list[dict[bytes, bytes | None]] = [{}, {}]
+    views = [CompactedView(stack.bootstrap, t, h.__setitem__) for t, h in zip(topics, held, strict=True)]
+    follower = ViewFollower(stack.bootstrap, views)
+    try:
+        await producer.send_and_wait(topics[0], b"grant", key=b"G-1")
+        await follower.start()
+        await follower.wait_ready(30)
+        assert held == [{b"G-1": b"grant"}, {}]  # the empty topic's view is ready too
+        await asyncio.sleep(1.5)
+        await producer.send_and_wait(topics[1], b"flag", key=b"C-1")
+        await producer.send_and_wait(topics[0], None, key=b"G-1")
+        moment = time.time()
+        await asyncio.wait_for(asyncio.gather(*(v.ensure_fresh_since(moment) for v in views)), 30)
+        assert held == [{b"G-1": None}, {b"C-1": b"flag"}]
+    finally:
+        await follower.stop()
+        await producer.stop()
+        await admin.delete_topics(topics)
         await admin.close()
