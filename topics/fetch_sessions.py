@@ -109,9 +109,8 @@ class SessionFetchRequest(FetchRequest):
 class SessionClient:
     """The fetcher's client: passes every request on, and carries a fetch's session on with its answer."""
 
-    def __init__(self, client, sessions: dict[int, Session]):
+    def __init__(self, client):
         self._client = client
-        self._sessions = sessions
 
     def __getattr__(self, name):
         return getattr(self._client, name)
@@ -129,8 +128,8 @@ class SessionClient:
             return response
         request.session.answered(request, response.error_code, response.session_id)
         held = request.wanted
-        for _topic, partitions in response.topics:  # only what the fetch is checked against (always so)
-            partitions[:] = [p for p in partitions if TopicPartition(_topic, p[0]) in held]
+        for topic, partitions in response.topics:  # only what the fetch is checked against (always so)
+            partitions[:] = [p for p in partitions if TopicPartition(topic, p[0]) in held]
         return response
 
 
@@ -145,5 +144,5 @@ def use_fetch_sessions(consumer: AIOKafkaConsumer) -> dict[int, Session]:
         return [(node_id, sessions[node_id].request(req)) for node_id, req in fetches], *rest
 
     fetcher._get_actions_per_node = actions_per_node  # noqa: SLF001
-    fetcher._client = SessionClient(fetcher._client, sessions)  # noqa: SLF001
+    fetcher._client = SessionClient(fetcher._client)  # noqa: SLF001
     return sessions

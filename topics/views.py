@@ -124,7 +124,7 @@ class ViewFollower:
             await self._advanced.wait_for(lambda: all(self._positions.get(tp, 0) >= end for tp, end in ends.items()))
 
     async def wait_ready(self, timeout: float | None = None) -> None:
-        await asyncio.wait_for(asyncio.gather(*(v._ready.wait() for v in self.views.values())), timeout)  # noqa: SLF001
+        await asyncio.wait_for(asyncio.gather(*(v.wait_ready() for v in self.views.values())), timeout)
 
     async def _follow(self, ends: dict[TopicPartition, int]) -> None:
         consumer = self._consumer
