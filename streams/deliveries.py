@@ -127,6 +127,8 @@ class DeliveryStream(ConsumerRebalanceListener):
         self._routes_cache: dict[tuple[str, str, date], list[Route]] = {}
         self._routes_seen = -1  # Changes.count the cache was filled at
         self.tally: Counter = Counter()  # metric children counted over a batch, added at its end
+        self.fanned: dict[int, list] = {}  # id(routes) -> [routes, resource, publications fed along them]
+        self.lags: list[float] = []  # seconds from publication to judging, observed at the batch's end
         self.stopping = asyncio.Event()
         self.stopped = asyncio.Event()
         self._lag_seen = 0.0  # monotonic time of the last lag measurement
@@ -244,9 +246,7 @@ class DeliveryStream(ConsumerRebalanceListener):
         for memory, msg, record in decoded:
             if record is not None:
                 self._judge(msg, record, memory, out, now, today)
-        for counter, n in self.tally.items():
-            counter.inc(n)
-        self.tally.clear()
+        self._count_batch()
         first = {tp: recs[0].offset for tp, recs in batches.items()}
         self._prune()
         if len(self.inflight) >= MAX_IN_FLIGHT:
@@ -266,6 +266,18 @@ class DeliveryStream(ConsumerRebalanceListener):
         before = self.inflight[-1][0] if self.inflight else None
         self.inflight.append((asyncio.create_task(self._finish(acks, commit, before, out.counts)), first))
 
+
+    def _count_batch(self) -> None:
+        """The batch's metrics, counted as it was judged, added at once."""
+        for ways, resource, n in self.fanned.values():
+            for r in ways:
+                self.tally[metrics.fed(r.department, resource)] += n
+        self.fanned.clear()
+        for counter, n in self.tally.items():
+            counter.inc(n)
+        self.tally.clear()
+        metrics.observe_all(metrics.LAG, self.lags)
+        self.lags.clear()
 
     async def _finish(self, acks: asyncio.Future, commit: dict[TopicPartition, int],
                       before: asyncio.Task | None, counts: dict[str, int]) -> bool:
@@ -394,8 +406,13 @@ class DeliveryStream(ConsumerRebalanceListener):
         ways = self._routes(record, entry, today)
         marks = case_flags.by_datum.get((resource, subject)) if case_flags.by_datum else None
         if marks is None:  # no case is open on this datum
+            add = out.add
             for subscriber, value in feed_bytes(record, ways, now):
-                self._fed(out, subscriber, resource, key, hashed, value)
+                add(FEED_NAMES[subscriber], key, value, hashed=hashed)
+            fanned = self.fanned.get(id(ways))
+            if fanned is None or fanned[0] is not ways:
+                fanned = self.fanned[id(ways)] = [ways, resource, 0]  # (a routes list outlives its batch)
+            fanned[2] += 1
         else:
             feeds, corrected = mark_feeds(record, feed_records(record, ways, now), marks,
                                           functools.partial(self._correction_feed, record, now))
@@ -405,7 +422,7 @@ class DeliveryStream(ConsumerRebalanceListener):
                 self._fed(out, fed["subscriber"], resource, key, hashed, CODEC.encode(FEED, fed))
         if entry["entry"]["open_attribute"] in OPEN_ATTRIBUTES:
             self._open(out, record, entry, now)
-        metrics.LAG.observe(max(0.0, (now - record["occurred_at"]).total_seconds()))
+        self.lags.append(max(0.0, (now - record["occurred_at"]).total_seconds()))
 
     def _fed(self, out: Outputs, subscriber: str, resource: str, key: bytes, hashed: int, value: bytes) -> None:
         out.add(FEED_NAMES[subscriber], key, value, hashed=hashed)

@@ -43,6 +43,8 @@ def unstorable(value: Any, where: str = "the record") -> str | None:
     """What in a decoded record no store of the bus can keep, in words, else None: PostgreSQL's text
     and JSON hold no NUL character, JSON no NaN or infinity. Refused at the door, so the publisher
     learns it at once instead of a sink finding it later."""
+    if _plain(value):
+        return None
     todo = [(where, value)]
     while todo:
         path, v = todo.pop()
@@ -61,6 +63,30 @@ def unstorable(value: Any, where: str = "the record") -> str | None:
         elif isinstance(v, (list, tuple)):
             todo.extend((f"{path}[{i}]", x) for i, x in enumerate(v))
     return None
+
+
+_FINE = frozenset((int, bool, type(None)))
+
+
+def _plain(value: Any) -> bool:
+    """True for the usual value, at once: a text, or a dict of text and numbers with no NUL and no NaN."""
+    if type(value) is str:
+        return "\x00" not in value
+    if type(value) is not dict:
+        return value is None
+    for k, x in value.items():
+        t = type(x)
+        if type(k) is not str or "\x00" in k:
+            return False
+        if t is str:
+            if "\x00" in x:
+                return False
+        elif t is float:
+            if not math.isfinite(x):
+                return False
+        elif t not in _FINE:
+            return False
+    return True
 
 
 def check_publisher(d: Mapping[str, Any], proven: str | None) -> Refusal | None:
@@ -163,7 +189,9 @@ def check_against_catalog(d: Mapping[str, Any], entry: Mapping[str, Any] | None,
     problem = subject_problem(d["subject_id"])
     if problem is not None:
         return Refusal(problem, ("R-17.2",), code="invalid_identifier")
-    defined = {i["name"] for i in content["data_items"]}
+    defined = entry_items(entry).names
+    if defined.issuperset(d["items"]):
+        return None
     unknown = sorted(set(d["items"]) - defined)
     if unknown:
         return Refusal(f"{', '.join(unknown)} are not data items of {d['resource_code']} in the "
@@ -174,6 +202,32 @@ def check_against_catalog(d: Mapping[str, Any], entry: Mapping[str, Any] | None,
 def item_key(item: Mapping[str, Any]) -> str:
     """Data items are the same when their catalog definitions are: name and type, whatever the resource."""
     return f"{item['name']}:{item['type']}"
+
+
+@dataclass(frozen=True)
+class EntryItems:
+    """What the rules read of a catalog entry's data items, worked out once per entry."""
+
+    names: frozenset[str]  # every data item's name
+    keys: dict[str, str]  # name -> item definition (item_key), for the items that are not the subject's identifier
+
+
+_ENTRY_ITEMS: dict[int, tuple[Mapping[str, Any], EntryItems]] = {}
+
+
+def entry_items(entry: Mapping[str, Any]) -> EntryItems:
+    """The entry's EntryItems, kept for as long as the same entry object is read (the catalog replaces an
+    entry when it changes, never alters one in place)."""
+    hit = _ENTRY_ITEMS.get(id(entry))
+    if hit is not None and hit[0] is entry:
+        return hit[1]
+    items = entry["entry"]["data_items"]
+    made = EntryItems(frozenset(i["name"] for i in items),
+                      {i["name"]: item_key(i) for i in items if not i.get("subject_id")})
+    if len(_ENTRY_ITEMS) >= 4096:
+        _ENTRY_ITEMS.clear()
+    _ENTRY_ITEMS[id(entry)] = (entry, made)
+    return made
 
 
 def item_sources(entries: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, str]]:
@@ -206,13 +260,12 @@ def duplicate_findings(d: Mapping[str, Any], entry: Mapping[str, Any], sources: 
     """R-17.3 / R-45.1: items about this subject that another department is the registered source of,
     and has published about this subject; R-27.1 / R-48.1: the same, with the same values, by a
     department that receives the source's resource (passing on received data as its own)."""
-    defs = {i["name"]: i for i in entry["entry"]["data_items"] if not i.get("subject_id")}
+    keys = entry_items(entry).keys
     grouped: dict[tuple[str, str, str], list[str]] = defaultdict(list)
     for name, value in d["items"].items():
-        item = defs.get(name)
-        if item is None:
+        key = keys.get(name)
+        if key is None:
             continue
-        key = item_key(item)
         source = sources.get(key)
         seen = memory.get(key)
         if source is None or source[0] == d["publisher"] or not seen or seen[0] != source[0]:
@@ -230,12 +283,12 @@ def remember_sources(d: Mapping[str, Any], entry: Mapping[str, Any], sources: Ma
                      memory: dict[str, list]) -> bool:
     """Record what the registered source published about this subject; True when memory changed."""
     changed = False
-    for item in entry["entry"]["data_items"]:
-        if item.get("subject_id") or item["name"] not in d["items"]:
+    items, publisher = d["items"], d["publisher"]
+    for name, key in entry_items(entry).keys.items():
+        if name not in items:
             continue
-        key = item_key(item)
-        if sources.get(key, (None,))[0] == d["publisher"]:
-            new = [d["publisher"], d["resource_code"], value_digest(d["items"][item["name"]])]
+        if sources.get(key, (None,))[0] == publisher:
+            new = [publisher, d["resource_code"], value_digest(items[name])]
             if memory.get(key) != new:
                 memory[key] = new
                 changed = True

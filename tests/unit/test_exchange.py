@@ -1,5 +1,6 @@
 import hashlib
 import json
+import math
 
 import pytest
 from hypothesis import given
@@ -107,6 +108,33 @@ def test_ordinary_values_are_storable():
     assert "field 'l'[1].k" in unstorable({"l": ["a", {"k": "v\x00"}]})
 
 
+SCALAR = st.one_of(st.text(alphabet=st.sampled_from("张三a\x00 "), max_size=4), st.integers(), st.booleans(),
+                   st.none(), st.floats(), st.lists(st.text(max_size=2), max_size=2))
+
+
+def storable_part_by_part(v) -> bool:
+    if isinstance(v, str):
+        return "\x00" not in v
+    if isinstance(v, float):
+        return math.isfinite(v)
+    if isinstance(v, dict):
+        return all(storable_part_by_part(k) and storable_part_by_part(x) for k, x in v.items())
+    if isinstance(v, list):
+        return all(storable_part_by_part(x) for x in v)
+    return True
+
+
+@given(st.one_of(st.dictionaries(st.text(alphabet=st.sampled_from("姓名k\x00"), max_size=3), SCALAR, max_size=4),
+                 SCALAR))
+def test_the_quick_look_at_usual_values_agrees_with_the_walk_through_every_part(value):
+    from streams.rules import exchange
+
+    storable = storable_part_by_part(value)
+    if exchange._plain(value):  # noqa: SLF001
+        assert storable
+    assert (exchange.unstorable(value, "items") is None) == storable
+
+
 @pytest.mark.rule("R-10.1")
 @pytest.mark.rule("R-17.1")
 @pytest.mark.rule("R-17.2")
@@ -156,3 +184,16 @@ def test_passing_on_received_data_as_ones_own_is_detected():
     same = delivery(publisher="NJ-MZ", resource="MZ-JZ-001", subject=ID1, items={"姓名": "张三", "户籍地址": "市中区"})
     (f,) = duplicate_findings(same, MZ, sources, memory, lambda dept, res: (dept, res) == ("NJ-MZ", "GA-RK-001"))
     assert f.kind == "republication" and f.rule_ids == ("R-27.1", "R-48.1")
+
+
+def test_an_entry_replaced_in_the_catalog_is_read_anew():
+    import copy
+
+    from streams.rules.exchange import entry_items
+
+    first = entry_items(GA)
+    assert entry_items(GA) is first
+    changed = copy.deepcopy(GA)
+    changed["entry"]["data_items"] = changed["entry"]["data_items"][:1]
+    assert entry_items(changed).names == {GA["entry"]["data_items"][0]["name"]}
+    assert entry_items(GA) is first

@@ -34,3 +34,36 @@ def test_a_topic_partition_always_goes_through_the_same_lane_and_all_lanes_are_u
     again = Outputs(lanes, {"t": 8, "u": 8})
     assert all(again.lane(tp) is lane for tp, lane in mapping.items())
     assert {id(lane) for lane in mapping.values()} == {id(lane) for lane in lanes}
+
+
+def _records(batch) -> list[tuple[int, bytes, bytes]]:
+    from aiokafka.record.default_records import DefaultRecordBatch
+
+    read = DefaultRecordBatch(bytes(batch._build()))  # noqa: SLF001
+    return [(r.offset, r.key, r.value) for r in read]
+
+
+@given(st.lists(st.tuples(st.binary(min_size=1, max_size=16), st.binary(max_size=3000)), max_size=60))
+def test_outputs_builds_the_batches_aiokafkas_batch_builder_does(records):
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+
+    async def unstarted():  # a producer makes batches without a broker
+        return AIOKafkaProducer(bootstrap_servers="127.0.0.1:1", max_batch_size=16 * 1024)
+
+    producer = asyncio.run(unstarted())
+    out = Outputs(producer, {"t": 1})
+    for key, value in records:
+        out.add("t", key, value, partition=0)
+    for slot in out._open.values():  # noqa: SLF001
+        out._full[("t", 0)].append(out._closed(slot))  # noqa: SLF001
+    ours = out._full.get(("t", 0), [])  # noqa: SLF001
+    theirs = [producer.create_batch()]
+    for key, value in records:
+        if theirs[-1].append(key=key, value=value, timestamp=None) is None:
+            theirs.append(producer.create_batch())
+            theirs[-1].append(key=key, value=value, timestamp=None)
+    assert [b.record_count() for b in ours] == [b.record_count() for b in theirs if b.record_count()]
+    assert [_records(b) for b in ours] == [_records(b) for b in theirs if b.record_count()]
+    assert all(b.closed() for b in ours)
