@@ -203,33 +203,42 @@ def _map(values: Writer) -> Writer:
 
 def _map_of_scalars(by_type: dict) -> Writer:
     """A map whose values are a union of primitives (a publication's items): text and numbers, the usual
-    values, written in place, the rest as the union writes them."""
+    values, written in place, the rest as the union writes them. An entry's bytes are kept for the same value
+    object under the same name: the scopes of one fan-out are projections of one publication's items, and
+    write the same entries again."""
     text = by_type[str][0] if str in by_type else None
     number = by_type[float][0] if float in by_type else None
+    written: dict[str, tuple[Any, bytes]] = {}  # name -> (the value object, the entry's bytes)
+
+    def entry(k: str, x: Any) -> bytes:
+        b = k.encode()
+        n = len(b)
+        parts = [_SMALL[n] if n < SMALL_N else zigzag(n), b]
+        t = type(x)
+        if t is str and text is not None:
+            b = x.encode()
+            n = len(b)
+            parts += (text, _SMALL[n] if n < SMALL_N else zigzag(n), b)
+        elif t is float and number is not None:
+            parts += (number, _DOUBLE(x))
+        else:
+            index, w = by_type[t]  # KeyError: no branch for this type
+            parts.append(index)
+            w(parts, x)
+        return b"".join(parts)
 
     def write(out: list, v: Any) -> None:
         if v:
             append = out.append
             append(zigzag(len(v)))
+            get = written.get
             for k, x in v.items():
-                b = k.encode()
-                n = len(b)
-                append(_SMALL[n] if n < SMALL_N else zigzag(n))
-                append(b)
-                t = type(x)
-                if t is str and text is not None:
-                    append(text)
-                    b = x.encode()
-                    n = len(b)
-                    append(_SMALL[n] if n < SMALL_N else zigzag(n))
-                    append(b)
-                elif t is float and number is not None:
-                    append(number)
-                    append(_DOUBLE(x))
-                else:
-                    index, w = by_type[t]  # KeyError: no branch for this type
-                    append(index)
-                    w(out, x)
+                hit = get(k)
+                if hit is None or hit[0] is not x:
+                    if len(written) >= 4096:
+                        written.clear()
+                    hit = written[k] = (x, entry(k, x))
+                append(hit[1])
         out.append(b"\x00")
 
     return write
