@@ -15,6 +15,7 @@ cancelled fetch) closes it on the client, and the next fetch is a full one again
 from __future__ import annotations
 
 import logging
+import random
 from collections import defaultdict
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -45,11 +46,18 @@ class Session:
         """The fetch to send instead of `full` (aiokafka's, naming every partition wanted from this broker)."""
         wanted = {TopicPartition(topic, p): (offset, max_bytes)
                   for topic, parts in full.topics for p, offset, max_bytes in parts}
+        return self.fetch(wanted, (full._max_wait_ms, full._min_bytes, full._max_bytes,  # noqa: SLF001
+                                   full._isolation_level, full._rack_id))  # noqa: SLF001
+
+    def fetch(self, wanted: Wanted, params: tuple) -> SessionFetchRequest:
+        """The fetch of these partitions at these offsets; `params`: max wait, min bytes, max bytes, isolation
+        level and rack, as aiokafka's FetchRequest takes them."""
         if not self.id:
-            return SessionFetchRequest(full, self, wanted, 0, 0, wanted, [])
-        changed = {tp: v for tp, v in wanted.items() if self.held.get(tp) != v}
-        forgotten = [tp for tp in self.held if tp not in wanted]
-        return SessionFetchRequest(full, self, wanted, self.id, self.epoch, changed, forgotten)
+            return SessionFetchRequest(params, self, wanted, 0, 0, wanted, [])
+        held = self.held
+        changed = {tp: v for tp, v in wanted.items() if held.get(tp) != v}
+        forgotten = [tp for tp in held if tp not in wanted] if len(held) != len(wanted) or changed else []
+        return SessionFetchRequest(params, self, wanted, self.id, self.epoch, changed, forgotten)
 
     def answered(self, request: SessionFetchRequest, error_code: int, session_id: int) -> None:
         """Carry the session on with a fetch's answer (or close it on an error)."""
@@ -73,12 +81,13 @@ class Session:
 class SessionFetchRequest(FetchRequest):
     """A fetch in a session: on the wire, the partitions whose offsets changed and those to forget; to the
     fetcher (`topics`), every partition the session holds once it is answered, at its fetch offset, so that the
-    answer's partitions are checked against the positions they were fetched from."""
+    answer's partitions are checked against the positions they were fetched from (once answered, only the
+    partitions the answer carries: the fetcher reads `topics` whole for each answer)."""
 
-    def __init__(self, full: FetchRequest, session: Session, wanted: Wanted, session_id: int, epoch: int,
+    def __init__(self, params: tuple, session: Session, wanted: Wanted, session_id: int, epoch: int,
                  send: Wanted, forget: list[TopicPartition]):
-        super().__init__(full._max_wait_ms, full._min_bytes, full._max_bytes,  # noqa: SLF001
-                         full._isolation_level, full.topics, rack_id=full._rack_id)  # noqa: SLF001
+        max_wait_ms, min_bytes, max_bytes, isolation_level, rack_id = params
+        super().__init__(max_wait_ms, min_bytes, max_bytes, isolation_level, [], rack_id=rack_id)
         self.session = session
         self.wanted = wanted
         self.session_id = session_id
@@ -86,11 +95,30 @@ class SessionFetchRequest(FetchRequest):
         self.send = send
         self.forget = forget
         self.sessionless = False
+        self.answered_with: list[tuple[str, list]] | None = None  # the answer's partitions, once answered
+
+    @property
+    def topics(self) -> list[tuple[str, list[tuple[int, int, int]]]]:
+        if self.answered_with is not None:
+            return self.answered_with
+        return _by_topic(self.wanted)
+
+    def answered_by(self, response) -> None:
+        """Keep of the answer only the partitions the session holds (always so), and let the fetcher check
+        just those."""
+        held = self.wanted
+        answered = []
+        for topic, partitions in response.topics:
+            partitions[:] = [p for p in partitions if TopicPartition(topic, p[0]) in held]
+            if partitions:
+                answered.append((topic, [(p[0], *held[TopicPartition(topic, p[0])]) for p in partitions]))
+        self.answered_with = answered
 
     def build(self, request_struct_class):
         version = request_struct_class.API_VERSION
         if version < 7:  # a broker without sessions: the full fetch
             self.sessionless = True
+            self._topics = _by_topic(self.wanted)
             return super().build(request_struct_class)
         by_topic: dict[str, list[tuple]] = defaultdict(list)
         for tp, (offset, max_bytes) in self.send.items():
@@ -104,6 +132,13 @@ class SessionFetchRequest(FetchRequest):
         if version >= 11:
             args.append(self._rack_id)
         return request_struct_class(*args)
+
+
+def _by_topic(wanted: Wanted) -> list[tuple[str, list[tuple[int, int, int]]]]:
+    by_topic: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
+    for tp, (offset, max_bytes) in wanted.items():
+        by_topic[tp.topic].append((tp.partition, offset, max_bytes))
+    return list(by_topic.items())
 
 
 class SessionClient:
@@ -127,22 +162,91 @@ class SessionClient:
             request.session.answered(request, 0, 0)
             return response
         request.session.answered(request, response.error_code, response.session_id)
-        held = request.wanted
-        for topic, partitions in response.topics:  # only what the fetch is checked against (always so)
-            partitions[:] = [p for p in partitions if TopicPartition(topic, p[0]) in held]
+        request.answered_by(response)
         return response
+
+
+class Planner:
+    """aiokafka's fetch planning (Fetcher._get_actions_per_node) for a fetcher with sessions. The fetcher asks for
+    a plan each time it wakes, twice or more per fetch; aiokafka's walks every assigned partition through the
+    cluster metadata and builds a full request, which the session then cuts down: some 2 ms for 248 partitions,
+    at every wake. Here the partitions are grouped by leader once per assignment and metadata, a wake walks only
+    the partitions of brokers with no fetch in flight, and the session's fetch is made from their offsets at once.
+    Whatever this does not plan for (a partition without a known leader, KIP-392 read replicas) goes to aiokafka's
+    own planning. tests/unit/test_fetch_sessions.py holds the plans equal."""
+
+    def __init__(self, fetcher, sessions: dict[int, Session]):
+        self.fetcher = fetcher
+        self.sessions = sessions
+        self.aiokafkas = fetcher._get_actions_per_node  # noqa: SLF001
+        self._made_for: tuple | None = None  # the assignment and partition metadata the groups were made for
+        self._groups: dict[int, list] = {}  # leader -> [(partition, its state)]
+        self._leader: dict[TopicPartition, int] = {}
+
+    def _grouped(self, assignment) -> bool:
+        cluster = self.fetcher._client.cluster  # noqa: SLF001
+        known = cluster._partitions  # noqa: SLF001  (replaced whole by each metadata update)
+        made = self._made_for
+        if made is not None and made[0] is assignment and made[1] is known:
+            return True
+        groups: dict[int, list] = defaultdict(list)
+        leader: dict[TopicPartition, int] = {}
+        for tp in assignment.tps:
+            node = cluster.leader_for_partition(tp)
+            if node is None or node == -1:
+                self._made_for = None
+                return False
+            groups[node].append((tp, assignment.state_value(tp)))
+            leader[tp] = node
+        self._groups, self._leader, self._made_for = dict(groups), leader, (assignment, known)
+        return True
+
+    def plan(self, assignment):
+        fetcher = self.fetcher
+        if fetcher._preferred_read_replica or not self._grouped(assignment):  # noqa: SLF001
+            fetches, *rest = self.aiokafkas(assignment)
+            return [(node_id, self.sessions[node_id].request(req)) for node_id, req in fetches], *rest
+        records = fetcher._records  # noqa: SLF001
+        in_flight = fetcher._in_flight  # noqa: SLF001
+        backoffs: dict[int, list[float]] = defaultdict(list)
+        for tp, buffered in records.items():  # records not yet taken: that broker is not fetched from meanwhile
+            node = self._leader.get(tp)
+            if node is not None and (backoff := buffered.calculate_backoff()):
+                backoffs[node].append(backoff)
+        resets: dict[int, list[TopicPartition]] = defaultdict(list)
+        resume: list = []
+        fetches = []
+        params = (fetcher._fetch_max_wait_ms, fetcher._fetch_min_bytes, fetcher._fetch_max_bytes,  # noqa: SLF001
+                  fetcher._isolation_level, fetcher._client_rack or "")  # noqa: SLF001
+        max_bytes = fetcher._max_partition_fetch_bytes  # noqa: SLF001
+        for node, members in self._groups.items():
+            if node in in_flight:
+                continue
+            wanted: Wanted = {}
+            for tp, state in members:
+                if tp in records:
+                    continue
+                if not state.has_valid_position:
+                    resets[node].append(tp)
+                elif state.paused:
+                    resume.append(state.resume_fut)
+                else:
+                    wanted[tp] = (state.position, max_bytes)
+            if wanted and node not in backoffs and node not in resets:
+                session = self.sessions[node]
+                if not session.id:  # a full fetch: partitions in a random order, as aiokafka sends them
+                    order = list(wanted.items())
+                    random.shuffle(order)
+                    wanted = dict(order)
+                fetches.append((node, session.fetch(wanted, params)))
+        timeout = min(map(max, backoffs.values())) if backoffs else fetcher._fetcher_timeout  # noqa: SLF001
+        return fetches, dict(resets), timeout, False, resume
 
 
 def use_fetch_sessions(consumer: AIOKafkaConsumer) -> dict[int, Session]:
     """Fit a started consumer's fetcher with incremental fetch sessions; returns them, by broker."""
     fetcher = consumer._fetcher  # noqa: SLF001
     sessions: dict[int, Session] = defaultdict(Session)
-    plan = fetcher._get_actions_per_node  # noqa: SLF001
-
-    def actions_per_node(assignment):
-        fetches, *rest = plan(assignment)
-        return [(node_id, sessions[node_id].request(req)) for node_id, req in fetches], *rest
-
-    fetcher._get_actions_per_node = actions_per_node  # noqa: SLF001
+    fetcher._get_actions_per_node = Planner(fetcher, sessions).plan  # noqa: SLF001
     fetcher._client = SessionClient(fetcher._client)  # noqa: SLF001
     return sessions

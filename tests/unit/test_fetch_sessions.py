@@ -8,6 +8,8 @@ import inspect
 from aiokafka import TopicPartition
 from aiokafka.consumer.fetcher import Fetcher
 from aiokafka.protocol.fetch import FetchRequest, FetchRequest_v4, FetchRequest_v11
+from hypothesis import given
+from hypothesis import strategies as st
 
 from topics.fetch_sessions import INT32_MAX, Session
 
@@ -97,3 +99,146 @@ def test_what_it_relies_on_in_aiokafkas_fetcher_is_there():
     assert "for topic, partitions in request.topics:" in proc
     for name in ("_max_wait_ms", "_min_bytes", "_max_bytes", "_isolation_level", "_rack_id"):
         assert name in inspect.getsource(FetchRequest.__init__)
+
+
+# ----------------------------------------------------------------------------------------- the planner
+
+class Cluster:
+    """The cluster metadata a fetcher plans with: each partition's leader."""
+
+    def __init__(self, leaders: dict[TopicPartition, int | None]):
+        self._partitions = {}
+        for tp, leader in leaders.items():
+            self._partitions.setdefault(tp.topic, {})[tp.partition] = leader
+
+    def leader_for_partition(self, tp):
+        return self._partitions.get(tp.topic, {}).get(tp.partition)
+
+    def broker_metadata(self, node_id):
+        return object()
+
+
+class Buffered:
+    """Records fetched and not yet taken, with the fetcher's back-off for their partition."""
+
+    def __init__(self, backoff: float):
+        self.backoff = backoff
+
+    def calculate_backoff(self):
+        return self.backoff
+
+
+class Client:
+    def __init__(self, cluster):
+        self.cluster = cluster
+
+
+def fetcher_with(cluster: Cluster, records: dict, in_flight: set[int]) -> Fetcher:
+    f = Fetcher.__new__(Fetcher)  # the planning alone: no client, no routine
+    f._client = Client(cluster)  # noqa: SLF001
+    f._records = records  # noqa: SLF001
+    f._in_flight = in_flight  # noqa: SLF001
+    f._preferred_read_replica = {}  # noqa: SLF001
+    f._fetch_max_wait_ms, f._fetch_min_bytes, f._fetch_max_bytes = 500, 1, 16 * MB  # noqa: SLF001
+    f._isolation_level, f._client_rack, f._max_partition_fetch_bytes = 0, None, MB  # noqa: SLF001
+    f._fetcher_timeout = 0.2  # noqa: SLF001
+    return f
+
+
+def outcome(plan) -> tuple:
+    fetches, resets, timeout, invalid, resume = plan
+    return ({node: (wire(req)["partitions"], req.session_id) for node, req in fetches},
+            {node: sorted(tps) for node, tps in resets.items() if tps}, timeout, invalid, sorted(map(id, resume)))
+
+
+TPS = [TopicPartition(t, p) for t in ("in.a", "in.b", "in.c") for p in range(4)]
+
+
+@given(st.data())
+def test_the_planner_plans_what_aiokafkas_planning_does(data):
+    import asyncio
+
+    from aiokafka.consumer.subscription_state import Assignment
+
+    from topics.fetch_sessions import Planner
+
+    async def plans():
+        assignment = Assignment(TPS)
+        leaders = {tp: data.draw(st.sampled_from([1, 2, 3]), label=f"leader {tp}") for tp in TPS}
+        records = {}
+        for tp in TPS:
+            state = assignment.state_value(tp)
+            how = data.draw(st.sampled_from(["fetch", "fetch", "fetch", "reset", "paused", "buffered"]), label=str(tp))
+            if how != "reset":
+                state.seek(data.draw(st.integers(0, 10**6)))
+            if how == "paused":
+                state.pause()
+            if how == "buffered":
+                records[tp] = Buffered(data.draw(st.sampled_from([0, 0.05, 0.1])))
+        in_flight = data.draw(st.sets(st.sampled_from([1, 2, 3])), label="in flight")
+        if data.draw(st.booleans(), label="a leader unknown"):
+            leaders[TPS[0]] = data.draw(st.sampled_from([None, -1]))
+        cluster = Cluster(leaders)
+        theirs = fetcher_with(cluster, records, in_flight)
+        ours = fetcher_with(cluster, records, in_flight)
+        sessions: dict[int, Session] = {n: Session() for n in (-1, 1, 2, 3)}
+        fetches, *rest = Fetcher._get_actions_per_node(theirs, assignment)  # noqa: SLF001
+        expected = outcome(([(n, sessions[n].request(r)) for n, r in fetches], *rest))
+        got = outcome(Planner(ours, {n: Session() for n in (-1, 1, 2, 3)}).plan(assignment))
+        return expected, got
+
+    expected, got = asyncio.run(plans())
+    assert got == expected
+
+
+def test_the_planner_groups_once_per_assignment_and_metadata_and_asks_only_brokers_with_no_fetch_in_flight():
+    import asyncio
+
+    from aiokafka.consumer.subscription_state import Assignment
+
+    from topics.fetch_sessions import Planner
+
+    async def go():
+        assignment = Assignment(TPS)
+        for tp in TPS:
+            assignment.state_value(tp).seek(5)
+        cluster = Cluster({tp: 1 + tp.partition % 2 for tp in TPS})
+        fetcher = fetcher_with(cluster, {}, {1})
+        planner = Planner(fetcher, {1: Session(), 2: Session()})
+        fetches, *_ = planner.plan(assignment)
+        assert [n for n, _ in fetches] == [2]
+        groups = planner._groups  # noqa: SLF001
+        planner.plan(assignment)
+        assert planner._groups is groups  # noqa: SLF001
+        cluster._partitions = dict(cluster._partitions)  # new metadata: grouped again
+        planner.plan(assignment)
+        assert planner._groups is not groups  # noqa: SLF001
+
+    asyncio.run(go())
+
+
+def test_once_answered_the_fetcher_checks_only_the_partitions_the_answer_carries():
+    session = Session()
+    session.answered(session.request(full(OFFSETS)), 0, 77)
+    req = session.request(full(OFFSETS))
+
+    class Answer:
+        topics = [("in.a", [(3, 0, 99, 99, 0, [], b"records")]), ("in.z", [(0, 0, 1, 1, 0, [], b"")]),
+                  ("in.b", [])]
+
+    answer = Answer()
+    req.answered_by(answer)
+    assert req.topics == [("in.a", [(3, 30, MB)])]
+    assert answer.topics[1] == ("in.z", [])  # not held by the session: not the fetcher's to see
+
+
+def test_what_the_planner_relies_on_in_aiokafka_is_there():
+    from aiokafka.cluster import ClusterMetadata
+
+    init = inspect.getsource(Fetcher.__init__)
+    for name in ("_records", "_in_flight", "_preferred_read_replica", "_fetch_max_wait_ms", "_fetch_min_bytes",
+                 "_fetch_max_bytes", "_isolation_level", "_client_rack", "_max_partition_fetch_bytes",
+                 "_fetcher_timeout"):
+        assert f"self.{name} =" in init or f"self.{name}:" in init, name
+    # metadata is replaced whole by an update: the planner groups again when it sees another dict
+    assert "self._partitions = _new_partitions" in inspect.getsource(ClusterMetadata.update_metadata)
