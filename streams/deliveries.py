@@ -86,6 +86,7 @@ PARTITIONS = {
 FEED_LASTING = ("subscriber", "grant_id", "purpose")
 FEED_SCOPED = ("items", "digest")
 MAX_BATCH = 1000  # publications per poll: outputs of a whole batch are acknowledged before its commit
+BATCH_SECONDS = metrics.BATCH_SECONDS.labels("worker")
 MAX_IN_FLIGHT = 4  # batches whose outputs are on their way while the next one is judged
 
 
@@ -100,6 +101,16 @@ def feed_bytes(record: dict, ways: list[Route], now: datetime) -> list[tuple[str
 @functools.lru_cache(maxsize=1024)
 def topic_label(topic: str) -> str:
     return registry.logical_name(topic, PREFIX)
+
+
+@functools.lru_cache(maxsize=1024)
+def records_in(topic: str):
+    return metrics.RECORDS_IN.labels("worker", topic_label(topic))
+
+
+@functools.lru_cache(maxsize=1024)
+def records_out(topic: str):
+    return metrics.RECORDS_OUT.labels("worker", topic_label(topic))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -124,6 +135,7 @@ class DeliveryStream(ConsumerRebalanceListener):
         # its partitions; each one's task waits for its acknowledgements, then for the batch before it
         self.inflight: deque[tuple[asyncio.Task, dict[TopicPartition, int]]] = deque()
         self.acked: dict[TopicPartition, int] = {}  # offsets whose outputs are all acknowledged, not yet committed
+        self.committing = asyncio.Lock()  # one commit on its way at a time; what is acknowledged meanwhile waits
         self._routes_cache: dict[tuple[str, str, date], list[Route]] = {}
         self._routes_seen = -1  # Changes.count the cache was filled at
         self.tally: Counter = Counter()  # metric children counted over a batch, added at its end
@@ -236,7 +248,7 @@ class DeliveryStream(ConsumerRebalanceListener):
             await asyncio.sleep(0)
         started = time.perf_counter()
         for tp, recs in batches.items():
-            metrics.RECORDS_IN.labels("worker", topic_label(tp.topic)).inc(len(recs))
+            records_in(tp.topic).inc(len(recs))
         out = Outputs(self.producers, PARTITIONS)
         decoded = [(self.memory[tp.partition], msg, self._decode(msg, out)) for tp, recs in batches.items()
                    for msg in recs]
@@ -261,7 +273,7 @@ class DeliveryStream(ConsumerRebalanceListener):
             log.exception("outputs of a batch not accepted by the producer; the batch is read again")
             await self._rewind_after_failure(first)
             return
-        metrics.BATCH_SECONDS.labels("worker").observe(time.perf_counter() - started)
+        BATCH_SECONDS.observe(time.perf_counter() - started)
         commit = {tp: recs[-1].offset + 1 for tp, recs in batches.items()}
         before = self.inflight[-1][0] if self.inflight else None
         self.inflight.append((asyncio.create_task(self._finish(acks, commit, before, out.counts)), first))
@@ -294,13 +306,19 @@ class DeliveryStream(ConsumerRebalanceListener):
         if not sent:
             return False
         for topic, n in counts.items():
-            metrics.RECORDS_OUT.labels("worker", topic_label(topic)).inc(n)
+            records_out(topic).inc(n)
         self.acked.update(commit)
         if self.inflight and self.inflight[-1][0] is asyncio.current_task():
             await self._commit()
         return True
 
     async def _commit(self) -> None:
+        """Commit what is acknowledged. While a commit is on its way, the batches acknowledged meanwhile wait for it
+        and go together in the next: one request for them all, not one each."""
+        async with self.committing:
+            await self._commit_acked()
+
+    async def _commit_acked(self) -> None:
         if not self.acked:
             return
         offsets, self.acked = self.acked, {}

@@ -58,7 +58,7 @@ class CompactedView:
 
         An input stamped after a change was acknowledged (a revocation, say) is then judged with that
         change applied. Costs one ListOffsets round trip when the view's last check predates `moment`;
-        concurrent callers share it.
+        concurrent callers share it, and so do the follower's other views asking in the same turn of the loop.
         """
         if moment <= self._fresh_at:
             return
@@ -70,9 +70,7 @@ class CompactedView:
 
     async def _catch_up(self) -> None:
         assert self._follower is not None
-        asked_at = time.time()
-        await self._follower.reached(await self._follower.end_offsets(self._tps))
-        self._fresh_at = max(self._fresh_at, asked_at)
+        await self._follower.catch_up(self)
 
     async def wait_ready(self, timeout: float | None = None) -> None:
         await asyncio.wait_for(self._ready.wait(), timeout)
@@ -97,6 +95,7 @@ class ViewFollower:
         self._positions: dict[TopicPartition, int] = {}
         self._advanced = asyncio.Condition()
         self._task: asyncio.Task | None = None
+        self._joining: tuple[set[CompactedView], asyncio.Task] | None = None  # the catch-up views may still join
 
     async def start(self) -> None:
         options = {**kafka_options(), "group_id": None, "enable_auto_commit": False,
@@ -117,6 +116,25 @@ class ViewFollower:
     async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
         assert self._offsets is not None
         return await self._offsets.end_offsets(tps)
+
+    def catch_up(self, view: CompactedView) -> asyncio.Task:
+        """Bring `view` up to its topic's end offsets as they are now, with every other view that asks in the
+        same turn of the loop: one ListOffsets for all of them (the delivery stream asks for the grants and the
+        case flags together, once a batch)."""
+        if self._joining is None:
+            views: set[CompactedView] = set()
+            self._joining = (views, asyncio.create_task(self._catch_up(views)))
+        views, task = self._joining
+        views.add(view)
+        return task
+
+    async def _catch_up(self, views: set[CompactedView]) -> None:
+        await asyncio.sleep(0)  # the views asking in this turn of the loop join
+        self._joining = None
+        asked_at = time.time()
+        await self.reached(await self.end_offsets([tp for view in views for tp in view._tps]))  # noqa: SLF001
+        for view in views:
+            view._fresh_at = max(view._fresh_at, asked_at)  # noqa: SLF001
 
     async def reached(self, ends: dict[TopicPartition, int]) -> None:
         """Return once the follower's position is at or past each of these offsets."""

@@ -54,12 +54,19 @@ async def passthrough(sources: list[str], group: str, ready: Path, outputs: list
     use_fetch_sessions(consumer)  # as the worker's
     consumer.subscribe(sources, listener=Ready(ready))
     inflight: list[asyncio.Task] = []
+    acked: dict = {}
+    committing = asyncio.Lock()  # as the worker's: one commit on its way, what is acknowledged meanwhile next
 
     async def finish(acks: asyncio.Future, commit: dict, before: asyncio.Task | None) -> None:
         await acks
         if before is not None:
             await before
-        await consumer.commit(commit)
+        acked.update(commit)
+        async with committing:
+            if acked:
+                offsets = dict(acked)
+                acked.clear()
+                await consumer.commit(offsets)
 
     try:
         while not stop.is_set():

@@ -69,9 +69,21 @@ async def test_views_sharing_one_follower_each_get_their_own_topic_and_freshness
         await asyncio.sleep(1.5)
         await producer.send_and_wait(topics[1], b"flag", key=b"C-1")
         await producer.send_and_wait(topics[0], None, key=b"G-1")
+        asked: list[list] = []
+        ask = follower.end_offsets
+
+        async def counted(tps):
+            asked.append(sorted(tps))
+            return await ask(tps)
+
+        follower.end_offsets = counted
         moment = time.time()
         await asyncio.wait_for(asyncio.gather(*(v.ensure_fresh_since(moment) for v in views)), 30)
         assert held == [{b"G-1": None}, {b"C-1": b"flag"}]
+        # both views asked at once: one ListOffsets for the two, not one each
+        assert asked == [sorted(tp for v in views for tp in v._tps)]  # noqa: SLF001
+        await asyncio.wait_for(asyncio.gather(*(v.ensure_fresh_since(moment) for v in views)), 30)
+        assert len(asked) == 1  # fresh since that moment already: no round trip
     finally:
         await follower.stop()
         await producer.stop()
