@@ -67,3 +67,21 @@ def test_outputs_builds_the_batches_aiokafkas_batch_builder_does(records):
     assert [b.record_count() for b in ours] == [b.record_count() for b in theirs if b.record_count()]
     assert [_records(b) for b in ours] == [_records(b) for b in theirs if b.record_count()]
     assert all(b.closed() for b in ours)
+
+
+def test_what_a_batch_taken_at_once_relies_on_in_aiokafka_is_there():
+    import inspect
+
+    from aiokafka.client import AIOKafkaClient
+    from aiokafka.producer.message_accumulator import MessageAccumulator
+    from aiokafka.producer.producer import AIOKafkaProducer
+
+    # send_batch waits only for the topic's metadata and for the partition's batch still queued
+    send = inspect.getsource(AIOKafkaProducer.send_batch)
+    assert "await self.client._wait_on_metadata(topic)" in send
+    assert "await self._message_accumulator.add_batch(" in send
+    add = inspect.getsource(MessageAccumulator.add_batch)
+    assert "pending = self._batches.get(tp)" in add and "await pending[-1].wait_drain" in add
+    metadata = inspect.getsource(AIOKafkaClient._wait_on_metadata)
+    assert "partitions = self.cluster.partitions_for_topic(topic)" in metadata
+    assert "if partitions is not None:\n            return partitions" in metadata
