@@ -12,7 +12,8 @@ once acknowledged: the pipeline's guarantee and output path with no rules.
 
     govbus bench pipeline [--deliveries N] [--rounds 3] [--json]
 
-Both are fed N pre-encoded publications produced as fast as possible, after a warm-up of 100, alternately
+Both are fed N pre-encoded publications sent as record batches per partition (Publisher: a publisher
+that costs little CPU, so that it sets the pace of neither side), after a warm-up of 100, alternately
 `rounds` times each, each round new values for the same N subjects (every publication an update); each run
 starts once the machine is quiet again (settle). The rate is the publications after the warm-up divided by the
 time from their first produce to the last of their outputs, and the CPU seconds of the processing process (the
@@ -40,6 +41,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from schemas.codec import default_codec
+from streams.outputs import Outputs
 from streams.rules.identifiers import resident_id_check_char
 from topics.admin import apply_topics
 from topics.departments import load as load_departments
@@ -85,6 +87,64 @@ async def produce_keyed(bootstrap: str, topic: str, messages: list[tuple[bytes, 
         await p.flush()
     finally:
         await p.stop()
+
+
+class Publisher:
+    """Sends (key, value) pairs, each to its key's partition in order, as record batches of up to 256 KiB, acks=all:
+    what a department's system exporting in bulk sends, for a few microseconds of this process's CPU a record
+    (a send() per record costs some 40: on 2 cores shared with the broker and the side measured, that publisher
+    would set the pace of a side that needs the CPU, and not of one that does not). Connected before the clock
+    starts: a new client's SCRAM handshake is not the side's time."""
+
+    def __init__(self, bootstrap: str, topic: str):
+        self.topic = topic
+        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_options(), acks="all",
+                                         max_batch_size=256 * 1024)
+        self.partitions = 0
+
+    async def start(self) -> None:
+        await self.producer.start()
+        self.partitions = len(await self.producer.partitions_for(self.topic))
+
+    async def publish(self, messages: list[tuple[bytes, bytes]]) -> None:
+        out = Outputs(self.producer, {self.topic: self.partitions})
+        for key, value in messages:
+            out.add(self.topic, key, value)
+        await (await out.submit())
+
+    async def stop(self) -> None:
+        await self.producer.stop()
+
+
+class EndOffsets:
+    """Records on some topics (the sum of their end offsets), asked on one client kept open: a poll costs one
+    ListOffsets, not a new connection and its SCRAM handshake (hundreds of milliseconds on a busy 2-core machine:
+    too coarse a clock, and a load on the broker beside the side measured)."""
+
+    def __init__(self, bootstrap: str, topics: list[str]):
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **kafka_options(), group_id=None)
+        self.topics = topics
+        self.tps: list = []
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        self.tps = [tp for t in self.topics for tp in await partitions_of(self.consumer, t)]
+
+    async def count(self) -> int:
+        return sum((await self.consumer.end_offsets(self.tps)).values())
+
+    async def reach(self, want: int, timeout: float) -> float:
+        """Wait until the topics hold `want` records; when they did (monotonic seconds), to within 10 ms."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if (n := await self.count()) >= want:
+                return time.monotonic()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {n} of {want} outputs after {timeout:.0f}s")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
 
 
 async def records_on(bootstrap: str, topics: list[str]) -> int:
@@ -161,28 +221,24 @@ async def timed(side: Side, records: list[tuple[bytes, bytes]]) -> dict[str, flo
     machine (settle), a warm-up of 100 first (the consumer has its partitions and its connections), then the
     rest timed from the first produce to the last of their outputs."""
     bootstrap, outputs = side.settings.bootstrap, side.outputs
-    await settle()
-    warm, timed = records[:100], records[100:]
-    already = await records_on(bootstrap, outputs)
-    await produce_keyed(bootstrap, side.source, warm)
-    await _wait_outputs(bootstrap, outputs, already + len(warm) * len(outputs), timeout=120.0)
-    cpu0, t0, ticks0 = cpu_seconds(side.pids), time.monotonic(), _cpu_ticks()
-    await produce_keyed(bootstrap, side.source, timed)
-    t1 = await _wait_outputs(bootstrap, outputs, already + len(records) * len(outputs),
-                             timeout=max(120.0, len(timed) / 50))
-    cpu = cpu_seconds(side.pids) - cpu0
+    publisher, counter = Publisher(bootstrap, side.source), EndOffsets(bootstrap, outputs)
+    await publisher.start()
+    await counter.start()
+    try:
+        await settle()
+        warm, timed = records[:100], records[100:]
+        already = await counter.count()
+        await publisher.publish(warm)
+        await counter.reach(already + len(warm) * len(outputs), timeout=120.0)
+        cpu0, t0, ticks0 = cpu_seconds(side.pids), time.monotonic(), _cpu_ticks()
+        await publisher.publish(timed)
+        t1 = await counter.reach(already + len(records) * len(outputs), timeout=max(120.0, len(timed) / 50))
+        cpu = cpu_seconds(side.pids) - cpu0
+    finally:
+        await publisher.stop()
+        await counter.stop()
     return {"rate": len(timed) / (t1 - t0), "cpu_per_1000": cpu / len(timed) * 1000,
             "steal": stolen(ticks0, _cpu_ticks())}
-
-
-async def _wait_outputs(bootstrap: str, topics: list[str], want: int, timeout: float) -> float:
-    deadline = time.monotonic() + timeout
-    while True:
-        if await records_on(bootstrap, topics) >= want:
-            return time.monotonic()
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"only {await records_on(bootstrap, topics)} of {want} outputs after {timeout:.0f}s")
-        await asyncio.sleep(0.05)
 
 
 def bench_grant(i: int, dept: str, resource: str = "WY-MZ-DB-001") -> dict:
