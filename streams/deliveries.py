@@ -424,9 +424,7 @@ class DeliveryStream(ConsumerRebalanceListener):
         ways = self._routes(record, entry, today)
         marks = case_flags.by_datum.get((resource, subject)) if case_flags.by_datum else None
         if marks is None:  # no case is open on this datum
-            add = out.add
-            for subscriber, value in feed_bytes(record, ways, now):
-                add(FEED_NAMES[subscriber], key, value, hashed=hashed)
+            out.fan(key, hashed, [(FEED_NAMES[dept], value) for dept, value in feed_bytes(record, ways, now)])
             fanned = self.fanned.get(id(ways))
             if fanned is None or fanned[0] is not ways:
                 fanned = self.fanned[id(ways)] = [ways, resource, 0]  # (a routes list outlives its batch)

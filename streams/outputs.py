@@ -97,6 +97,20 @@ class Outputs:
                 raise ValueError(f"a record of {len(value)} bytes is larger than a whole batch for {topic}")
         slot[2] += 1
 
+    def fan(self, key: bytes, hashed: int, records: list[tuple[str, bytes]]) -> None:
+        """`add(topic, key, value, hashed=hashed)` for each (topic, value): one key's records to many topics (a
+        publication's feeds), with the call's work done once."""
+        partitions, opened = self.partitions, self._open
+        for topic, value in records:
+            tp = (topic, hashed % partitions[topic])
+            slot = opened.get(tp)
+            if slot is None:
+                slot = opened[tp] = self._batch(tp)
+            if slot[1](slot[2], None, key, value, NO_HEADERS) is None:
+                self.add(topic, key, value, partition=tp[1])  # full: add() starts another
+            else:
+                slot[2] += 1
+
     @staticmethod
     def _closed(slot: list):
         batch = slot[0]

@@ -85,3 +85,26 @@ def test_what_a_batch_taken_at_once_relies_on_in_aiokafka_is_there():
     metadata = inspect.getsource(AIOKafkaClient._wait_on_metadata)
     assert "partitions = self.cluster.partitions_for_topic(topic)" in metadata
     assert "if partitions is not None:\n            return partitions" in metadata
+
+
+@given(st.binary(min_size=1, max_size=20), st.lists(st.tuples(st.sampled_from(["f.a", "f.b", "f.c"]),
+                                                               st.binary(max_size=9000)), max_size=30))
+def test_a_fan_out_appends_what_an_add_each_would(key, records):
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+
+    async def unstarted():
+        return AIOKafkaProducer(bootstrap_servers="127.0.0.1:1", max_batch_size=16 * 1024)
+
+    producer = asyncio.run(unstarted())
+    partitions = {"f.a": 8, "f.b": 3, "f.c": 8}
+    fanned, added = Outputs(producer, partitions), Outputs(producer, partitions)
+    fanned.fan(key, key_hash(key), records)
+    for topic, value in records:
+        added.add(topic, key, value)
+    for out in (fanned, added):
+        for tp, slot in list(out._open.items()):  # noqa: SLF001
+            out._full[tp].append(out._closed(slot))  # noqa: SLF001
+    assert {tp: [_records(b) for b in bs] for tp, bs in fanned._full.items()} == \
+        {tp: [_records(b) for b in bs] for tp, bs in added._full.items()}  # noqa: SLF001
