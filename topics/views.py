@@ -121,7 +121,7 @@ class ViewFollower:
         """Bring `view` up to its topic's end offsets as they are now, with every other view that asks in the
         same turn of the loop: one ListOffsets for all of them (the delivery stream asks for the grants and the
         case flags together, once a batch)."""
-        if self._joining is None:
+        if self._joining is None or self._joining[1].done():  # (done: cancelled before it asked)
             views: set[CompactedView] = set()
             self._joining = (views, asyncio.create_task(self._catch_up(views)))
         views, task = self._joining
