@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -106,27 +107,45 @@ _BRANCHES = {type(None): ("null",), bool: ("boolean",), int: ("long", "int", "do
              str: ("string",), bytes: ("bytes",)}
 
 
-def compile_writer(schema: Any) -> Writer:
+@dataclass(frozen=True)
+class Shapes:
+    """How one compiler (the writer here, the reader of schemas/fastread.py) makes each shape of schema govbus's
+    schemas use; `compile_shape` picks the shape, so the two take the same shapes."""
+
+    primitives: dict[str, Callable]
+    union: Callable[[list], Callable]
+    timestamp_millis: Callable
+    record: Callable[[dict], Callable]
+    map: Callable[[Callable], Callable]  # from the compiled values
+    array: Callable[[Callable], Callable]  # from the compiled items
+
+
+def compile_shape(schema: Any, shapes: Shapes) -> Callable:
     if isinstance(schema, str):
-        if schema in PRIMITIVES:
-            return PRIMITIVES[schema]
+        if schema in shapes.primitives:
+            return shapes.primitives[schema]
         raise Unsupported(f"named reference {schema}")
     if isinstance(schema, list):
-        return _union(schema)
+        return shapes.union(schema)
     kind = schema["type"]
-    if schema.get("logicalType") == "timestamp-millis" and kind == "long":
-        return _w_timestamp_millis
-    if schema.get("logicalType"):
-        raise Unsupported(schema["logicalType"])
-    if kind in PRIMITIVES:
-        return PRIMITIVES[kind]
+    logical = schema.get("logicalType")
+    if logical == "timestamp-millis" and kind == "long":
+        return shapes.timestamp_millis
+    if logical:
+        raise Unsupported(logical)
+    if kind in shapes.primitives:
+        return shapes.primitives[kind]
     if kind == "record":
-        return _record(schema)
+        return shapes.record(schema)
     if kind == "map":
-        return _map(compile_writer(schema["values"]))
+        return shapes.map(compile_shape(schema["values"], shapes))
     if kind == "array":
-        return _array(compile_writer(schema["items"]))
+        return shapes.array(compile_shape(schema["items"], shapes))
     raise Unsupported(kind)
+
+
+def compile_writer(schema: Any) -> Writer:
+    return compile_shape(schema, WRITING)
 
 
 def _read_field(i: int, f: dict, env: dict, mapping: str) -> list[str]:
@@ -253,6 +272,9 @@ def _array(items: Writer) -> Writer:
         out.append(b"\x00")
 
     return write
+
+
+WRITING = Shapes(PRIMITIVES, _union, _w_timestamp_millis, _record, _map, _array)
 
 
 def compile_fanout(schema: dict, lasting: tuple[str, ...], scoped: tuple[str, ...]) -> Callable[..., Callable]:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from schemas.fastpath import Unsupported
+from schemas.fastpath import Shapes, compile_shape
 
 Reader = Callable[[bytes, int], tuple[Any, int]]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -96,27 +96,7 @@ _INLINE_STRING = [*_INLINE_LONG, "j = i + n", "s = b[i:j]", "if n < 0 or len(s) 
 
 def compile_reader(schema: Any) -> Reader:
     """`read(data, start) -> (value, end)` for a parsed schema; Unsupported for a shape it does not read."""
-    if isinstance(schema, str):
-        if schema in PRIMITIVES:
-            return PRIMITIVES[schema]
-        raise Unsupported(f"named reference {schema}")
-    if isinstance(schema, list):
-        return _union(schema)
-    kind = schema["type"]
-    logical = schema.get("logicalType")
-    if logical == "timestamp-millis" and kind == "long":
-        return _timestamp_millis
-    if logical:
-        raise Unsupported(logical)
-    if kind in PRIMITIVES:
-        return PRIMITIVES[kind]
-    if kind == "record":
-        return _record(schema)
-    if kind == "map":
-        return _blocks(compile_reader(schema["values"]), keyed=True)
-    if kind == "array":
-        return _blocks(compile_reader(schema["items"]), keyed=False)
-    raise Unsupported(kind)
+    return compile_shape(schema, READING)
 
 
 def _union(branches: list) -> Reader:
@@ -172,3 +152,7 @@ def _record(schema: dict) -> Reader:
     lines.append(f"    return {{{', '.join(names)}}}, i")
     exec(compile("\n".join(lines), f"<avro reader {schema.get('name', 'record')}>", "exec"), env)  # noqa: S102
     return env["read"]
+
+
+READING = Shapes(PRIMITIVES, _union, _timestamp_millis, _record, lambda values: _blocks(values, keyed=True),
+                 lambda items: _blocks(items, keyed=False))
