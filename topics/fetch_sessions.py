@@ -109,9 +109,15 @@ class SessionFetchRequest(FetchRequest):
         held = self.wanted
         answered = []
         for topic, partitions in response.topics:
-            partitions[:] = [p for p in partitions if TopicPartition(topic, p[0]) in held]
-            if partitions:
-                answered.append((topic, [(p[0], *held[TopicPartition(topic, p[0])]) for p in partitions]))
+            kept, checked = [], []
+            for p in partitions:
+                fetched = held.get(TopicPartition(topic, p[0]))  # (offset, max bytes)
+                if fetched is not None:
+                    kept.append(p)
+                    checked.append((p[0], *fetched))
+            partitions[:] = kept
+            if checked:
+                answered.append((topic, checked))
         self.answered_with = answered
 
     def build(self, request_struct_class):
