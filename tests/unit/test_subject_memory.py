@@ -41,3 +41,19 @@ def test_what_does_not_fit_the_packed_form_is_kept_as_json():
     m = SubjectMemory()
     m.put(b"s", odd)
     assert m.subjects[b"s"] == encode_json(odd) and m.get(b"s") == odd
+
+
+def test_the_collector_never_walks_the_subjects():
+    """Millions of subjects must not make each full pass of the garbage collector longer: the memory holds
+    bytes alone, and a dict of bytes is not tracked by the collector at all (it is cleared of that at creation,
+    and stays clear while nothing tracked goes in)."""
+    import gc
+
+    m = SubjectMemory()
+    known = {"姓名:string": ["WY-MZ", "WY-MZ-DB-001", value_digest("x")]}
+    for i in range(1000):
+        m.load(str(i).encode(), encode_json(known))
+        m.put(f"p{i}".encode(), known)
+    m.put(b"odd", {"姓名:string": ["WY-MZ", "WY-MZ-DB-001", "not hex"]})  # kept as JSON: bytes all the same
+    assert not gc.is_tracked(m.subjects)
+    assert all(type(k) is bytes and type(v) is bytes for k, v in m.subjects.items())
