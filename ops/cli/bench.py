@@ -105,6 +105,17 @@ def bench_codec(n: int):
     return run(n)
 
 
+@bench.command("judge")
+@click.option("--publications", "n", default=20_000, show_default=True)
+@click.option("--rounds", default=8, show_default=True, help="Rounds of each, alternately.")
+@reports
+def bench_judge(n: int, rounds: int):
+    """The worker's judging in this process alone, against the least Python for the same output records."""
+    from ops.bench.judge import run
+
+    return run(n, rounds)
+
+
 @bench.command("ledger")
 @click.option("--rows", default=1_000_000, show_default=True, help="Rows of the chain to verify.")
 @click.option("--batches", default=50, show_default=True, help="Batches of 2,000 written each way.")
