@@ -24,7 +24,7 @@ from schemas.errors import (
     UnknownSchema,
     WrongSchema,
 )
-from schemas.fastpath import Unsupported, compile_fanout, compile_writer
+from schemas.fastpath import FanParts, Unsupported, compile_fanout, compile_writer
 from schemas.fastread import compile_reader
 
 SCHEMA_DIR = Path(__file__).resolve().parent
@@ -81,33 +81,28 @@ class Codec:
         self._reading = {MAGIC + v.fingerprint: (v, self._resolve_to[v.fingerprint], self._reader(v))
                          for v in self.versions}
         self._fast: dict[str, Any] = {}
-        self._fanouts: dict[tuple[str, tuple[str, ...], tuple[str, ...]], Any] = {}
+        self._fanouts: dict[tuple[str, tuple[str, ...], tuple[str, ...]], FanParts | None] = {}
         for name, v in self.latest.items():
             try:
                 self._fast[name] = compile_writer(v.schema)
             except Unsupported:
                 pass
 
-    def fanout(self, name: str, common: dict, lasting: tuple[str, ...],
-               scoped: tuple[str, ...]) -> Callable[[tuple, tuple], bytes]:
-        """Encode one record of `name` fanned out to many recipients (a publication to its feeds): the fields it
-        shares, taken from `common`, are encoded once. Each call `write(lasting_values, scope)` gives the
-        bytes of `encode(name, {**common, **lasting fields, **scoped fields})`, the two tuples holding those
-        fields' values in the schema's order (see schemas.fastpath.compile_fanout); it falls back to
-        `encode` (and its explanations) for anything the compiled writer does not take."""
+    def fan_parts(self, name: str, lasting: tuple[str, ...], scoped: tuple[str, ...]) -> FanParts | None:
+        """The compiled parts of `name`'s newest version for a record fanned out to many recipients (see
+        schemas.fastpath.FanParts), with the single-object header that frames each record; None when the schema
+        has a shape they do not take. What a part cannot write, `encode` does (and explains)."""
+        key = (name, lasting, scoped)
+        if key not in self._fanouts:
+            try:
+                self._fanouts[key] = compile_fanout(self.latest[name].schema, lasting, scoped)
+            except Unsupported:
+                self._fanouts[key] = None
+        return self._fanouts[key]
 
-        def slow(lv: tuple, sv: tuple) -> bytes:
-            return self.encode(name, {**common, **dict(zip(lasting, lv, strict=False)),
-                                      **dict(zip(scoped, sv, strict=False))})
-
-        try:
-            prepare = self._fanouts.get((name, lasting, scoped))
-            if prepare is None:
-                prepare = compile_fanout(self.latest[name].schema, lasting, scoped)
-                self._fanouts[(name, lasting, scoped)] = prepare
-            return prepare(self._headers[name], common, slow)
-        except Exception:  # noqa: BLE001  (encode() decides, and explains what is wrong)
-            return slow
+    def header(self, name: str) -> bytes:
+        """The single-object header of `name`'s newest version: the marker and its schema's fingerprint."""
+        return self._headers[name]
 
     def encode(self, name: str, record: dict) -> bytes:
         """Frame `record` with the newest version of `name`; SchemaMismatch says which field is wrong."""

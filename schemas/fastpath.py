@@ -277,26 +277,34 @@ def _array(items: Writer) -> Writer:
 WRITING = Shapes(PRIMITIVES, _union, _w_timestamp_millis, _record, _map, _array)
 
 
-def compile_fanout(schema: dict, lasting: tuple[str, ...], scoped: tuple[str, ...]) -> Callable[..., Callable]:
-    """For one record fanned out to many recipients (a publication to its feeds): `prepare(header, common, fallback)`
-    encodes once every field of `common` that is neither `lasting` nor `scoped` (straight-line code), and returns
-    `write(lasting_values, scope)`: a whole record's bytes from the values of those fields alone, each tuple in
-    the schema's order of its fields.
-    - `lasting` values recur record after record (a subscriber, its grant, the purpose): their bytes are kept,
-      by value, across publications.
-    - `scoped` values are shared by some records of one fan-out (the items and digest of one scope): their
-      bytes are written once for the same tuple object.
-    A value `write` cannot take (of the wrong type, a tuple too short) goes to `fallback(lasting_values, scope)`;
-    one in `common` makes `prepare` raise."""
+@dataclass(frozen=True)
+class FanParts:
+    """One record fanned out to many recipients (a publication to its feeds), encoded in runs: the record's fields
+    in the schema's order fall into runs of consecutive fields of one kind, common (the same in every record of one
+    fan-out), lasting (a recipient's own, the same publication after publication: a subscriber, its grant) or scoped
+    (shared by some records of one fan-out: the items and digest of one scope). Each kind's runs are encoded on their
+    own, once for what they are the same for, and a record's bytes are its runs joined in order:
+
+        join(common(header, record), lasting(lasting_values), scoped(scoped_values))
+
+    the same bytes as the codec's encode of the whole record. The tuples hold those fields' values in the schema's
+    order. A value a part cannot take (of the wrong type, a tuple too short) makes it raise; the caller then encodes
+    the record whole, which decides and explains."""
+
+    common: Callable[[bytes, dict], tuple]  # (single-object header, the record) -> the common runs, header first
+    lasting: Callable[[tuple], tuple]
+    scoped: Callable[[tuple], tuple]
+    join: Callable[[tuple, tuple, tuple], bytes]
+
+
+def compile_fanout(schema: dict, lasting: tuple[str, ...], scoped: tuple[str, ...]) -> FanParts:
+    """The FanParts of a record schema, each part straight-line code."""
     if schema.get("type") != "record":
         raise Unsupported("fan-outs are for records")
     fields = schema["fields"]
     names = [f["name"] for f in fields]
     if [n for n in names if n in lasting] != list(lasting) or [n for n in names if n in scoped] != list(scoped):
         raise Unsupported("the lasting and scoped fields are fields of the record, in the schema's order")
-    for f in fields:
-        if f["name"] in lasting and not (f["type"] == "string" or _optional_string(f["type"])):
-            raise Unsupported(f"lasting values are kept by value: {f['name']} is to be a string or optional string")
     runs: list[tuple[str, list[int]]] = []  # consecutive fields of one kind: c(ommon), l(asting), s(coped)
     for i, name in enumerate(names):
         kind = "l" if name in lasting else "s" if name in scoped else "c"
@@ -304,13 +312,13 @@ def compile_fanout(schema: dict, lasting: tuple[str, ...], scoped: tuple[str, ..
             runs[-1][1].append(i)
         else:
             runs.append((kind, [i]))
-    env: dict[str, Any] = {"SMALL": _SMALL, "zigzag": zigzag, "MISSING": object(), "lasting_seen": {}}
+    env: dict[str, Any] = {"SMALL": _SMALL, "zigzag": zigzag, "MISSING": object()}
     code = {kind: [f"def {fn}({arg}):", "    out = []", "    append = out.append", "    parts = []"]
-            for kind, fn, arg in (("c", "prepare", "header, common, fallback"), ("l", "lasting_runs", "v"),
+            for kind, fn, arg in (("c", "common_runs", "header, common"), ("l", "lasting_runs", "v"),
                                   ("s", "scoped_runs", "v"))}
     code["c"] += ["    parts.append(header)", "    get = common.get"]
     taken = {"l": 0, "s": 0}  # values of each tuple used so far
-    record = ["c[0]"]  # the record's bytes in order: the header, then the runs' constants and values
+    record = ["c[0]"]  # the record's bytes in order: the header, then the runs
     made = {"c": 1, "l": 0, "s": 0}
     for kind, indices in runs:
         lines = code[kind]
@@ -325,28 +333,11 @@ def compile_fanout(schema: dict, lasting: tuple[str, ...], scoped: tuple[str, ..
         record.append(f"{kind}[{made[kind]}]")
         made[kind] += 1
     for kind in code:
-        code[kind].append("    return make(parts, fallback)" if kind == "c" else "    return parts")
-    body = ["def make(c, fallback):",
-            "    scopes = {}",
-            "    def write(lv, sv):",
-            "        try:",
-            "            l = lasting_seen.get(lv)",
-            "            if l is None:",
-            "                l = lasting_runs(lv)",
-            "                if len(lasting_seen) >= 4096:",
-            "                    lasting_seen.clear()",
-            "                lasting_seen[lv] = l",
-            "            s = scopes.get(id(sv))",
-            "            if s is None or s[0] is not sv:",
-            "                s = scopes[id(sv)] = (sv, scoped_runs(sv))",
-            "            s = s[1]",
-            f"            return b''.join(({', '.join(record)},))",
-            "        except Exception:",
-            "            return fallback(lv, sv)",
-            "    return write"]
-    source = "\n".join([*code["l"], "", *code["s"], "", *body, "", *code["c"]])
+        code[kind].append("    return tuple(parts)")
+    join = ["def join(c, l, s):", f"    return b''.join(({', '.join(record)},))"]
+    source = "\n".join([*code["c"], "", *code["l"], "", *code["s"], "", *join])
     exec(compile(source, f"<avro fan-out {schema.get('name', 'record')}>", "exec"), env)  # noqa: S102
-    return env["prepare"]
+    return FanParts(env["common_runs"], env["lasting_runs"], env["scoped_runs"], env["join"])
 
 
 def _optional_string(kind: Any) -> bool:

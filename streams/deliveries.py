@@ -46,8 +46,8 @@ from streams.rules.exchange import (
     duplicate_findings,
     feed_common,
     feed_records,
-    feed_scopes,
     remember_sources,
+    scoped_items,
 )
 from streams.rules.identifiers import subject_problem
 from streams.rules.opening import OPEN_ATTRIBUTES, open_records
@@ -90,12 +90,37 @@ BATCH_SECONDS = metrics.BATCH_SECONDS.labels("worker")
 MAX_IN_FLIGHT = 4  # batches whose outputs are on their way while the next one is judged
 
 
-def feed_bytes(record: dict, ways: list[Route], now: datetime) -> list[tuple[str, bytes]]:
-    """Each subscriber's feed record of a publication (streams.rules.exchange.feed_records), encoded from its
-    route and scope: the publication's fields once, a route's and a scope's bytes kept."""
-    write = CODEC.fanout(FEED, feed_common(record, now), FEED_LASTING, FEED_SCOPED)
-    return [(r.department, write((r.department, r.grant_id, r.purpose), scope))
-            for r, scope in feed_scopes(record, ways)]
+FEED_PARTS = CODEC.fan_parts(FEED, FEED_LASTING, FEED_SCOPED)
+FEED_HEADER = CODEC.header(FEED)
+
+
+class Fan:
+    """The feeds of a routes list (streams.rules.sharing.routes), worked out once for as long as the list is in use:
+    each route's feed topic and the bytes of its own fields, and the scopes the routes are granted."""
+
+    def __init__(self, ways: list[Route]):
+        self.ways = ways
+        self.granted = list(dict.fromkeys(r.items for r in ways))
+        self.routes: list[tuple[str, tuple, int]] | None = None  # topic, lasting runs, index in granted
+        if FEED_PARTS is not None:
+            try:
+                self.routes = [(FEED_NAMES[r.department], FEED_PARTS.lasting((r.department, r.grant_id, r.purpose)),
+                                self.granted.index(r.items)) for r in ways]
+            except Exception:  # noqa: BLE001  (records() encodes each whole, and explains)
+                self.routes = None
+
+    def records(self, record: dict, now: datetime) -> list[tuple[str, bytes]]:
+        """Each route's feed topic and the bytes of its feed record (streams.rules.exchange.feed_records): the
+        publication's fields encoded once, each scope's once, each route's own once per routes list."""
+        if self.routes is not None:
+            try:
+                common = FEED_PARTS.common(FEED_HEADER, feed_common(record, now))
+                scoped = [FEED_PARTS.scoped(scope) for scope in scoped_items(record, self.granted)]
+                join = FEED_PARTS.join
+                return [(topic, join(common, lasting, scoped[i])) for topic, lasting, i in self.routes]
+            except Exception:  # noqa: BLE001, S110  (encode below decides, and explains)
+                pass
+        return [(FEED_NAMES[f["subscriber"]], CODEC.encode(FEED, f)) for f in feed_records(record, self.ways, now)]
 
 
 @functools.lru_cache(maxsize=1024)
@@ -136,10 +161,10 @@ class DeliveryStream(ConsumerRebalanceListener):
         self.inflight: deque[tuple[asyncio.Task, dict[TopicPartition, int]]] = deque()
         self.acked: dict[TopicPartition, int] = {}  # offsets whose outputs are all acknowledged, not yet committed
         self.committing = asyncio.Lock()  # one commit on its way at a time; what is acknowledged meanwhile waits
-        self._routes_cache: dict[tuple[str, str, date], list[Route]] = {}
+        self._routes_cache: dict[tuple[str, str, date], Fan] = {}
         self._routes_seen = -1  # Changes.count the cache was filled at
         self.tally: Counter = Counter()  # metric children counted over a batch, added at its end
-        self.fanned: dict[int, list] = {}  # id(routes) -> [routes, resource, publications fed along them]
+        self.fanned: dict[int, list] = {}  # id(fan) -> [its Fan, resource, publications fed along its routes]
         self.lags: list[float] = []  # seconds from publication to judging, observed at the batch's end
         self.stopping = asyncio.Event()
         self.stopped = asyncio.Event()
@@ -281,8 +306,8 @@ class DeliveryStream(ConsumerRebalanceListener):
 
     def _count_batch(self) -> None:
         """The batch's metrics, counted as it was judged, added at once."""
-        for ways, resource, n in self.fanned.values():
-            for r in ways:
+        for fan, resource, n in self.fanned.values():
+            for r in fan.ways:
                 self.tally[metrics.fed(r.department, resource)] += n
         self.fanned.clear()
         for counter, n in self.tally.items():
@@ -421,16 +446,16 @@ class DeliveryStream(ConsumerRebalanceListener):
 
         out.add(ACCEPTED_NAME, key, msg.value, hashed=hashed)  # the publication's own bytes, as validated
         self.tally[metrics.accepted(record["publisher"])] += 1
-        ways = self._routes(record, entry, today)
+        fan = self._routes(record, entry, today)
         marks = case_flags.by_datum.get((resource, subject)) if case_flags.by_datum else None
         if marks is None:  # no case is open on this datum
-            out.fan(key, hashed, [(FEED_NAMES[dept], value) for dept, value in feed_bytes(record, ways, now)])
-            fanned = self.fanned.get(id(ways))
-            if fanned is None or fanned[0] is not ways:
-                fanned = self.fanned[id(ways)] = [ways, resource, 0]  # (a routes list outlives its batch)
+            out.fan(key, hashed, fan.records(record, now))
+            fanned = self.fanned.get(id(fan))
+            if fanned is None or fanned[0] is not fan:
+                fanned = self.fanned[id(fan)] = [fan, resource, 0]  # (a Fan outlives its batch)
             fanned[2] += 1
         else:
-            feeds, corrected = mark_feeds(record, feed_records(record, ways, now), marks,
+            feeds, corrected = mark_feeds(record, feed_records(record, fan.ways, now), marks,
                                           functools.partial(self._correction_feed, record, now))
             for case_id, recipients in corrected.items():
                 self._correction_sent(out, case_id, record, recipients, now)
@@ -479,21 +504,21 @@ class DeliveryStream(ConsumerRebalanceListener):
                "delivery_event_id": record["event_id"], "recipients": sorted(recipients)}
         out.add(CASES_INBOX_NAME, case_id.encode(), CODEC.encode("govbus.cases.CorrectionSent", rec))
 
-    def _routes(self, record: dict, entry: dict, today: date) -> list[Route]:
-        """Who receives this publication; the same for every subject of a resource on a day unless a
-        grant of it is limited to listed subjects, so kept until the views change or the day does."""
+    def _routes(self, record: dict, entry: dict, today: date) -> Fan:
+        """Who receives this publication, and their feeds; the same for every subject of a resource on a day unless
+        a grant of it is limited to listed subjects, so kept until the views change or the day does."""
         if self._routes_seen != Changes.count:
             self._routes_cache.clear()
             self._routes_seen = Changes.count
         key = (record["resource_code"], record["publisher"], today)
-        ways = self._routes_cache.get(key)
-        if ways is None:
+        fan = self._routes_cache.get(key)
+        if fan is None:
             held = grants.of(record["resource_code"])
-            ways = routes(record["publisher"], record["subject_id"], entry, subscriptions.of(record["resource_code"]),
-                          held, today)
+            fan = Fan(routes(record["publisher"], record["subject_id"], entry,
+                             subscriptions.of(record["resource_code"]), held, today))
             if not any(g["subjects"] for g in held):
-                self._routes_cache[key] = ways
-        return ways
+                self._routes_cache[key] = fan
+        return fan
 
     def _reject(self, out: Outputs, msg, code: str, reason: str, now: datetime, record: dict | None = None,
                 rule_ids: Iterable[str] = ()) -> None:

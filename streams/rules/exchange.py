@@ -139,17 +139,20 @@ def feed_common(d: Mapping[str, Any], now: datetime) -> dict[str, Any]:
 def feed_scopes(d: Mapping[str, Any], routes: Iterable[Any]) -> list[tuple[Any, tuple[dict[str, Any], str]]]:
     """Each route with the scope it receives: (exactly the granted items, their provenance digest). Routes
     granted the same items share one scope, the same tuple."""
+    routes = list(routes)
+    granted = list(dict.fromkeys(r.items for r in routes))
+    scopes = dict(zip(granted, scoped_items(d, granted), strict=True))
+    return [(r, scopes[r.items]) for r in routes]
+
+
+def scoped_items(d: Mapping[str, Any], granted: Iterable[tuple[str, ...] | None]) -> list[tuple[dict[str, Any], str]]:
+    """For each grant's items (None: all of them), what it receives of the publication: exactly those items
+    (R-26.2), and their provenance digest (R-28.1)."""
+    digest_of = digester(d["publisher"], d["resource_code"], d["event_id"], d["subject_id"])
     out = []
-    scopes: dict[tuple[str, ...] | None, tuple[dict, str]] = {}
-    digest_of = None
-    for r in routes:
-        scope = scopes.get(r.items)
-        if scope is None:
-            if digest_of is None:
-                digest_of = digester(d["publisher"], d["resource_code"], d["event_id"], d["subject_id"])
-            items = project(d["items"], r.items)
-            scope = scopes[r.items] = (items, digest_of(items))
-        out.append((r, scope))
+    for allowed in granted:
+        items = project(d["items"], allowed)
+        out.append((items, digest_of(items)))
     return out
 
 

@@ -10,11 +10,13 @@ from hypothesis import strategies as st
 from schemas.codec import HEADER, default_codec
 from schemas.errors import SchemaMismatch
 from schemas.fastpath import compile_writer, zigzag
-from streams.deliveries import feed_bytes
+from streams.app import FEED_NAMES
+from streams.deliveries import Fan
 from streams.rules.exchange import feed_records
 from streams.rules.sharing import Route
 
 CODEC = default_codec()
+DEPARTMENTS = sorted(FEED_NAMES)
 
 
 def fastavro_bytes(name: str, record: dict) -> bytes:
@@ -79,37 +81,47 @@ SCOPED = ("items", "digest")
                 min_size=1, max_size=8),
        st.lists(st.dictionaries(st.text(max_size=8), scalars, max_size=4), min_size=4, max_size=4),
        st.none() | st.text(max_size=10))
-def test_a_fanout_encodes_each_record_as_encode_does(routes, scope_items, system_code):
+def test_a_fanouts_parts_join_into_each_record_as_encode_makes_it(routes, scope_items, system_code):
     base = next(iter(generate_many(CODEC.latest[FEED].schema, 1)))
     base["system_code"] = system_code
     scopes = [(items, f"digest-{n}") for n, items in enumerate(scope_items)]
-    write = CODEC.fanout(FEED, base, LASTING, SCOPED)
+    parts = CODEC.fan_parts(FEED, LASTING, SCOPED)
+    common = parts.common(CODEC.header(FEED), base)
+    scoped = [parts.scoped(scope) for scope in scopes]
     for i, (sub, n, purpose) in enumerate(routes):
         lasting = (sub, f"g{i % 3}", purpose)
         record = {**base, **dict(zip(LASTING, lasting, strict=True)), **dict(zip(SCOPED, scopes[n], strict=True))}
-        assert write(lasting, scopes[n]) == CODEC.encode(FEED, record)
+        assert parts.join(common, parts.lasting(lasting), scoped[n]) == CODEC.encode(FEED, record)
 
 
-def test_a_fanout_keeps_no_bytes_of_a_scope_beyond_its_own_publication():
-    base = next(iter(generate_many(CODEC.latest[FEED].schema, 1)))
-    first = CODEC.fanout(FEED, base, LASTING, SCOPED)
+def test_a_scope_is_written_as_it_is_now():
+    parts = CODEC.fan_parts(FEED, LASTING, SCOPED)
     scope = ({"姓名": "甲"}, "d1")
-    first(("NJ-MZ", "g", None), scope)
-    scope[0]["姓名"] = "乙"  # a new publication may reuse a dict; its new fan-out writes it anew
-    again = CODEC.fanout(FEED, base, LASTING, SCOPED)
-    record = {**base, "subscriber": "NJ-MZ", "grant_id": "g", "purpose": None, "items": {"姓名": "乙"}, "digest": "d1"}
-    assert again(("NJ-MZ", "g", None), scope) == CODEC.encode(FEED, record)
+    first = parts.scoped(scope)
+    scope[0]["姓名"] = "乙"  # a new publication may reuse a dict: the bytes kept of an entry are not its new value's
+    assert parts.scoped(scope) != first
+    assert parts.scoped(scope) == parts.scoped(({"姓名": "乙"}, "d1"))
 
 
-def test_a_fanout_record_that_does_not_fit_is_explained_like_encode():
+def test_a_part_that_cannot_take_a_value_raises_and_the_feed_is_encoded_whole_and_explained():
     record = next(iter(generate_many(CODEC.latest[FEED].schema, 1)))
-    write = CODEC.fanout(FEED, record, LASTING, SCOPED)
-    with pytest.raises(SchemaMismatch, match="subscriber"):
-        write((42, "g", None), ({}, "d"))
-    with pytest.raises(SchemaMismatch, match="digest"):
-        write(("NJ-MZ", "g", None), ({}, None))
+    parts = CODEC.fan_parts(FEED, LASTING, SCOPED)
+    cannot = (AttributeError, TypeError, KeyError, IndexError)  # whatever Python says of it
+    with pytest.raises(cannot):
+        parts.lasting((42, "g", None))
+    with pytest.raises(cannot):
+        parts.scoped(({}, None))
+    with pytest.raises(cannot):
+        parts.common(CODEC.header(FEED), {**record, "publisher": 7})
+    publication = {"event_id": "e-1", "occurred_at": datetime(2026, 1, 1, 8), "publisher": "NJ-MZ",  # naive: fastavro's
+                   "resource_code": "NJ-MZ-DB-001", "subject_id": "511024197512305672", "system_code": None,  # rules
+                   "items": {"姓名": "甲"}}
+    ways = [Route(DEPARTMENTS[0], "grant:0", "p", None)]
+    now = datetime.now(UTC)
+    assert Fan(ways).records(publication, now) == [(FEED_NAMES[f["subscriber"]], CODEC.encode(FEED, f))
+                                                    for f in feed_records(publication, ways, now)]
     with pytest.raises(SchemaMismatch, match="publisher"):
-        CODEC.fanout(FEED, {**record, "publisher": 7}, LASTING, SCOPED)(("NJ-MZ", "g", None), ({}, "d"))
+        Fan(ways).records({**publication, "publisher": 7}, now)
 
 
 @pytest.mark.rule("R-26.2")
@@ -121,7 +133,7 @@ def test_a_fanout_record_that_does_not_fit_is_explained_like_encode():
 def test_each_subscriber_gets_the_bytes_of_its_feed_record(items, grants, now):
     record = {"event_id": "e-1", "occurred_at": now, "publisher": "NJ-MZ", "resource_code": "NJ-MZ-DB-001",
               "subject_id": "511024197512305672", "system_code": None, "items": items}
-    ways = [Route(f"NJ-D{i}", f"grant:{i}", purpose, None if scope is None else tuple(sorted(scope)))
+    ways = [Route(DEPARTMENTS[i], f"grant:{i}", purpose, None if scope is None else tuple(sorted(scope)))
             for i, (scope, purpose) in enumerate(grants)]
-    assert feed_bytes(record, ways, now) == [(f["subscriber"], CODEC.encode(FEED, f))
-                                             for f in feed_records(record, ways, now)]
+    assert Fan(ways).records(record, now) == [(FEED_NAMES[f["subscriber"]], CODEC.encode(FEED, f))
+                                              for f in feed_records(record, ways, now)]
