@@ -11,7 +11,8 @@ subscriber also run around the best pass-through of `govbus bench pipeline` (its
 one of its ten outputs is read): the floor that Kafka, the clients and this machine set. Both are deployed
 side by side and measured in turns, `rounds` times each, each round on a quiet machine (`settle`): a p99 of
 one 30 s run moves by a third from run to run here. Prints each side's medians of p50 and p99 over its rounds,
-the largest delay, and the share of a core its processing process was busy (its CPU time over the round).
+the largest delay, and the share of a core its processing process was busy (its CPU time over the round); and the
+ratio of the p99s, of the medians and round by round (each govbus round against the floor's round just before it).
 """
 
 from __future__ import annotations
@@ -146,5 +147,9 @@ async def run(base: Settings, rate: int, seconds: float, workers: int = 1, round
         print(f"{label:30}{r['rate']:16,.0f}{r['count']:10,}{r['p50']:10.1f}{r['p99']:10.1f}{r['max']:10.1f}"
               f"{r['busy']:7.0%}  {by_round}")
     ratio = pipeline["p99"] / raw["p99"]
-    print(f"{'p99 govbus / pass-through':30}{ratio:16.2f}")
-    return {"raw": raw, "pipeline": pipeline, "p99_ratio": ratio}
+    # each govbus round against the floor's round just before it: the machine's speed drifts within a run
+    paired = [p["p99"] / r["p99"] for r, p in zip(runs["raw"], runs["pipeline"], strict=True)]
+    print(f"{'p99 govbus / pass-through':30}{ratio:16.2f}  round by round: "
+          f"{' '.join(f'{x:.2f}' for x in paired)} (median {statistics.median(paired):.2f})")
+    return {"raw": raw, "pipeline": pipeline, "p99_ratio": ratio, "p99_ratio_by_round": paired,
+            "p99_ratio_paired": statistics.median(paired)}

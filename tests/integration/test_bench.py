@@ -57,6 +57,10 @@ async def test_latency_measures_both_sides_in_turns_with_medians_of_their_rounds
         assert r["max"] == max(x["max"] for x in r["rounds"]) >= r["p99"] >= r["p50"] > 0
         assert 0 < r["busy"] < 2  # its share of a core, of two
     assert out["p99_ratio"] == pytest.approx(out["pipeline"]["p99"] / out["raw"]["p99"])
+    # and round by round, each govbus round against the floor's just before it
+    turns = zip(out["raw"]["rounds"], out["pipeline"]["rounds"], strict=True)
+    assert out["p99_ratio_by_round"] == pytest.approx([p["p99"] / r["p99"] for r, p in turns])
+    assert out["p99_ratio_paired"] == pytest.approx(statistics.median(out["p99_ratio_by_round"]))
 
 
 def test_every_bench_prints_one_json_object_with_json():
