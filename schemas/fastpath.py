@@ -338,8 +338,3 @@ def compile_fanout(schema: dict, lasting: tuple[str, ...], scoped: tuple[str, ..
     source = "\n".join([*code["c"], "", *code["l"], "", *code["s"], "", *join])
     exec(compile(source, f"<avro fan-out {schema.get('name', 'record')}>", "exec"), env)  # noqa: S102
     return FanParts(env["common_runs"], env["lasting_runs"], env["scoped_runs"], env["join"])
-
-
-def _optional_string(kind: Any) -> bool:
-    """A union of null and string: its values (None or a str) are keys that cannot be confused."""
-    return isinstance(kind, list) and set(kind) <= {"null", "string"}
