@@ -102,10 +102,10 @@ def govbus(stream, batch: list[Msg], out: Outputs, now: datetime) -> None:
 
 
 class LeastPython:
-    """The same output records as the worker's for the bench's publications, in the least Python this author could
-    write for them (see the module's docstring): what is the same for every publication of the provider's resource
-    (its routes, their scopes, the item definitions it is the source of, the record's constant fields) worked out
-    once, the rest straight-line."""
+    """The same output records as the worker's for the bench's publications, in as little Python as they take (see
+    the module's docstring): what is the same for every publication of the provider's resource (its routes, their
+    scopes, the item definitions it is the source of, the record's constant fields) worked out once, the rest
+    straight-line."""
 
     def __init__(self) -> None:
         from streams.app import CODEC, DEPARTMENTS, FEED_NAMES, catalog, grants
