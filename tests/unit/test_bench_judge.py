@@ -74,7 +74,8 @@ def test_the_bench_reports_both_sides_and_their_ratio_round_by_round(bench_views
     out = judge.run(200, rounds=2)
     for side in ("govbus", "least Python", "its calls alone"):
         assert 0 < out[side]["best_us"] <= out[side]["median_us"]
-        assert out[side]["rate_at_best"] == pytest.approx(1e6 / out[side]["best_us"], rel=1e-3)
+        # (the rate from the unrounded time: within a rounding of 0.05 µs of it)
+        assert out[side]["rate_at_best"] == pytest.approx(1e6 / out[side]["best_us"], rel=0.01)
     low, high = out["ratio_range"]
     assert 0 < low <= out["ratio"] <= high
     assert "round by round" in capsys.readouterr().out
