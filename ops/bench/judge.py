@@ -116,7 +116,7 @@ class LeastPython:
         self.reader = CODEC.decode
         self.valid = lambda d, today: not (check_delivery(d, DEPARTMENTS) or subject_problem(d["subject_id"], today))
         self.accepted, self.sources_topic = ACCEPTED_NAME, SOURCES_NAME
-        self.header = CODEC._headers[FEED]  # noqa: SLF001
+        self.header = CODEC.header(FEED)
         entry = catalog.entries["WY-MZ-DB-001"]
         self.resource = entry["resource_code"]
         self.item_keys = entry_items(entry).keys  # name -> item definition, all of them the provider's own here
