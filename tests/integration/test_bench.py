@@ -49,10 +49,11 @@ async def test_latency_measures_both_sides_in_turns_with_medians_of_their_rounds
     for side in ("raw", "pipeline"):
         r = out[side]
         assert len(r["rounds"]) == 2
-        # every publication reached the feed, in both rounds; those made after the warm-up are measured (a few
-        # due just before its end are made just after it on a busy machine)
+        # every publication reached the feed, in both rounds; those made after the warm-up are measured: the 200
+        # due after it, and those due just before its end that a busy machine made just after it (the whole suite on
+        # 2 cores has made the publisher 55 ms late there; 40 are 200 ms)
         assert all(x["sent"] == x["arrived"] == 1200 for x in r["rounds"]), r["rounds"]
-        assert all(195 <= x["count"] <= 210 for x in r["rounds"]), r["rounds"]
+        assert all(195 <= x["count"] <= 240 for x in r["rounds"]), r["rounds"]
         assert r["p99"] == statistics.median(x["p99"] for x in r["rounds"])
         assert r["max"] == max(x["max"] for x in r["rounds"]) >= r["p99"] >= r["p50"] > 0
         assert 0 < r["busy"] < 2  # its share of a core, of two
