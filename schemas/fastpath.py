@@ -80,6 +80,12 @@ def _w_bytes(out: list, v: Any) -> None:
 _recent_times: dict[int, tuple[datetime, bytes]] = {}  # id -> (the datetime, its encoding); kept alive here
 
 
+def millis(t: datetime) -> int:
+    """A timezone-aware datetime as Avro's timestamp-millis: milliseconds since the epoch, as fastavro counts them."""
+    d = t - EPOCH
+    return (d.days * 86400 + d.seconds) * 1000 + int(d.microseconds / 1000)
+
+
 def _w_timestamp_millis(out: list, v: Any) -> None:
     if type(v) is int:
         out.append(zigzag(v))
@@ -90,8 +96,7 @@ def _w_timestamp_millis(out: list, v: Any) -> None:
         return
     if v.tzinfo is None:
         raise Unsupported("naive datetime")  # fastavro's own rules apply then
-    d = v - EPOCH
-    encoded = zigzag((d.days * 86400 + d.seconds) * 1000 + int(d.microseconds / 1000))
+    encoded = zigzag(millis(v))
     if len(_recent_times) >= 8:
         _recent_times.clear()
     _recent_times[id(v)] = (v, encoded)

@@ -40,8 +40,10 @@ import orjson
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 from ops.bench.pipeline import FANOUT, PROVIDER, bench_grant, publications
-from schemas.fastpath import EPOCH, zigzag
+from schemas.fastpath import millis, zigzag
+from schemas.provenance import json_text
 from streams.outputs import Outputs, key_hash
+from streams.rules.exchange import value_digest
 
 BATCH = 1000
 
@@ -136,7 +138,7 @@ class LeastPython:
     def judge(self, batch: list[Msg], out: Outputs, now: datetime) -> None:
         from streams.deliveries import ZONE
 
-        delivered, today = _millis(now), now.astimezone(ZONE).date()
+        delivered, today = millis(now), now.astimezone(ZONE).date()
         for m in batch:
             d = self.reader(m.value, "govbus.exchange.DataDelivery").record
             items, publisher, subject, event = d["items"], d["publisher"], d["subject_id"], d["event_id"]
@@ -145,7 +147,7 @@ class LeastPython:
                 raise ValueError("the least-Python path takes the bench's publications only")
             key = m.key
             hashed = key_hash(key)
-            known = {k: [publisher, self.resource, _digest16(items[n])]
+            known = {k: [publisher, self.resource, value_digest(items[n])]
                      for n, k in self.item_keys.items() if n in items}
             held = orjson.dumps(known)
             if self.memory.get(key) != held:
@@ -154,7 +156,7 @@ class LeastPython:
             out.add(self.accepted, key, m.value, hashed=hashed)
             prefix = f"[{encode_basestring(publisher)},{encode_basestring(self.resource)},{encode_basestring(event)}," \
                      f"{encode_basestring(subject)},{{"
-            texts = {n: f"{encode_basestring(n)}:{_json(v)}" for n, v in items.items()}
+            texts = {n: f"{encode_basestring(n)}:{json_text(v)}" for n, v in items.items()}
             entries = {n: _string(n) + _value(v) for n, v in items.items()}
             scoped = []
             for scope in self.scopes:
@@ -166,7 +168,7 @@ class LeastPython:
             event_b = self.header + _string(event)
             about = (_string(publisher) + _string(self.resource) + _string(subject)
                      + (b"\x02" + _string(d["system_code"]) if d["system_code"] is not None else b"\x00"))
-            times = zigzag(_millis(d["occurred_at"])) + zigzag(delivered)
+            times = zigzag(millis(d["occurred_at"])) + zigzag(delivered)
             for topic, subscriber, grant, s in self.routes:
                 run, digest = scoped[s]
                 out.add(topic, key, b"".join((event_b, subscriber, about, run, times, grant, digest, b"\x00\x00\x00")),
@@ -216,25 +218,12 @@ def _value(v: Any) -> bytes:
     raise ValueError("the least-Python path takes text and decimals only")
 
 
-def _json(v: Any) -> str:
-    return encode_basestring(v) if type(v) is str else float.__repr__(v)
-
-
-def _digest16(v: Any) -> str:
-    return hashlib.sha256(_json(v).encode()).hexdigest()[:16]
-
-
-def _millis(t: datetime) -> int:
-    d = t - EPOCH
-    return (d.days * 86400 + d.seconds) * 1000 + d.microseconds // 1000
-
-
 def fresh_stream():
-    from streams.deliveries import DeliveryStream
+    from streams.deliveries import PARTITIONS, SOURCES_NAME, DeliveryStream
     from streams.subjects import SubjectMemory
 
     stream = DeliveryStream("unused:9092")  # never started: its judging alone
-    stream.memory = {p: SubjectMemory() for p in range(8)}
+    stream.memory = {p: SubjectMemory() for p in range(PARTITIONS[SOURCES_NAME])}  # as if it held every partition
     return stream
 
 

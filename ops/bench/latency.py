@@ -149,7 +149,8 @@ async def run(base: Settings, rate: int, seconds: float, workers: int = 1, round
     ratio = pipeline["p99"] / raw["p99"]
     # each govbus round against the floor's round just before it: the machine's speed drifts within a run
     paired = [p["p99"] / r["p99"] for r, p in zip(runs["raw"], runs["pipeline"], strict=True)]
+    paired_median = statistics.median(paired)
     print(f"{'p99 govbus / pass-through':30}{ratio:16.2f}  round by round: "
-          f"{' '.join(f'{x:.2f}' for x in paired)} (median {statistics.median(paired):.2f})")
+          f"{' '.join(f'{x:.2f}' for x in paired)} (median {paired_median:.2f})")
     return {"raw": raw, "pipeline": pipeline, "p99_ratio": ratio, "p99_ratio_by_round": paired,
-            "p99_ratio_paired": statistics.median(paired)}
+            "p99_ratio_paired": paired_median}
