@@ -37,11 +37,7 @@ async def apply_topics(settings: Settings, specs: list[TopicSpec] | None = None)
     try:
         existing = set(await admin.list_topics())
         present = sorted(n for n in wanted if n in existing)
-        described = await admin.describe_topics(present) if present else []
-        unseen = [m["topic"] for m in described if not m["partitions"]]
-        if unseen:  # just created by someone else, and the broker asked does not know its partitions yet
-            await _visible(admin, unseen)
-            described = [m for m in described if m["partitions"]] + await admin.describe_topics(unseen)
+        described = await _described(admin, present)
         report.brokers = cluster_size(await admin.describe_cluster(), described)
         missing = [n for n in wanted if n not in existing]
         if missing:
@@ -59,7 +55,7 @@ async def apply_topics(settings: Settings, specs: list[TopicSpec] | None = None)
             await _visible(admin, report.created)
             if raced:
                 present = sorted([*present, *raced])
-                described += await admin.describe_topics(raced)
+                described += await _described(admin, raced)
         if present:
             report.drift = await _drift(admin, {n: wanted[n] for n in present}, described, report.brokers)
             drifted = {d.split(":", 1)[0] for d in report.drift}
@@ -94,6 +90,24 @@ def wanted_configs(spec: TopicSpec, brokers: int) -> dict[str, str]:
     return {**spec.configs(), "min.insync.replicas": str(spec.replication(brokers).min_insync)}
 
 
+async def _described(admin: AIOKafkaAdminClient, names: list[str], timeout: float = 30.0) -> list[dict]:
+    """The metadata of existing topics, once one answer knows the partitions of every one of them.
+
+    Each request goes to a broker picked at random, and a broker of a cluster can answer for a topic just created
+    elsewhere (by hand, or by another starter) before it has learnt its partitions; such an answer is asked again
+    rather than reported as a topic of 0 partitions. After `timeout` the last answer stands, and the drift says
+    what it lacked."""
+    if not names:
+        return []
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        described = await admin.describe_topics(sorted(names))
+        known = all(m["error_code"] == 0 and m["partitions"] for m in described)
+        if known or asyncio.get_running_loop().time() > deadline:
+            return described
+        await asyncio.sleep(0.1)
+
+
 async def _visible(admin: AIOKafkaAdminClient, names: list[str], timeout: float = 30.0) -> None:
     """Wait until new topics show in metadata with leaders, so the next client finds them."""
     deadline = asyncio.get_running_loop().time() + timeout
@@ -116,7 +130,9 @@ async def _drift(admin: AIOKafkaAdminClient, specs: dict[str, TopicSpec], descri
     cluster = f"{brokers} broker{'s' if brokers != 1 else ''}"
     for meta in described:
         spec = specs[meta["topic"]]
-        if len(meta["partitions"]) != spec.partitions:
+        if meta["error_code"]:
+            lines.append(f"{meta['topic']}: not described by the cluster, Kafka error code {meta['error_code']}")
+        elif len(meta["partitions"]) != spec.partitions:
             lines.append(
                 f"{meta['topic']}: {len(meta['partitions'])} partitions, declared {spec.partitions}"
             )
