@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.protocol.metadata import MetadataRequest
 
 from topics.registry import TopicSpec, all_topics, name_of
 from topics.settings import Settings, kafka_options
@@ -109,19 +110,27 @@ async def _described(admin: AIOKafkaAdminClient, names: list[str], timeout: floa
 
 
 async def _visible(admin: AIOKafkaAdminClient, names: list[str], timeout: float = 30.0) -> None:
-    """Wait until new topics show in metadata with leaders, so the next client finds them."""
+    """Wait until every broker that answers knows the new topics, with leaders, so that the next client finds them
+    whichever broker it asks (a broker learns of a topic created by another a little later)."""
+    if not names:
+        return
     deadline = asyncio.get_running_loop().time() + timeout
-    pending = set(names)
-    while pending:
-        for meta in await admin.describe_topics(sorted(pending)):
-            if meta["error_code"] == 0 and meta["partitions"] and all(
-                p["leader"] >= 0 for p in meta["partitions"]
-            ):
-                pending.discard(meta["topic"])
-        if pending:
-            if asyncio.get_running_loop().time() > deadline:
-                raise RuntimeError(f"topics created but not yet visible: {sorted(pending)}")
-            await asyncio.sleep(0.1)
+    while True:
+        nodes = sorted(b["node_id"] for b in (await admin.describe_cluster())["brokers"])
+        answers = await asyncio.gather(
+            *(admin._send_request(MetadataRequest(sorted(names)), node) for node in nodes))  # noqa: SLF001
+        pending = sorted({meta["topic"] for answer in answers for meta in answer.to_object()["topics"]
+                          if not _led(meta)})
+        if not pending:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise RuntimeError(f"topics created but not yet known to every broker: {pending}")
+        await asyncio.sleep(0.1)
+
+
+def _led(meta: dict) -> bool:
+    """A topic's metadata names its partitions, each with a leader."""
+    return meta["error_code"] == 0 and bool(meta["partitions"]) and all(p["leader"] >= 0 for p in meta["partitions"])
 
 
 async def _drift(admin: AIOKafkaAdminClient, specs: dict[str, TopicSpec], described: list[dict],

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
+from aiokafka.protocol.metadata import MetadataRequest
 
 from consumers.feed import Feed
 from consumers.ledger import run_ledger
@@ -314,6 +315,13 @@ async def test_topics_are_replicated_three_times_and_a_hand_made_one_is_reported
         assert report.brokers == 3 and rejects not in report.created
         accepted = bus.topic(registry.ACCEPTED.name)
         assert accepted in report.created
+        # apply returns once every broker knows what it created, so the next client finds it whichever it asks
+        nodes = [b["node_id"] for b in (await admin.describe_cluster())["brokers"]]
+        assert len(nodes) == 3
+        for node in nodes:
+            answer = (await admin._send_request(MetadataRequest(report.created), node)).to_object()  # noqa: SLF001
+            assert sorted(m["topic"] for m in answer["topics"] if m["error_code"] == 0 and m["partitions"] and all(
+                p["leader"] >= 0 for p in m["partitions"])) == report.created, node
         assert await eventually(lambda: replicas(accepted, registry.ACCEPTED)) == {3}
 
         async def min_isr() -> list[str] | None:
