@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError
 from aiokafka.protocol.metadata import MetadataRequest
 
 from topics.registry import TopicSpec, all_topics, name_of
@@ -115,16 +116,21 @@ async def _visible(admin: AIOKafkaAdminClient, names: list[str], timeout: float 
     if not names:
         return
     deadline = asyncio.get_running_loop().time() + timeout
+
+    async def answer(node: int) -> list[dict] | None:
+        try:
+            return (await admin._send_request(MetadataRequest(sorted(names)), node)).to_object()["topics"]  # noqa: SLF001
+        except KafkaError:  # a broker that does not answer now: neither does it to the next client
+            return None
+
     while True:
         nodes = sorted(b["node_id"] for b in (await admin.describe_cluster())["brokers"])
-        answers = await asyncio.gather(
-            *(admin._send_request(MetadataRequest(sorted(names)), node) for node in nodes))  # noqa: SLF001
-        pending = sorted({meta["topic"] for answer in answers for meta in answer.to_object()["topics"]
-                          if not _led(meta)})
-        if not pending:
+        answers = [a for a in await asyncio.gather(*(answer(node) for node in nodes)) if a is not None]
+        pending = sorted({meta["topic"] for topics in answers for meta in topics if not _led(meta)})
+        if answers and not pending:
             return
         if asyncio.get_running_loop().time() > deadline:
-            raise RuntimeError(f"topics created but not yet known to every broker: {pending}")
+            raise RuntimeError(f"topics created but not yet known to every broker: {pending or sorted(names)}")
         await asyncio.sleep(0.1)
 
 
