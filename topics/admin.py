@@ -104,8 +104,7 @@ async def _described(admin: AIOKafkaAdminClient, names: list[str], timeout: floa
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         described = await admin.describe_topics(sorted(names))
-        known = all(m["error_code"] == 0 and m["partitions"] for m in described)
-        if known or asyncio.get_running_loop().time() > deadline:
+        if all(map(_known, described)) or asyncio.get_running_loop().time() > deadline:
             return described
         await asyncio.sleep(0.1)
 
@@ -124,8 +123,7 @@ async def _visible(admin: AIOKafkaAdminClient, names: list[str], timeout: float 
             return None
 
     while True:
-        nodes = sorted(b["node_id"] for b in (await admin.describe_cluster())["brokers"])
-        answers = [a for a in await asyncio.gather(*(answer(node) for node in nodes)) if a is not None]
+        answers = [a for a in await asyncio.gather(*(answer(node) for node in await brokers(admin))) if a is not None]
         pending = sorted({meta["topic"] for topics in answers for meta in topics if not _led(meta)})
         if answers and not pending:
             return
@@ -134,9 +132,22 @@ async def _visible(admin: AIOKafkaAdminClient, names: list[str], timeout: float 
         await asyncio.sleep(0.1)
 
 
+async def brokers(admin: AIOKafkaAdminClient) -> list[int]:
+    """The ids of the cluster's brokers as the admin client's own metadata has them, refreshed first: the brokers it
+    can send a request to (one the cluster lists but its metadata lacks yet would be refused as stale)."""
+    client = admin._client  # noqa: SLF001
+    await client.force_metadata_update()
+    return sorted(b.nodeId for b in client.cluster.brokers())
+
+
+def _known(meta: dict) -> bool:
+    """A topic's metadata, as one broker answered, names its partitions."""
+    return meta["error_code"] == 0 and bool(meta["partitions"])
+
+
 def _led(meta: dict) -> bool:
     """A topic's metadata names its partitions, each with a leader."""
-    return meta["error_code"] == 0 and bool(meta["partitions"]) and all(p["leader"] >= 0 for p in meta["partitions"])
+    return _known(meta) and all(p["leader"] >= 0 for p in meta["partitions"])
 
 
 async def _drift(admin: AIOKafkaAdminClient, specs: dict[str, TopicSpec], described: list[dict],

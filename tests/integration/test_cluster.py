@@ -29,7 +29,7 @@ from streams.deadline_service import DeadlineService
 from tests.conftest import Bus
 from tests.helpers import approved_entry, consume, decoded, delivery, eventually, produce, records_on, seed_catalog
 from topics import registry
-from topics.admin import apply_topics
+from topics.admin import apply_topics, brokers
 from topics.settings import kafka_options, settings
 
 pytestmark = pytest.mark.integration
@@ -316,7 +316,7 @@ async def test_topics_are_replicated_three_times_and_a_hand_made_one_is_reported
         accepted = bus.topic(registry.ACCEPTED.name)
         assert accepted in report.created
         # apply returns once every broker knows what it created, so the next client finds it whichever it asks
-        nodes = [b["node_id"] for b in (await admin.describe_cluster())["brokers"]]
+        nodes = await brokers(admin)
         assert len(nodes) == 3
         for node in nodes:
             answer = (await admin._send_request(MetadataRequest(report.created), node)).to_object()  # noqa: SLF001
