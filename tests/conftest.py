@@ -114,6 +114,13 @@ def workers(bus: Bus, tmp_path: Path):
             w.start()
             return w
 
+        async def started(self, name: str = "worker") -> Worker:
+            """As start, without holding up the test's event loop (its clients, an in-process sink) meanwhile."""
+            w = Worker(bus, tmp_path, f"{name}{len(self)}")
+            self.append(w)
+            await w.started()
+            return w
+
     pool = Pool()
     yield pool
     for w in pool:
@@ -155,3 +162,15 @@ async def ledger(bus: Bus):
     yield task
     stop.set()
     await asyncio.wait_for(task, 30)
+
+
+@pytest.fixture
+def ledger_process(bus: Bus, tmp_path: Path):
+    """The real ledger as the stack runs it, a process of its own on this test's topics: for the tests that load it
+    with a whole stream, whose reading would otherwise share one event loop with the test's clients."""
+    from tests.helpers import LedgerProcess
+
+    ledger = LedgerProcess(bus, tmp_path / "ledger.log")
+    ledger.start()
+    yield ledger
+    ledger.stop()

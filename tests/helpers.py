@@ -194,6 +194,45 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class LedgerProcess:
+    """`govbus ledger run` as a child process on a test's deployment, as the stack runs it: beside the test's own
+    clients rather than on their event loop. Its metrics on `port` when one is given."""
+
+    def __init__(self, bus, log: Path, port: int | None = None):
+        self.log, self.port = log, port
+        env = {k: v for k, v in os.environ.items() if k not in PORT_VARS}
+        self.env = {**env, "GOVBUS_TOPIC_PREFIX": bus.prefix, "GOVBUS_KAFKA_BOOTSTRAP": bus.settings.bootstrap,
+                    "GOVBUS_DATABASE_URL": bus.settings.dsn,
+                    **({"GOVBUS_LEDGER_METRICS_PORT": str(port)} if port else {})}
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen([GOVBUS, "ledger", "run"], env=self.env, stdout=out,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO_ROOT)
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        """Stopped as the supervisor stops it (SIGTERM: the chain heads anchored on the way out)."""
+        if self.running():
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self) -> None:
+        if self.running():
+            self.proc.kill()
+            self.proc.wait()
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+
+
 class Run:
     """`govbus run --no-prometheus` as a child process, on a test's deployment; without the demo unless asked."""
 

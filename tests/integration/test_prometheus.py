@@ -2,18 +2,14 @@
 when the ledger stops."""
 
 import asyncio
-import os
 import socket
-import subprocess
-import sys
 import time
 from contextlib import ExitStack
-from pathlib import Path
 
 import pytest
 
 from ops.prometheus_server import LocalPrometheus
-from topics.settings import REPO_ROOT
+from tests.helpers import LedgerProcess
 
 pytestmark = pytest.mark.integration
 
@@ -26,38 +22,14 @@ def free_ports(n: int) -> list[int]:
         return [s.getsockname()[1] for s in socks]
 
 
-class Ledger:
-    """`govbus ledger run` as a child process, serving its metrics on `port`."""
-
-    def __init__(self, bus, port: int, log: Path):
-        self.port, self.log = port, log
-        self.env = {**os.environ, "GOVBUS_LEDGER_METRICS_PORT": str(port), "GOVBUS_TOPIC_PREFIX": bus.prefix,
-                    "GOVBUS_KAFKA_BOOTSTRAP": bus.settings.bootstrap, "GOVBUS_DATABASE_URL": bus.settings.dsn}
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen([str(Path(sys.executable).parent / "govbus"), "ledger", "run"],
-                                         env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, cwd=REPO_ROOT)
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
-
-
 @pytest.fixture
 def ports():
     return free_ports(2)
 
 
 @pytest.fixture
-def ledger_process(bus, tmp_path, ports):
-    ledger = Ledger(bus, ports[0], tmp_path / "ledger.log")
+def scraped_ledger(bus, tmp_path, ports):
+    ledger = LedgerProcess(bus, tmp_path / "ledger.log", port=ports[0])
     ledger.start()
     yield ledger
     ledger.kill()
@@ -84,15 +56,15 @@ async def eventually(probe, timeout: float, what: str):
 
 
 @pytest.mark.rule("R-8.1")
-async def test_ledger_down_fires_when_the_ledger_stops(ledger_process, prometheus):
+async def test_ledger_down_fires_when_the_ledger_stops(scraped_ledger, prometheus):
     # the first scrape waits for Prometheus's target discovery (up to 5 s) and the ledger's start
     await eventually(lambda: prometheus.query('up{job="govbus-ledger"} == 1'), 120,
-                     f"the ledger was not scraped; its log:\n{ledger_process.tail()}")
-    assert ledger_process.proc.poll() is None, ledger_process.tail()
+                     f"the ledger was not scraped; its log:\n{scraped_ledger.tail()}")
+    assert scraped_ledger.proc.poll() is None, scraped_ledger.tail()
     await asyncio.sleep(3)  # a few evaluations with the ledger up
     assert await prometheus.alerts("LedgerDown") == []
 
-    ledger_process.kill()
+    scraped_ledger.kill()
     stopped = time.monotonic()
 
     async def firing():
@@ -102,5 +74,5 @@ async def test_ledger_down_fires_when_the_ledger_stops(ledger_process, prometheu
     # 20 s of `for:` after the first failed scrape, and no sooner
     assert 20 <= time.monotonic() - stopped < 90
     assert alerts[0]["labels"]["severity"] == "critical"
-    assert alerts[0]["labels"]["instance"] == f"127.0.0.1:{ledger_process.port}"
+    assert alerts[0]["labels"]["instance"] == f"127.0.0.1:{scraped_ledger.port}"
     assert "not being recorded" in alerts[0]["annotations"]["summary"]
