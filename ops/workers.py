@@ -14,6 +14,17 @@ from pathlib import Path
 from topics.settings import REPO_ROOT
 
 
+def terminate(proc: subprocess.Popen | None, timeout: float = 30.0) -> None:
+    """SIGTERM, and SIGKILL when the process has not ended within `timeout` seconds."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class WorkerProcess:
     def __init__(self, prefix: str, workdir: Path, name: str = "worker", env: dict[str, str] | None = None):
         self.prefix = prefix
@@ -51,13 +62,7 @@ class WorkerProcess:
         return False
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
 
     async def stopped(self, timeout: float = 30.0) -> None:
         if self.proc and self.proc.poll() is None:

@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ops.bench.pipeline import produce_keyed, records_on  # noqa: F401  (re-exported for the tests)
 from ops.seeds import approved_entry  # noqa: F401  (re-exported for the tests)
 from ops.supervisor import read_state, same_process
+from ops.workers import terminate
 from schemas.codec import default_codec
 from streams.rules.identifiers import resident_id_check_char
 from topics import views
@@ -216,13 +217,7 @@ class LedgerProcess:
 
     def stop(self) -> None:
         """Stopped as the supervisor stops it (SIGTERM: the chain heads anchored on the way out)."""
-        if self.running():
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
 
     def kill(self) -> None:
         if self.running():
