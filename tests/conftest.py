@@ -173,4 +173,6 @@ def ledger_process(bus: Bus, tmp_path: Path):
     ledger = LedgerProcess(bus, tmp_path / "ledger.log")
     ledger.start()
     yield ledger
+    alive = ledger.running()
     ledger.stop()
+    assert alive, f"the ledger process ended during the test:\n{ledger.tail()}"
