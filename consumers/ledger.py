@@ -134,11 +134,10 @@ def _once(table: ChainedTable, rows: list[tuple[tuple, tuple]]) -> list[tuple[tu
 async def _insert(conn, table: ChainedTable, rows: list[tuple[tuple, tuple]]) -> int:
     seq, prev = await chain_head(conn, table)
     hashes = chain.extend(prev, table.name, seq + 1, (values for values, _ in rows))
-    n = len(table.columns)
-    await conn.executemany(
-        f"INSERT INTO {table.name} ({', '.join(table.columns)}, chain_seq, row_hash)"
-        f" VALUES ({', '.join(f'${i}' for i in range(1, n + 3))})",
-        [(*args, seq + i, h) for i, ((_, args), h) in enumerate(zip(rows, hashes, strict=True), 1)])
+    # COPY: the rows as one stream rather than an INSERT each; a key already there fails it whole, as it did them
+    await conn.copy_records_to_table(
+        table.name, columns=[*table.columns, "chain_seq", "row_hash"],
+        records=[(*args, seq + i, h) for i, ((_, args), h) in enumerate(zip(rows, hashes, strict=True), 1)])
     return len(rows)
 
 
