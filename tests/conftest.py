@@ -109,16 +109,19 @@ def workers(bus: Bus, tmp_path: Path):
 
     class Pool(list):
         def start(self, name: str = "worker") -> Worker:
-            w = Worker(bus, tmp_path, f"{name}{len(self)}")
-            self.append(w)  # stopped at the end even if it fails to start
+            w = self._new(name)
             w.start()
             return w
 
         async def started(self, name: str = "worker") -> Worker:
             """As start, without holding up the test's event loop (its clients, an in-process sink) meanwhile."""
-            w = Worker(bus, tmp_path, f"{name}{len(self)}")
-            self.append(w)
+            w = self._new(name)
             await w.started()
+            return w
+
+        def _new(self, name: str) -> Worker:
+            w = Worker(bus, tmp_path, f"{name}{len(self)}")
+            self.append(w)  # stopped at the end even if it fails to start
             return w
 
     pool = Pool()

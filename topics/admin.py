@@ -118,13 +118,13 @@ async def _visible(admin: AIOKafkaAdminClient, names: list[str], timeout: float 
 
     async def answer(node: int) -> list[dict] | None:
         try:
-            return (await admin._send_request(MetadataRequest(sorted(names)), node)).to_object()["topics"]  # noqa: SLF001
+            return await metadata_from(admin, node, names)
         except KafkaError:  # a broker that does not answer now: neither does it to the next client
             return None
 
     while True:
         answers = [a for a in await asyncio.gather(*(answer(node) for node in await brokers(admin))) if a is not None]
-        pending = sorted({meta["topic"] for topics in answers for meta in topics if not _led(meta)})
+        pending = sorted({meta["topic"] for topics in answers for meta in topics if not led(meta)})
         if answers and not pending:
             return
         if asyncio.get_running_loop().time() > deadline:
@@ -140,12 +140,17 @@ async def brokers(admin: AIOKafkaAdminClient) -> list[int]:
     return sorted(b.nodeId for b in client.cluster.brokers())
 
 
+async def metadata_from(admin: AIOKafkaAdminClient, node: int, names: list[str]) -> list[dict]:
+    """These topics' metadata as broker `node` itself answers (KafkaError when it does not)."""
+    return (await admin._send_request(MetadataRequest(sorted(names)), node)).to_object()["topics"]  # noqa: SLF001
+
+
 def _known(meta: dict) -> bool:
     """A topic's metadata, as one broker answered, names its partitions."""
     return meta["error_code"] == 0 and bool(meta["partitions"])
 
 
-def _led(meta: dict) -> bool:
+def led(meta: dict) -> bool:
     """A topic's metadata names its partitions, each with a leader."""
     return _known(meta) and all(p["leader"] >= 0 for p in meta["partitions"])
 

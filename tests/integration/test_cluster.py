@@ -14,7 +14,6 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
-from aiokafka.protocol.metadata import MetadataRequest
 
 from consumers.feed import Feed
 from consumers.ledger import run_ledger
@@ -29,7 +28,7 @@ from streams.deadline_service import DeadlineService
 from tests.conftest import Bus
 from tests.helpers import approved_entry, consume, decoded, delivery, eventually, produce, records_on, seed_catalog
 from topics import registry
-from topics.admin import apply_topics, brokers
+from topics.admin import apply_topics, brokers, led, metadata_from
 from topics.settings import kafka_options, settings
 
 pytestmark = pytest.mark.integration
@@ -319,9 +318,8 @@ async def test_topics_are_replicated_three_times_and_a_hand_made_one_is_reported
         nodes = await brokers(admin)
         assert len(nodes) == 3
         for node in nodes:
-            answer = (await admin._send_request(MetadataRequest(report.created), node)).to_object()  # noqa: SLF001
-            assert sorted(m["topic"] for m in answer["topics"] if m["error_code"] == 0 and m["partitions"] and all(
-                p["leader"] >= 0 for p in m["partitions"])) == report.created, node
+            answer = await metadata_from(admin, node, report.created)
+            assert sorted(m["topic"] for m in answer if led(m)) == report.created, node
         assert await eventually(lambda: replicas(accepted, registry.ACCEPTED)) == {3}
 
         async def min_isr() -> list[str] | None:
