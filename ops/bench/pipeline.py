@@ -43,7 +43,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from schemas.codec import default_codec
 from streams.outputs import Outputs
 from streams.rules.identifiers import resident_id_check_char
-from topics.admin import apply_topics
+from topics.admin import apply_topics, writable
 from topics.departments import load as load_departments
 from topics.registry import CATALOG, DELIVERIES, FEED_PARTITIONS, GRANTS, feed_name, name_of, publish_name
 from topics.settings import REPO_ROOT, Settings, kafka_options
@@ -351,12 +351,8 @@ async def raw_deployment(base: Settings, workdir: Path):
     try:
         await admin.create_topics([NewTopic(t, DELIVERIES.partitions, 1) for t in sources]
                                   + [NewTopic(t, FEED_PARTITIONS, 1) for t in outputs])
-        # a busy broker may take a while to show 300 new partitions: the pass-through starts once it does
-        deadline = time.monotonic() + 120
-        while not set(sources) | set(outputs) <= set(await admin.list_topics()):
-            if time.monotonic() > deadline:
-                raise TimeoutError("the broker did not show the pass-through's topics within 120 s")
-            await asyncio.sleep(0.5)
+        # a busy broker may take a while to take on 300 new partitions: the pass-through starts once it has
+        await writable(admin, [*sources, *outputs], timeout=120)
     finally:
         await admin.close()
     ready, log = workdir / f"{prefix}ready", workdir / f"{prefix}log"

@@ -1,14 +1,16 @@
 """The local stack and its administration, against the real broker and database."""
 
+import logging
 import uuid
 from dataclasses import replace
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from consumers.queries import connect
 from ops import db
 from ops.stack import LocalKafka
-from topics.admin import apply_topics
+from topics.admin import apply_topics, not_leading
 from topics.registry import REJECTS, SUBSCRIPTIONS
 from topics.settings import kafka_options
 
@@ -44,6 +46,32 @@ async def test_topics_apply_creates_once_then_reports_drift(stack):
     assert second.created == []
     assert sorted(second.drift) == sorted(first.drift)
     assert len(second.unchanged) == len(first.created)
+
+
+async def test_what_topics_apply_created_takes_writes_at_once(stack, caplog):
+    """A broker names a new partition's leader a moment before that leader takes writes for it; apply returns only once
+    every partition it created does, so that a department's first publication is not refused and retried."""
+    s = replace(stack, topic_prefix=f"it-{uuid.uuid4().hex[:10]}.")
+    report = await apply_topics(s)
+    caplog.set_level(logging.WARNING, logger="aiokafka")
+    admin = AIOKafkaAdminClient(bootstrap_servers=s.bootstrap, **kafka_options())
+    await admin.start()
+    try:
+        metadata = (await admin._client.fetch_all_metadata()).partitions_for_topic  # noqa: SLF001
+        partitions = [(t, p) for t in report.created for p in sorted(metadata(t))]
+        assert len(partitions) > 300
+        assert await not_leading(admin, await admin.describe_topics(report.created)) == []
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, **kafka_options(), acks="all", request_timeout_ms=10_000)
+    await producer.start()
+    try:  # one record to every partition created, at once
+        sent = [await producer.send(t, key=b"k", value=b"v", partition=p) for t, p in partitions]
+        for fut in sent:
+            await fut
+    finally:
+        await producer.stop()
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("aiokafka")] == []
 
 
 async def test_migrations_are_recorded_and_safe_to_rerun(stack):
