@@ -145,7 +145,8 @@ async def not_leading(admin: AIOKafkaAdminClient, metadata: list[dict]) -> list[
     by_leader: dict[int, dict[str, list[tuple[int, int]]]] = {}
     for meta in metadata:
         for p in meta["partitions"]:
-            by_leader.setdefault(p["leader"], {}).setdefault(meta["topic"], []).append((p["partition"], -1))
+            latest = -1  # ListOffsets' timestamp for the end of the partition
+            by_leader.setdefault(p["leader"], {}).setdefault(meta["topic"], []).append((p["partition"], latest))
 
     async def refused(leader: int, topics: dict[str, list[tuple[int, int]]]) -> list[str]:
         everything = [f"{t}[{p}]" for t, parts in topics.items() for p, _ in parts]
