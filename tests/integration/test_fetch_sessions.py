@@ -12,6 +12,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from topics.admin import writable
 from topics.fetch_sessions import use_fetch_sessions
 from topics.settings import kafka_options
 
@@ -49,6 +50,7 @@ async def test_a_session_carries_every_record_once_names_only_what_moved_and_sur
     admin = AIOKafkaAdminClient(bootstrap_servers=stack.bootstrap, **kafka_options())
     await admin.start()
     await admin.create_topics([NewTopic(t, num_partitions=PARTITIONS, replication_factor=1) for t in topics])
+    await writable(admin, topics)
     producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, **kafka_options(), acks="all")
     consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, **kafka_options(), group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest")

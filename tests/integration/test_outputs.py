@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams.outputs import LANES, Outputs, lanes
+from topics.admin import writable
 from topics.settings import kafka_options
 
 pytestmark = pytest.mark.integration
@@ -21,6 +22,7 @@ async def test_each_partition_keeps_its_order_across_batches_and_lanes(stack):
     admin = AIOKafkaAdminClient(bootstrap_servers=stack.bootstrap, **kafka_options())
     await admin.start()
     await admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=1)])
+    await writable(admin, [topic])
     producers = lanes(stack.bootstrap, kafka_options())
     for p in producers:
         await p.start()

@@ -15,6 +15,7 @@ from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaConnectionError
 
 from ops.stack import LocalKafka
+from topics.admin import writable
 from topics.settings import KafkaSecurity, kafka_options, kafka_security, settings
 
 pytestmark = pytest.mark.integration
@@ -58,6 +59,7 @@ async def test_records_travel_over_tls_and_nothing_else_connects(tls_broker):
     await admin.start()
     try:
         await admin.create_topics([NewTopic("tls.check", 1, 1)])
+        await writable(admin, ["tls.check"])
     finally:
         await admin.close()
     producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, acks="all", **kafka_options(s))
@@ -119,6 +121,7 @@ async def test_the_stacks_properties_files_carry_the_ca_for_kcat_and_for_govbus(
     await admin.start()
     try:
         await admin.create_topics([NewTopic("tls.kcat", 1, 1)])
+        await writable(admin, ["tls.kcat"])
     finally:
         await admin.close()
     sent = subprocess.run([KCAT, "-F", str(rdkafka), "-P", "-t", "tls.kcat", "-m", "10"], input="from kcat\n",

@@ -12,6 +12,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from topics.admin import writable
 from topics.settings import kafka_options
 from topics.views import CompactedView, ViewFollower
 
@@ -26,6 +27,7 @@ async def test_a_change_acknowledged_while_the_view_was_idle_is_held_once_asked(
     await admin.start()
     await admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1,
                                         topic_configs={"cleanup.policy": "compact"})])
+    await writable(admin, [topic])
     producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, **kafka_options(), acks="all")
     await producer.start()
     held: dict[bytes, bytes | None] = {}
@@ -56,6 +58,7 @@ async def test_views_sharing_one_follower_each_get_their_own_topic_and_freshness
     await admin.start()
     await admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=1,
                                         topic_configs={"cleanup.policy": "compact"}) for t in topics])
+    await writable(admin, topics)
     producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, **kafka_options(), acks="all")
     await producer.start()
     held: list[dict[bytes, bytes | None]] = [{}, {}]
