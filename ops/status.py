@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 from consumers.queries import LEDGER_TABLES
 from ops.supervisor import StateUnreadable, read_state, same_process
 from topics import registry
+from topics.admin import one_image
 from topics.settings import Settings, kafka_options
 
 DEFAULT_MAX_LAG = 1000
@@ -169,13 +170,15 @@ async def open_deadlines(bootstrap: str, prefix: str, timeout: float) -> dict:
             "next_due": min((d["due_on"] for d in open_), default=None)}
 
 
-async def replica_health(admin, cluster: dict, prefix: str) -> dict:
+async def replica_health(admin, prefix: str) -> dict:
     """The cluster's brokers counted with those its replicas name (a lost one too), and the partitions of the
     deployment and of the broker's own topics that miss replicas: under-replicated, or with fewer in sync than
-    min.insync.replicas, where writes with acks=all are refused."""
+    min.insync.replicas, where writes with acks=all are refused. All from one broker's one metadata answer, so that
+    a broker reported lost has its partitions reported with it."""
     names = [n for n in await admin.list_topics() if n.startswith((f"{prefix}govbus", "__"))]
-    described = await admin.describe_topics(names) if names else []
-    ids = {b["node_id"] for b in cluster["brokers"]}
+    image = await one_image(admin, names)
+    described = image["topics"]
+    ids = {b["node_id"] for b in image["brokers"]}
     known = ids | {r for meta in described for part in meta["partitions"] for r in part["replicas"]}
     min_insync = registry.replication(len(known)).min_insync
     under, refused = [], []
@@ -186,7 +189,8 @@ async def replica_health(admin, cluster: dict, prefix: str) -> dict:
                 under.append(name)
             if len(part["isr"]) < min(min_insync, len(part["replicas"])):
                 refused.append(name)
-    return {"known_brokers": len(known), "missing_brokers": sorted(known - ids), "under_replicated": len(under),
+    return {"brokers": len(ids), "known_brokers": len(known), "missing_brokers": sorted(known - ids),
+            "under_replicated": len(under),
             "below_min_insync": refused[:10], "below_min_insync_count": len(refused)}
 
 
@@ -206,7 +210,7 @@ async def kafka_part(settings: Settings, timeout: float) -> dict:
         out["broker"].update(reachable=True, brokers=len(cluster["brokers"]))
         try:
             out["broker"].update(await asyncio.wait_for(
-                replica_health(admin, cluster, settings.topic_prefix), timeout * 2))
+                replica_health(admin, settings.topic_prefix), timeout * 2))
         except Exception as exc:
             out["broker"]["replicas_error"] = _error(exc)
         await asyncio.gather(

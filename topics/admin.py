@@ -172,7 +172,30 @@ async def brokers(admin: AIOKafkaAdminClient) -> list[int]:
 
 async def metadata_from(admin: AIOKafkaAdminClient, node: int, names: list[str]) -> list[dict]:
     """These topics' metadata as broker `node` itself answers (KafkaError when it does not)."""
-    return (await admin._send_request(MetadataRequest(sorted(names)), node)).to_object()["topics"]  # noqa: SLF001
+    return (await _metadata_answer(admin, node, names))["topics"]
+
+
+async def _metadata_answer(admin: AIOKafkaAdminClient, node: int, names: list[str]) -> dict:
+    return (await admin._send_request(MetadataRequest(sorted(names)), node)).to_object()  # noqa: SLF001
+
+
+async def one_image(admin: AIOKafkaAdminClient, names: list[str]) -> dict:
+    """The brokers and these topics' partitions (replicas, in-sync replicas) in one answer of one broker: one image
+    of the cluster's metadata. Two requests may straddle a change, or go to two brokers of which one has applied it
+    and the other not yet: a lost broker already gone from the brokers listed, its partitions still fully in sync."""
+    # every broker asked at once, the first answer taken: a lost one is not waited for
+    asked = [asyncio.ensure_future(_metadata_answer(admin, node, names)) for node in await brokers(admin)]
+    refused: KafkaError | None = None
+    try:
+        for answer in asyncio.as_completed(asked):
+            try:
+                return await answer
+            except KafkaError as exc:
+                refused = exc
+    finally:
+        for request in asked:
+            request.cancel()
+    raise refused or KafkaError("no broker answered a metadata request")
 
 
 def _known(meta: dict) -> bool:

@@ -54,8 +54,12 @@ async def cluster(stack, tmp_path_factory):
 
 
 @pytest.fixture
-def on_cluster(cluster, monkeypatch):
-    """This test's deployment on the cluster: every client of the bus (and its worker process) goes there."""
+async def on_cluster(cluster, monkeypatch):
+    """This test's deployment on the cluster, all three nodes up (a test that failed may have left one down): every
+    client of the bus (and its worker process) goes there."""
+    for node in cluster.nodes:
+        if node.pid() is None:
+            await cluster.start_node(node.node_id)
     prefix = f"cl-{uuid.uuid4().hex[:10]}."
     for var, value in {"GOVBUS_KAFKA_BOOTSTRAP": cluster.bootstrap,
                        "GOVBUS_KAFKA_CONFIG": str(cluster.admin_properties()),
