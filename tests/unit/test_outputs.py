@@ -1,5 +1,8 @@
+import asyncio
+import contextlib
 import os
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 from hypothesis import given
 from hypothesis import strategies as st
@@ -36,6 +39,21 @@ def test_a_topic_partition_always_goes_through_the_same_lane_and_all_lanes_are_u
     assert {id(lane) for lane in mapping.values()} == {id(lane) for lane in lanes}
 
 
+@contextlib.contextmanager
+def unstarted_producer():
+    """A producer that makes record batches without a broker, stopped after: one left to the collector unstopped is
+    logged as an error ("Unclosed AIOKafkaProducer")."""
+
+    async def make():
+        return AIOKafkaProducer(bootstrap_servers="127.0.0.1:1", max_batch_size=16 * 1024)
+
+    producer = asyncio.run(make())
+    try:
+        yield producer
+    finally:
+        asyncio.run(producer.stop())
+
+
 def _records(batch) -> list[tuple[int, bytes, bytes]]:
     from aiokafka.record.default_records import DefaultRecordBatch
 
@@ -45,14 +63,11 @@ def _records(batch) -> list[tuple[int, bytes, bytes]]:
 
 @given(st.lists(st.tuples(st.binary(min_size=1, max_size=16), st.binary(max_size=3000)), max_size=60))
 def test_outputs_builds_the_batches_aiokafkas_batch_builder_does(records):
-    import asyncio
+    with unstarted_producer() as producer:
+        batches_alike(producer, records)
 
-    from aiokafka import AIOKafkaProducer
 
-    async def unstarted():  # a producer makes batches without a broker
-        return AIOKafkaProducer(bootstrap_servers="127.0.0.1:1", max_batch_size=16 * 1024)
-
-    producer = asyncio.run(unstarted())
+def batches_alike(producer, records):
     out = Outputs(producer, {"t": 1})
     for key, value in records:
         out.add("t", key, value, partition=0)
@@ -74,7 +89,6 @@ def test_what_a_batch_taken_at_once_relies_on_in_aiokafka_is_there():
 
     from aiokafka.client import AIOKafkaClient
     from aiokafka.producer.message_accumulator import MessageAccumulator
-    from aiokafka.producer.producer import AIOKafkaProducer
 
     # send_batch waits only for the topic's metadata and for the partition's batch still queued
     send = inspect.getsource(AIOKafkaProducer.send_batch)
@@ -90,14 +104,11 @@ def test_what_a_batch_taken_at_once_relies_on_in_aiokafka_is_there():
 @given(st.binary(min_size=1, max_size=20), st.lists(st.tuples(st.sampled_from(["f.a", "f.b", "f.c"]),
                                                                st.binary(max_size=9000)), max_size=30))
 def test_a_fan_out_appends_what_an_add_each_would(key, records):
-    import asyncio
+    with unstarted_producer() as producer:
+        fan_alike(producer, key, records)
 
-    from aiokafka import AIOKafkaProducer
 
-    async def unstarted():
-        return AIOKafkaProducer(bootstrap_servers="127.0.0.1:1", max_batch_size=16 * 1024)
-
-    producer = asyncio.run(unstarted())
+def fan_alike(producer, key, records):
     partitions = {"f.a": 8, "f.b": 3, "f.c": 8}
     fanned, added = Outputs(producer, partitions), Outputs(producer, partitions)
     fanned.fan(key, key_hash(key), records)
