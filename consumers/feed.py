@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import CommitFailedError, TopicAuthorizationFailedError
 
 from schemas.codec import default_codec
 from schemas.errors import CodecError
@@ -55,11 +55,16 @@ class FeedRecord:
         )
 
 
+class NotAuthorized(PermissionError):
+    """The credentials in use may not read this feed."""
+
+
 class Feed:
     """A department's feed: what it is authorized to receive, decoded, de-duplicated by event id, committed in
     batches."""
 
     schema = FEED
+    credentials = "govbus dept credentials {}"  # the command that gives a reader of this feed its credentials
 
     def __init__(self, department: str, *, group_id: str | None = None, bootstrap: str | None = None,
                  prefix: str | None = None, commit_every: int = 500, commit_interval: float = 2.0,
@@ -100,12 +105,23 @@ class Feed:
         await self.stop()
 
     async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(
+        consumer = AIOKafkaConsumer(
             *self.topics, bootstrap_servers=self.bootstrap, **kafka_options(), group_id=self.group_id,
             enable_auto_commit=False, auto_offset_reset="earliest", isolation_level="read_committed",
         )
-        await self._consumer.start()
-        await self._prime_dedup()
+        try:
+            await consumer.start()
+            self._consumer = consumer
+            await self._prime_dedup()
+        except BaseException as exc:
+            self._consumer = None
+            await consumer.stop()  # nothing left connected (nor reported unclosed) when the start fails
+            if isinstance(exc, TopicAuthorizationFailedError):
+                user = settings().kafka_security.username or "this client"
+                raise NotAuthorized(
+                    f"{user} may not read {', '.join(self.topics)}: each reader reads only its own feed, with the "
+                    f"credentials `{self.credentials.format(self.department)}` gives it") from exc
+            raise
 
     async def _prime_dedup(self) -> None:
         """Remember the event ids just before the committed position (read with a group-less consumer)."""

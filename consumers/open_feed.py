@@ -45,6 +45,7 @@ class OpenFeed(Feed):
     credentials in GOVBUS_KAFKA_CONFIG (`govbus party credentials`)."""
 
     schema = OPEN
+    credentials = "govbus party credentials {}"
 
     @staticmethod
     def _topics(party: str, prefix: str) -> tuple[str, ...]:

@@ -3,6 +3,8 @@ publish and administer, also after a broker restart, and what a department remov
 
 from __future__ import annotations
 
+import gc
+import logging
 import shutil
 import subprocess
 from dataclasses import replace
@@ -13,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import GroupAuthorizationFailedError, KafkaConnectionError, TopicAuthorizationFailedError
 
+from consumers.feed import Feed, NotAuthorized
 from ops.stack import librdkafka_properties
 from schemas.codec import default_codec
 from tests.helpers import consume, decoded, delivery, produce, reads
@@ -79,6 +82,28 @@ async def test_without_credentials_or_with_a_wrong_password_nothing_connects(bus
         wrong.write_text(librdkafka_properties(bus.settings.bootstrap, replace(yb.kafka_security, password="x")))
         listed = kcat("-L", "-m", "5", config=wrong)
         assert listed.returncode != 0 and "Authentication failed" in listed.stderr
+
+
+@pytest.mark.rule("R-39.1")
+async def test_the_feed_sdk_with_another_departments_credentials_says_so_and_leaves_nothing_open(
+        bus, monkeypatch, caplog):
+    await apply_acls(bus.settings)
+    await feeds_with_a_record(bus, "NJ-YB", "NJ-MZ")
+    yb = await department(bus, "NJ-YB")
+    monkeypatch.delenv("GOVBUS_KAFKA_CONFIG", raising=False)  # a subscriber's engineer with NJ-YB's credentials
+    monkeypatch.setenv("GOVBUS_KAFKA_USERNAME", yb.kafka_security.username)
+    monkeypatch.setenv("GOVBUS_KAFKA_PASSWORD", yb.kafka_security.password)
+    async with Feed("NJ-YB", group_id=department_group_prefix("NJ-YB", bus.prefix) + "sdk") as own:
+        assert own.topics == (bus.feed("NJ-YB"),)  # its own feed opens
+    with pytest.raises(NotAuthorized) as refused:
+        async with Feed("NJ-MZ", group_id=department_group_prefix("NJ-YB", bus.prefix) + "sdk"):
+            pytest.fail("NJ-MZ's feed opened with NJ-YB's credentials")
+    said = str(refused.value)
+    assert said.startswith(f"{yb.kafka_security.username} may not read {bus.feed('NJ-MZ')}:")
+    assert "`govbus dept credentials NJ-MZ`" in said
+    del refused  # (its traceback holds the client)
+    gc.collect()  # a client left open is reported when it is collected
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR and "Unclosed" in r.getMessage()]
 
 
 @pytest.mark.rule("R-39.1")
