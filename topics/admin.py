@@ -17,6 +17,7 @@ from topics.registry import TopicSpec, all_topics, name_of
 from topics.settings import Settings, kafka_options
 
 log = logging.getLogger("govbus.topics")
+LATEST = -1  # ListOffsets' timestamp for the end of a partition
 
 
 @dataclass
@@ -145,8 +146,7 @@ async def not_leading(admin: AIOKafkaAdminClient, metadata: list[dict]) -> list[
     by_leader: dict[int, dict[str, list[tuple[int, int]]]] = {}
     for meta in metadata:
         for p in meta["partitions"]:
-            latest = -1  # ListOffsets' timestamp for the end of the partition
-            by_leader.setdefault(p["leader"], {}).setdefault(meta["topic"], []).append((p["partition"], latest))
+            by_leader.setdefault(p["leader"], {}).setdefault(meta["topic"], []).append((p["partition"], LATEST))
 
     async def refused(leader: int, topics: dict[str, list[tuple[int, int]]]) -> list[str]:
         everything = [f"{t}[{p}]" for t, parts in topics.items() for p, _ in parts]
