@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import TopicAuthorizationFailedError
+from aiokafka.client import AIOKafkaClient
+from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
 from prometheus_client.parser import text_string_to_metric_families
 
 from ops.bench.pipeline import produce_keyed, records_on  # noqa: F401  (re-exported for the tests)
@@ -113,6 +114,18 @@ async def seed_catalog(bus, *entries: dict) -> None:
         await p.flush()
     finally:
         await p.stop()
+
+
+async def connects(s) -> bool:
+    """Whether a client with the settings `s` connects and is let in (TLS and SASL included)."""
+    client = AIOKafkaClient(bootstrap_servers=s.bootstrap, request_timeout_ms=5000, **kafka_options(s))
+    try:
+        await client.bootstrap()
+        return True
+    except KafkaConnectionError:
+        return False
+    finally:
+        await client.close()
 
 
 async def reads(s, topic: str, group: str | None = None, rounds: int = 10, partition: int = 0) -> list:

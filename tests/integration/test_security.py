@@ -12,13 +12,12 @@ from dataclasses import replace
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.client import AIOKafkaClient
-from aiokafka.errors import GroupAuthorizationFailedError, KafkaConnectionError, TopicAuthorizationFailedError
+from aiokafka.errors import GroupAuthorizationFailedError, TopicAuthorizationFailedError
 
 from consumers.feed import Feed, NotAuthorized
 from ops.stack import librdkafka_properties
 from schemas.codec import default_codec
-from tests.helpers import consume, decoded, delivery, produce, reads
+from tests.helpers import connects, consume, decoded, delivery, produce, reads
 from topics import registry
 from topics.access import AccessError, BrokerAdmin, apply_acls, issue_passwords
 from topics.acls import READ, TOPIC, Acl, department_group_prefix, department_principal
@@ -36,17 +35,6 @@ async def department(bus, code: str, password: str | None = None):
     if password is None:
         password = (await issue_passwords(bus.settings, [name]))[name]
     return replace(bus.settings, kafka_security=KafkaSecurity("SASL_PLAINTEXT", username=name, password=password))
-
-
-async def connects(s) -> bool:
-    client = AIOKafkaClient(bootstrap_servers=s.bootstrap, request_timeout_ms=5000, **kafka_options(s))
-    try:
-        await client.bootstrap()
-        return True
-    except KafkaConnectionError:
-        return False
-    finally:
-        await client.close()
 
 
 async def publishes(s, topic: str, value: bytes, key: bytes) -> None:

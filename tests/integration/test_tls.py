@@ -15,6 +15,7 @@ from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaConnectionError
 
 from ops.stack import LocalKafka
+from tests.helpers import connects
 from topics.admin import writable
 from topics.settings import KafkaSecurity, kafka_options, kafka_security, settings
 
@@ -34,17 +35,6 @@ async def tls_broker(tmp_path_factory):
         yield replace(s, kafka_security=kafka.admin_security()), kafka
     finally:
         await kafka.stop()
-
-
-async def connects(s) -> bool:
-    client = AIOKafkaClient(bootstrap_servers=s.bootstrap, request_timeout_ms=5000, **kafka_options(s))
-    try:
-        await client.bootstrap()
-        return True
-    except KafkaConnectionError:
-        return False
-    finally:
-        await client.close()
 
 
 @pytest.mark.rule("R-39.1")
