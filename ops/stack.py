@@ -27,7 +27,7 @@ from pathlib import Path
 
 from topics.acls import ADMIN
 from topics.registry import replication
-from topics.settings import REPO_ROOT, KafkaSecurity, Settings
+from topics.settings import REPO_ROOT, KafkaSecurity, Settings, SettingsError, read_properties, security_from_properties
 
 log = logging.getLogger("govbus.stack")
 
@@ -648,8 +648,9 @@ def process_credentials(settings: Settings, process: str) -> Path:
 
 
 async def apply_access(settings: Settings) -> None:
-    """The registry's ACLs on the broker, and, for the local stack, new passwords for the bus's processes in
-    files only they (and whoever runs the stack) read."""
+    """The registry's ACLs on the broker, and, for the local stack, the bus's processes' credentials in files only
+    they (and whoever runs the stack) read: the password a file already holds is set again, so that `up` on a
+    running stack leaves its processes connected; a process without a file gets a new one."""
     from topics.access import apply_acls, issue_passwords
     from topics.acls import PROCESSES, process_principal
 
@@ -657,10 +658,20 @@ async def apply_access(settings: Settings) -> None:
     if not settings.local_kafka:
         return  # a production cluster's operator hands out the processes' credentials (README)
     names = {p: process_principal(p, settings.topic_prefix) for p in PROCESSES}
-    passwords = await issue_passwords(settings, list(names.values()))
+    passwords = await issue_passwords(settings, list(names.values()), keep={
+        name: sec.password for process, name in names.items()
+        if (sec := _written(process_credentials(settings, process))) is not None and sec.username == name})
     for process, name in names.items():
         sec = replace(settings.kafka_security, username=name, password=passwords[name])
         write_secret(process_credentials(settings, process), java_properties(settings.bootstrap, sec))
+
+
+def _written(path: Path) -> KafkaSecurity | None:
+    """The credentials a properties file of the stack holds, or None when there is none to read."""
+    try:
+        return security_from_properties(read_properties(path)) if path.exists() else None
+    except SettingsError:
+        return None
 
 
 async def down(settings: Settings) -> None:

@@ -4,6 +4,7 @@ step, so a restart neither misses nor repeats a notice."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections import Counter
@@ -281,7 +282,10 @@ class DeadlineService:
             except Exception:
                 # nothing of the failed step was committed: forget it and start again from what was
                 log.exception("deadline step failed; resuming from the committed state")
+                metrics.STEP_FAILURES.labels(PROCESS).inc()
                 await self._recover()
+                with contextlib.suppress(Exception):  # the commands waiting meanwhile show as lag
+                    await self._observe_lag()
                 await asyncio.sleep(1.0)
 
     async def _recover(self) -> None:

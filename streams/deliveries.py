@@ -87,6 +87,7 @@ FEED_LASTING = ("subscriber", "grant_id", "purpose")
 FEED_SCOPED = ("items", "digest")
 MAX_BATCH = 1000  # publications per poll: outputs of a whole batch are acknowledged before its commit
 BATCH_SECONDS = metrics.BATCH_SECONDS.labels("worker")
+STEP_FAILED = metrics.STEP_FAILURES.labels("worker")
 MAX_IN_FLIGHT = 4  # batches whose outputs are on their way while the next one is judged
 
 
@@ -296,6 +297,7 @@ class DeliveryStream(ConsumerRebalanceListener):
             acks = await out.submit()
         except KafkaError:
             log.exception("outputs of a batch not accepted by the producer; the batch is read again")
+            STEP_FAILED.inc()
             await self._rewind_after_failure(first)
             return
         BATCH_SECONDS.observe(time.perf_counter() - started)
@@ -325,6 +327,7 @@ class DeliveryStream(ConsumerRebalanceListener):
             sent = True
         except KafkaError:
             log.exception("outputs of a batch not acknowledged by the broker; the batch is read again")
+            STEP_FAILED.inc()
             sent = False
         if before is not None and not await before:
             return False  # read again from the failed batch before it

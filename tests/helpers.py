@@ -116,6 +116,29 @@ async def seed_catalog(bus, *entries: dict) -> None:
         await p.stop()
 
 
+async def as_process(s, process: str):
+    """The settings of bus process `process` (worker, ledger, deadlines) of the deployment `s` names, as its own
+    principal with only the rights the registry gives it (a password just issued), as `govbus run` starts it."""
+    from dataclasses import replace
+
+    from topics.access import apply_acls, issue_passwords
+    from topics.acls import process_principal
+    from topics.settings import KafkaSecurity
+
+    await apply_acls(s)
+    name = process_principal(process, s.topic_prefix)
+    password = (await issue_passwords(s, [name]))[name]
+    return replace(s, kafka_security=KafkaSecurity("SASL_PLAINTEXT", username=name, password=password))
+
+
+def properties_file(s, path: Path) -> Path:
+    """A client properties file for the settings `s` (GOVBUS_KAFKA_CONFIG for a process started with them)."""
+    from ops.stack import java_properties
+
+    path.write_text(java_properties(s.bootstrap, s.kafka_security))
+    return path
+
+
 async def connects(s) -> bool:
     """Whether a client with the settings `s` connects and is let in (TLS and SASL included)."""
     client = AIOKafkaClient(bootstrap_servers=s.bootstrap, request_timeout_ms=5000, **kafka_options(s))

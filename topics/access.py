@@ -202,9 +202,11 @@ def new_password() -> str:
     return secrets.token_urlsafe(24)
 
 
-async def issue_passwords(settings: Settings, names: list[str], *, wait: float = 15.0) -> dict[str, str]:
-    """New passwords for these principals (the old ones stop working); returns once the broker takes them."""
-    passwords = {name: new_password() for name in names}
+async def issue_passwords(settings: Settings, names: list[str], *, wait: float = 15.0,
+                          keep: Mapping[str, str] | None = None) -> dict[str, str]:
+    """New passwords for these principals (the old ones stop working), but the one `keep` gives a principal, which is
+    set again as it was; returns once the broker takes them."""
+    passwords = {name: (keep or {}).get(name) or new_password() for name in names}
     async with BrokerAdmin(settings) as admin:
         await admin.alter_scram(upsertions=passwords)
         # the credential reaches the broker's view through the metadata log: wait until it is listed

@@ -123,7 +123,7 @@ def process_acls(process: str, prefix: str = "") -> list[Acl]:
                 Acl(user, GROUP, f"{deployment}-ledger", LITERAL, READ)]
     if process == "deadlines":
         return [*topics(READ, registry.DEADLINE_COMMANDS, registry.CALENDAR, registry.DEADLINES),
-                *topics(WRITE, registry.DEADLINES, registry.NOTICES),
+                *topics(WRITE, registry.DEADLINES, registry.NOTICES, registry.REJECTS),
                 Acl(user, GROUP, f"{deployment}-deadlines", LITERAL, READ),
                 Acl(user, TRANSACTIONAL_ID, f"{deployment}-deadlines", LITERAL, WRITE)]
     raise ValueError(f"no bus process {process!r}; the processes are {', '.join(PROCESSES)}")

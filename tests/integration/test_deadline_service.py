@@ -15,7 +15,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from schemas.codec import default_codec
-from tests.helpers import consume, decoded, produce
+from tests.helpers import as_process, consume, decoded, produce, properties_file
 from topics.settings import REPO_ROOT
 
 N = 40
@@ -29,8 +29,10 @@ def command(action: str, deadline_id: str, **fields) -> bytes:
 
 
 class Service:
-    def __init__(self, bus, tmp: Path):
-        self.bus, self.clock, self.log = bus, tmp / "clock", tmp / "deadlines.log"
+    """`govbus deadlines run` as its own principal, with the rights the registry gives it and no more."""
+
+    def __init__(self, bus, tmp: Path, config: Path):
+        self.bus, self.clock, self.log, self.config = bus, tmp / "clock", tmp / "deadlines.log", config
         self.proc: subprocess.Popen | None = None
 
     def set_time(self, iso: str) -> None:
@@ -38,7 +40,7 @@ class Service:
 
     def start(self) -> None:
         env = {**os.environ, "GOVBUS_TOPIC_PREFIX": self.bus.prefix, "GOVBUS_CLOCK_FILE": str(self.clock),
-               "GOVBUS_TICK_SECONDS": "0.2"}
+               "GOVBUS_TICK_SECONDS": "0.2", "GOVBUS_KAFKA_CONFIG": str(self.config)}
         self.proc = subprocess.Popen([str(Path(sys.executable).parent / "govbus"), "deadlines", "run"], env=env,
                                      stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, cwd=REPO_ROOT)  # noqa: SIM115
 
@@ -53,8 +55,9 @@ class Service:
 
 
 @pytest.fixture
-def service(bus, tmp_path):
-    s = Service(bus, tmp_path)
+async def service(bus, tmp_path):
+    own = await as_process(bus.settings, "deadlines")
+    s = Service(bus, tmp_path, properties_file(own, tmp_path / "deadlines.conf"))
     yield s
     s.stop()
 
@@ -164,7 +167,7 @@ async def test_the_service_reports_open_deadlines_notices_flow_and_lag(bus):
     from streams.rules.deadlines import ZONE
 
     now = [datetime(2026, 12, 1, 10, tzinfo=ZONE)]
-    svc = DeadlineService(bus.settings, clock=lambda: now[0], tick_interval=0.2)
+    svc = DeadlineService(await as_process(bus.settings, "deadlines"), clock=lambda: now[0], tick_interval=0.2)
     topic = bus.topic("govbus.deadlines.commands")
     lag = {"group": f"{bus.prefix}govbus-deadlines", "topic": "govbus.deadlines.commands", "partition": "0"}
     flow = {"process": "deadlines"}
@@ -225,3 +228,41 @@ async def test_the_service_reports_open_deadlines_notices_flow_and_lag(bus):
         assert moved("notices", "govbus_records_out_total", **flow, topic="govbus.notices") == 4 + 2 + 2
     finally:
         await svc.stop()
+
+
+async def test_a_step_that_fails_is_counted_its_waiting_commands_shown_and_done_again(bus, caplog):
+    """A step that fails (here: its transaction refused) is done again from the last commit; each
+    failure counts in govbus_step_failures_total, which GovbusStepsFailing watches, and the commands left waiting
+    show as the service's lag."""
+    from streams.deadline_service import DeadlineService
+    from streams.rules.deadlines import ZONE
+
+    svc = DeadlineService(await as_process(bus.settings, "deadlines"),
+                          clock=lambda: datetime(2026, 12, 1, 10, tzinfo=ZONE), tick_interval=0.2)
+    lag = {"group": f"{bus.prefix}govbus-deadlines", "topic": "govbus.deadlines.commands", "partition": "0"}
+    failures = sample("govbus_step_failures_total", process="deadlines")
+    await produce(bus.settings.bootstrap, bus.topic("govbus.deadlines.commands"), [
+        command("start", f"share_request:f{i}", case_type="share_request", case_id=f"f{i}", party="NJ-GA",
+                received_on="2026-12-01") for i in range(2)])
+    await svc.start()
+    step, stop, calls = svc.step, asyncio.Event(), []
+
+    async def fails_twice(**kw):
+        calls.append(sample("govbus_consumer_lag_records", **lag))
+        if len(calls) <= 2:
+            raise RuntimeError("the broker refused the step's transaction")
+        await step(**kw)
+        if sample("govbus_consumer_lag_records", **lag) == 0:
+            stop.set()
+
+    svc.step = fails_twice
+    try:
+        await asyncio.wait_for(svc.run(stop), 60)
+    finally:
+        await svc.stop()
+    assert sample("govbus_step_failures_total", process="deadlines") - failures == 2
+    assert len([r for r in caplog.records if "deadline step failed" in r.getMessage()]) == 2
+    assert calls[1:3] == [2, 2]  # after each failure, the two commands waiting
+    started = [n for n in decoded(await consume(bus.settings.bootstrap, bus.topic("govbus.notices"), count=10**6,
+                                                timeout=2)) if n["kind"] == "started"]
+    assert sorted(n["case_id"] for n in started) == ["f0", "f1"]

@@ -194,3 +194,22 @@ async def test_a_department_removed_from_the_registry_loses_everything(bus):
         assert not any(a.principal == principal for a in await admin.acls())
     assert not await connects(yb)
     assert feed_name("NJ-YB", bus.prefix)  # its topics stay for the record; nobody but the bus reads them
+
+
+@pytest.mark.rule("R-39.1")
+async def test_up_again_on_a_running_stack_leaves_its_processes_passwords_as_they_are(bus, tmp_path):
+    """`govbus up` (and `govbus restore`, which starts with it) on a stack that runs: the processes' files keep their
+    passwords and the broker still takes them, so a running process that reconnects is let in."""
+    from ops.stack import apply_access, process_credentials
+    from topics.acls import PROCESSES
+    from topics.settings import read_properties, security_from_properties
+
+    local = replace(bus.settings, kafka_bootstrap=None, state_dir=tmp_path)  # as the local stack's own `up`
+    assert local.local_kafka and local.bootstrap == bus.settings.bootstrap
+    await apply_access(local)
+    first = {p: process_credentials(local, p).read_text() for p in PROCESSES}
+    await apply_access(local)
+    assert {p: process_credentials(local, p).read_text() for p in PROCESSES} == first
+    for p in PROCESSES:
+        sec = security_from_properties(read_properties(process_credentials(local, p)))
+        assert await connects(replace(bus.settings, kafka_security=sec)), p
