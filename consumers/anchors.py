@@ -12,7 +12,7 @@ from consumers.chain import CHAINED
 from schemas.codec import default_codec
 from schemas.errors import CodecError
 from topics import registry, views
-from topics.settings import kafka_options
+from topics.settings import kafka_options, start_client
 
 ANCHOR = "govbus.ledger.Anchor"
 
@@ -53,7 +53,7 @@ async def anchor(bootstrap: str, dsn: str, prefix: str = "") -> int:
     finally:
         await conn.close()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_options(), acks="all")
-    await producer.start()
+    await start_client(producer)
     try:
         return await send_anchors(producer, now, prefix)
     finally:

@@ -15,7 +15,7 @@ from consumers.chain import CHAINED, Break, ChainedTable
 from consumers.ledger import ALERT, TAMPERING
 from schemas.codec import default_codec
 from topics import registry
-from topics.settings import kafka_options
+from topics.settings import kafka_options, start_client
 
 PAGE = 20_000
 
@@ -147,7 +147,7 @@ async def raise_alerts(bootstrap: str, breaks: list[Break], prefix: str = "") ->
     topic = registry.name_of(registry.ALERTS, prefix)
     now = datetime.now(UTC)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_options(), acks="all")
-    await producer.start()
+    await start_client(producer)
     try:
         for b in breaks:
             rec = tampering_alert(b, now)

@@ -15,14 +15,14 @@ from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import CommitFailedError, TopicAuthorizationFailedError
+from aiokafka.errors import CommitFailedError, GroupAuthorizationFailedError, TopicAuthorizationFailedError
 
 from schemas.codec import default_codec
 from schemas.errors import CodecError
 from schemas.provenance import provenance_digest
 from topics.acls import department_group_prefix
 from topics.registry import feed_name
-from topics.settings import kafka_options, settings
+from topics.settings import kafka_options, settings, start_client
 
 log = logging.getLogger("govbus.feed")
 FEED = "govbus.exchange.FeedDelivery"
@@ -116,11 +116,15 @@ class Feed:
         except BaseException as exc:
             self._consumer = None
             await consumer.stop()  # nothing left connected (nor reported unclosed) when the start fails
+            user = settings().kafka_security.username or "this client"
             if isinstance(exc, TopicAuthorizationFailedError):
-                user = settings().kafka_security.username or "this client"
                 raise NotAuthorized(
                     f"{user} may not read {', '.join(self.topics)}: each reader reads only its own feed, with the "
                     f"credentials `{self.credentials.format(self.department)}` gives it") from exc
+            if isinstance(exc, GroupAuthorizationFailedError):
+                raise NotAuthorized(
+                    f"{user} may not commit with the consumer group {self.group_id}: a reader's groups are named "
+                    f"after it, `{user}.<anything>`; without group_id the SDK takes one so") from exc
             raise
 
     async def _prime_dedup(self) -> None:
@@ -136,7 +140,7 @@ class Feed:
         per_part = max(1, self.dedup_window // len(tps))
         reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, **kafka_options(),
                                   group_id=None, enable_auto_commit=False)
-        await reader.start()
+        await start_client(reader)
         try:
             reader.assign(list(todo))
             for tp, end in todo.items():

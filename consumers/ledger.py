@@ -23,7 +23,7 @@ from consumers.errors import ConsumerError, RecordRefused, classify
 from schemas.codec import default_codec
 from schemas.errors import CodecError
 from topics import metrics, registry
-from topics.settings import kafka_options
+from topics.settings import kafka_options, start_client
 
 log = logging.getLogger("govbus.ledger")
 
@@ -512,8 +512,8 @@ async def run_ledger(bootstrap: str, dsn: str, prefix: str = "", *, group_id: st
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_options(), acks="all")
     rejects = registry.name_of(registry.REJECTS, prefix)
     consumer.subscribe(pattern=ledger_pattern(prefix))
-    await consumer.start()
-    await producer.start()
+    await start_client(consumer)
+    await start_client(producer)
     sink = LedgerSink(dsn)
     codec = default_codec()
     counted = 0.0

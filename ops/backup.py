@@ -24,7 +24,7 @@ from aiokafka.structs import OffsetAndMetadata
 from consumers.anchors import heads
 from ops.stack import pg_bindir
 from topics import registry
-from topics.settings import Settings, kafka_options
+from topics.settings import Settings, kafka_options, start_client
 from topics.views import partitions_of, read_to_end
 
 log = logging.getLogger("govbus.backup")
@@ -87,7 +87,7 @@ async def group_offsets(s: Settings, groups: list[str]) -> dict[str, dict[str, d
     """Each group's committed offsets: {group: {topic: {partition: offset}}}; a group that never committed is left
     out."""
     admin = AIOKafkaAdminClient(bootstrap_servers=s.bootstrap, **kafka_options(s))
-    await admin.start()
+    await start_client(admin)
     try:
         out: dict = {}
         for g in groups:
@@ -103,7 +103,7 @@ async def group_offsets(s: Settings, groups: list[str]) -> dict[str, dict[str, d
 async def active_members(s: Settings, groups: list[str]) -> dict[str, int]:
     """Groups with members right now: a restore under a running bus would be overtaken by it."""
     admin = AIOKafkaAdminClient(bootstrap_servers=s.bootstrap, **kafka_options(s))
-    await admin.start()
+    await start_client(admin)
     try:
         # one group per request: aiokafka 0.14 fails to decode a DescribeGroups answer about several (ops/status.py)
         described = [resp for g in groups for resp in await admin.describe_consumer_groups([g])]
@@ -126,7 +126,7 @@ async def put_offsets(s: Settings, group: str, offsets: dict[str, dict[str, int]
         return 0
     consumer = AIOKafkaConsumer(bootstrap_servers=s.bootstrap, **kafka_options(s), group_id=group,
                                 enable_auto_commit=False)
-    await consumer.start()
+    await start_client(consumer)
     try:
         consumer.assign(list(tps))
         await consumer.commit(tps)
@@ -160,7 +160,7 @@ async def dump_topic(s: Settings, topic: str, path: Path) -> dict:
 async def topic_is_empty(s: Settings, topic: str) -> bool:
     consumer = AIOKafkaConsumer(bootstrap_servers=s.bootstrap, **kafka_options(s), group_id=None,
                                 enable_auto_commit=False)
-    await consumer.start()
+    await start_client(consumer)
     try:
         tps = await partitions_of(consumer, topic)
         consumer.assign(tps)
@@ -174,7 +174,7 @@ async def load_topic(s: Settings, topic: str, path: Path) -> int:
     """Write a dumped topic back, each record to its own partition with its key, headers and timestamp."""
     producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, **kafka_options(s), acks="all",
                                 enable_idempotence=True)
-    await producer.start()
+    await start_client(producer)
     n = 0
     try:
         with open(path, encoding="utf-8") as f:

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from schemas.codec import default_codec
 from topics import registry
 from topics.registry import TopicSpec, name_of
-from topics.settings import kafka_options, settings
+from topics.settings import kafka_options, settings, start_client
 
 if TYPE_CHECKING:
     from streams.rules.workcalendar import WorkCalendar
@@ -29,7 +29,7 @@ async def send_events(spec: TopicSpec, events: list[tuple[bytes, str, dict]]) ->
     codec = default_codec()
     values = [(key, codec.encode(schema, rec)) for key, schema, rec in events]  # refuse before sending any
     producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, **kafka_options(s), acks="all", enable_idempotence=True)
-    await producer.start()
+    await start_client(producer)
     try:
         for key, value in values:
             await producer.send(name_of(spec, s.topic_prefix), key=key, value=value)
@@ -45,13 +45,13 @@ class Answers:
         s = settings()
         self.topic = name_of(spec, s.topic_prefix)
         self.schema = schema
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=s.bootstrap, **kafka_options(s),
-                                         group_id=None, enable_auto_commit=False)
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=s.bootstrap, **kafka_options(s), group_id=None,
+                                         enable_auto_commit=False, isolation_level="read_committed")
 
     async def __aenter__(self) -> Answers:
         from topics.views import partitions_of
 
-        await self.consumer.start()
+        await start_client(self.consumer)
         try:
             tps = await partitions_of(self.consumer, self.topic)
         except BaseException:

@@ -28,7 +28,7 @@ from schemas.codec import default_codec
 from schemas.errors import CodecError
 from streams.rules.exchange import reject_record, unstorable
 from topics.registry import REJECTS, name_of, publish_name
-from topics.settings import kafka_options
+from topics.settings import kafka_options, start_client
 
 RESERVED = {"subject_id", "event_id", "occurred_at", "items"}
 
@@ -227,7 +227,7 @@ async def publish_rows(rows: list[Row], *, publisher: str, resource_code: str, s
     report = PublishReport()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_options(), acks="all", enable_idempotence=True,
                                 linger_ms=5, compression_type=None)
-    await producer.start()
+    await start_client(producer)
     # the department's own inbound topic, which the broker lets only it (and the bus's admin) write: the bus
     # knows the publisher from where it reads the record
     deliveries, rejects = publish_name(publisher, prefix), name_of(REJECTS, prefix)

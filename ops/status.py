@@ -15,7 +15,7 @@ from consumers.queries import LEDGER_TABLES
 from ops.supervisor import StateUnreadable, read_state, same_process
 from topics import registry
 from topics.admin import one_image
-from topics.settings import Settings, kafka_options
+from topics.settings import Settings, kafka_options, start_client
 
 DEFAULT_MAX_LAG = 1000
 SMALL_GAP = 20  # offsets between a commit and the end that are read to tell records from commit markers
@@ -90,7 +90,7 @@ async def consumer_lag(admin, bootstrap: str, prefix: str) -> list[dict]:
         reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, **kafka_options(),
                                   group_id=None, enable_auto_commit=False,
                                   isolation_level="read_committed")
-        await reader.start()
+        await start_client(reader)
         try:
             ends = await reader.end_offsets(tps)
             for group, offs in committed.items():

@@ -14,7 +14,7 @@ from aiokafka.protocol.metadata import MetadataRequest
 from aiokafka.protocol.offset import OffsetRequest
 
 from topics.registry import TopicSpec, all_topics, name_of
-from topics.settings import Settings, kafka_options
+from topics.settings import Settings, kafka_options, start_client
 
 log = logging.getLogger("govbus.topics")
 LATEST = -1  # ListOffsets' timestamp for the end of a partition
@@ -37,7 +37,7 @@ async def apply_topics(settings: Settings, specs: list[TopicSpec] | None = None)
     report = ApplyReport()
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, **kafka_options(settings),
                                 client_id="govbus-topics")
-    await admin.start()
+    await start_client(admin)
     try:
         existing = set(await admin.list_topics())
         present = sorted(n for n in wanted if n in existing)

@@ -216,3 +216,14 @@ def brokers_setting(env, state_dir: Path) -> int:
     if count < 1:
         raise SettingsError(f"GOVBUS_KAFKA_BROKERS={value!r} is not a number of brokers (1 or more)")
     return count
+
+
+async def start_client(client):
+    """`await client.start()` for an aiokafka client; when the start fails (no broker, credentials refused), what it
+    opened is stopped before the error goes on, so that nothing is left connected, nor reported unclosed later."""
+    try:
+        await client.start()
+    except BaseException:
+        await client.stop()
+        raise
+    return client

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from topics.settings import kafka_options
+from topics.settings import kafka_options, start_client
 
 log = logging.getLogger("govbus.views")
 
@@ -101,9 +101,9 @@ class ViewFollower:
         options = {**kafka_options(), "group_id": None, "enable_auto_commit": False,
                    "isolation_level": "read_committed"}
         self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, auto_offset_reset="earliest", **options)
-        await self._consumer.start()
+        await start_client(self._consumer)
         self._offsets = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, **options)
-        await self._offsets.start()
+        await start_client(self._offsets)
         tps: list[TopicPartition] = []
         for view in self.views.values():
             view._tps = await partitions_of(self._consumer, view.topic)  # noqa: SLF001

@@ -110,7 +110,7 @@ def audit_who_received(subject: str | None, resource: str | None, since: str | N
 
 
 @audit.command("what-received")
-@click.argument("department")
+@click.argument("department", type=common.DEPARTMENT)
 @SINCE
 @FORMAT
 def audit_what_received(department: str, since: str | None, fmt: str) -> None:

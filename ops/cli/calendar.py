@@ -91,7 +91,7 @@ def deadlines_run() -> None:
 @click.argument("deadline_id")
 @click.option("--days", type=click.IntRange(min=1), required=True)
 @click.option("--approved-by", required=True, help="Name of the department's principal head (R-7.1).")
-@click.option("--as", "actor", required=True, help="Department asking for the extension.")
+@click.option("--as", "actor", required=True, help="Department asking for the extension.", type=common.DEPARTMENT)
 def deadlines_extend(deadline_id: str, days: int, approved_by: str, actor: str) -> None:
     """Extend a deadline where the measures allow it (once, within the limit, with the head's approval)."""
     from ops.kafka_io import send_events
@@ -105,7 +105,7 @@ def deadlines_extend(deadline_id: str, days: int, approved_by: str, actor: str) 
 
 
 @deadlines.command("list")
-@click.option("--party", default=None, help="Only deadlines this department must meet.")
+@click.option("--party", default=None, help="Only deadlines this department must meet.", type=common.DEPARTMENT)
 @click.option("--all", "show_all", is_flag=True, help="Include closed deadlines.")
 def deadlines_list(party: str | None, show_all: bool) -> None:
     """Deadlines and their state, soonest first."""

@@ -33,7 +33,7 @@ def catalog() -> None:
 
 @catalog.command()
 @click.argument("path")
-@click.option("--as", "department", required=True, help="Submitting department, e.g. NJ-GA.")
+@click.option("--as", "department", required=True, help="Submitting department, e.g. NJ-GA.", type=common.DEPARTMENT)
 @click.option("--wait", type=float, default=20.0, show_default=True, help="Seconds to wait for the decisions.")
 def submit(path: str, department: str, wait: float) -> None:
     """Submit catalog entries from a YAML or JSON file: one entry, a list, or {entries: [...]}."""
@@ -51,7 +51,7 @@ def submit(path: str, department: str, wait: float) -> None:
 
 @catalog.command()
 @click.argument("submission_id")
-@click.option("--as", "reviewer", required=True, help="Reviewing authority, e.g. NJ-SJJ.")
+@click.option("--as", "reviewer", required=True, help="Reviewing authority, e.g. NJ-SJJ.", type=common.DEPARTMENT)
 @click.option("--person", required=True, help="Name of the reviewing officer.")
 @click.option("--approve", "decision", flag_value="approve", help="Approve the submission.")
 @click.option("--reject", "decision", flag_value="reject", help="Reject it (give --reason).")
@@ -73,7 +73,7 @@ def review(submission_id: str, reviewer: str, person: str, decision: str | None,
 
 @catalog.command("register-system")
 @click.argument("path")
-@click.option("--as", "department", required=True)
+@click.option("--as", "department", required=True, type=common.DEPARTMENT)
 @click.option("--wait", type=float, default=20.0, show_default=True)
 def register_system(path: str, department: str, wait: float) -> None:
     """Register an information system (code, name, stage, interfaces, resource_codes) (R-13.2)."""
@@ -83,7 +83,7 @@ def register_system(path: str, department: str, wait: float) -> None:
 
 @catalog.command()
 @click.argument("path")
-@click.option("--as", "department", required=True)
+@click.option("--as", "department", required=True, type=common.DEPARTMENT)
 @click.option("--wait", type=float, default=20.0, show_default=True)
 def demand(path: str, department: str, wait: float) -> None:
     """Submit a demand list (需求清单): resources the department needs, each with its purpose."""
@@ -92,11 +92,12 @@ def demand(path: str, department: str, wait: float) -> None:
 
 
 @catalog.command()
-@click.option("--department", required=True, help="Department whose catalog must follow the change.")
+@click.option("--department", required=True, type=common.DEPARTMENT,
+              help="Department whose catalog must follow the change.")
 @click.option("--date", "change_date", required=True, help="Date of the change, YYYY-MM-DD.")
 @click.option("--kind", "change_kind", type=click.Choice(["law", "function", "system"]), required=True)
 @click.option("--description", required=True)
-@click.option("--as", "reported_by", default="NJ-SJJ", show_default=True)
+@click.option("--as", "reported_by", default="NJ-SJJ", show_default=True, type=common.DEPARTMENT)
 @click.option("--wait", type=float, default=20.0, show_default=True)
 def change(department: str, change_date: str, change_kind: str, description: str, reported_by: str,
            wait: float) -> None:
@@ -135,7 +136,7 @@ def show(resource_code: str) -> None:
 
 
 @catalog.command()
-@click.argument("department")
+@click.argument("department", type=common.DEPARTMENT)
 def responsibilities(department: str) -> None:
     """A department's collection responsibility list (采集责任清单, R-13.1)."""
     from consumers.queries import responsibility_list
@@ -178,7 +179,7 @@ def export(fmt: str, output: str) -> None:
 
 
 @catalog.command()
-@click.option("--department", default=None)
+@click.option("--department", default=None, type=common.DEPARTMENT)
 @click.option("--limit", default=50, show_default=True)
 def decisions(department: str | None, limit: int) -> None:
     """Recent decisions on catalog inputs, newest first (e.g. to find submissions awaiting review)."""

@@ -19,10 +19,61 @@ class Group(click.Group):
     exit code 1."""
 
     def invoke(self, ctx: click.Context):
+        from aiokafka.errors import GroupAuthorizationFailedError, TopicAuthorizationFailedError
+
+        from consumers.feed import NotAuthorized
+        from topics.settings import SettingsError
+
         try:
             return super().invoke(ctx)
-        except InputError as exc:
+        except (InputError, SettingsError, NotAuthorized) as exc:
             raise click.ClickException(str(exc)) from None
+        except TopicAuthorizationFailedError as exc:
+            raise click.ClickException(f"the broker refuses {_user()} the topic {_named(exc)}: a department writes "
+                                       "its own inbound topic and the inboxes, and reads its own feed and the public "
+                                       f"topics (`govbus acls list --principal {_user()}` shows its rights)") from None
+        except GroupAuthorizationFailedError as exc:
+            raise click.ClickException(f"the broker refuses {_user()} the consumer group {_named(exc)}: a "
+                                       f"department's groups are named after it, `{_user()}.<anything>`") from None
+        except OSError as exc:
+            if exc.filename is None:
+                raise
+            raise click.ClickException(f"{exc.filename}: {exc.strerror}") from None
+
+
+def _user() -> str:
+    """Who the broker takes this client for."""
+    try:
+        return settings().kafka_security.username or "this client"
+    except Exception:  # noqa: BLE001  (only for a message)
+        return "this client"
+
+
+def _named(exc: Exception) -> str:
+    """The topic or group an aiokafka authorization error names (its first argument)."""
+    return str(exc.args[0]) if exc.args else "asked for"
+
+
+class DepartmentCode(click.ParamType):
+    """A department's code, as the registry (topics/departments.yaml) has it: an unknown one, or a misspelled one,
+    is refused before anything is sent or looked up, with the nearest codes named."""
+
+    name = "DEPT"
+
+    def convert(self, value, param, ctx):
+        import difflib
+
+        from topics.departments import load
+
+        known = load()
+        if value in known:
+            return value
+        near = difflib.get_close_matches(str(value).upper(), known, n=3, cutoff=0.6)
+        self.fail(f"{value} is not a department registered on the bus (topics/departments.yaml)"
+                  + (f"; did you mean {' or '.join(near)}?" if near else ""), param, ctx)
+
+
+DEPARTMENT = DepartmentCode()
 
 
 def run(coro):
@@ -44,6 +95,11 @@ def run(coro):
         raise click.ClickException(f"not sent: {exc.reason}") from None
     except KafkaConnectionError:
         s = settings()
+        if _answers(s.bootstrap):  # the broker is there: it refused who this client is, or how it talks
+            raise click.ClickException(
+                f"Kafka at {s.bootstrap} answers but did not let {_user()} in: check the credentials "
+                "(GOVBUS_KAFKA_CONFIG, or GOVBUS_KAFKA_USERNAME and GOVBUS_KAFKA_PASSWORD; `govbus dept credentials` "
+                "issues a department's, and a new password replaces the old one) and the TLS settings") from None
         raise click.ClickException(
             f"cannot reach Kafka at {s.bootstrap}: start the local stack with `govbus up` "
             "(or `make run`), or point GOVBUS_KAFKA_BOOTSTRAP at a running cluster") from None
@@ -51,6 +107,20 @@ def run(coro):
         if "Connect call failed" not in str(exc):
             raise
         raise click.ClickException(f"{exc}: is the stack up? (`govbus up`)") from None
+
+
+def _answers(bootstrap: str) -> bool:
+    """Whether any of the bootstrap addresses takes a TCP connection."""
+    import socket
+
+    for address in bootstrap.split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=2):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
 
 
 def tail_feed(feed, show, limit: int) -> None:

@@ -34,7 +34,7 @@ def dept() -> None:
 
 
 @dept.command("credentials")
-@click.argument("department")
+@click.argument("department", type=common.DEPARTMENT)
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The client properties file to write.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="librdkafka", show_default=True,
               help="librdkafka (kcat -F FILE, confluent-kafka) or java (any Kafka Java client, kafka-*.sh "
@@ -45,10 +45,7 @@ def dept_credentials(department: str, out: str, fmt: str) -> None:
     The department's previous password stops working at once: this is also how credentials are rotated.
     Hand the file over as a secret; govbus keeps no copy of the password."""
     from topics.acls import department_principal
-    from topics.departments import load
 
-    if department not in load():
-        raise click.ClickException(f"{department} is not a department registered on the bus")
     name = department_principal(department, settings().topic_prefix)
     write_credentials(name, out, fmt)
     click.echo(f"{out}: credentials of {name} ({fmt}); its previous password no longer works")

@@ -12,7 +12,7 @@ from topics.settings import settings
 
 
 @click.command()
-@click.option("--as", "publisher", required=True,
+@click.option("--as", "publisher", required=True, type=common.DEPARTMENT,
               help="Code of the publishing department, e.g. NJ-GA; the Kafka credentials must be its own.")
 @click.option("--resource", required=True, help="Catalog code of the resource.")
 @click.option("--system", "system_code", default=None, help="Information system that produced the data.")
@@ -23,10 +23,7 @@ def publish(publisher: str, resource: str, system_code: str | None, path: str) -
     from tqdm import tqdm
 
     from ops.publish import load, publish_rows, read_rows
-    from topics.departments import load as departments
 
-    if publisher not in departments():
-        raise click.ClickException(f"{publisher} is not a department registered on the bus")
     data, fmt, source = load(path)
     rows = list(read_rows(data, fmt))
     s = settings()
@@ -44,16 +41,13 @@ def publish(publisher: str, resource: str, system_code: str | None, path: str) -
 
 
 @click.command()
-@click.argument("department")
+@click.argument("department", type=common.DEPARTMENT)
 @click.argument("resource")
 @click.option("--cancel", is_flag=True, help="End the subscription.")
 def subscribe(department: str, resource: str, cancel: bool) -> None:
     """Subscribe DEPARTMENT to the feed of RESOURCE."""
     from ops.kafka_io import subscribe as send_subscription
-    from topics.departments import load
 
-    if department not in load():
-        raise click.ClickException(f"{department} is not a department registered on the bus")
     common.run(send_subscription(department, resource, not cancel))
     click.echo(f"{department} {'cancelled' if cancel else 'subscribed to'} {resource}")
 
@@ -64,7 +58,7 @@ def feed() -> None:
 
 
 @feed.command("tail")
-@click.argument("department")
+@click.argument("department", type=common.DEPARTMENT)
 @click.option("--group", default=None,
               help="Consumer group, under the department's own prefix (default: a new one, DEPT.tail-..., that reads "
                    "from the start).")

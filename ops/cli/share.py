@@ -30,7 +30,7 @@ def share() -> None:
 
 @share.command()
 @click.argument("resource_code")
-@click.option("--as", "requester", required=True)
+@click.option("--as", "requester", required=True, type=common.DEPARTMENT)
 @click.option("--purpose", required=True, help="What the data is for (R-26.1).")
 @click.option("--items", required=True, help="Comma-separated data items wanted.")
 @click.option("--subjects", default=None, help="Comma-separated subject ids, if limited.")
@@ -55,7 +55,7 @@ def request(resource_code: str, requester: str, purpose: str, items: str, subjec
 
 @share.command()
 @click.argument("request_id")
-@click.option("--as", "provider", required=True)
+@click.option("--as", "provider", required=True, type=common.DEPARTMENT)
 @click.option("--person", required=True, help="Who answers for the provider.")
 @click.option("--approve", "decision", flag_value="approve")
 @click.option("--refuse", "decision", flag_value="refuse")
@@ -74,7 +74,7 @@ def answer(request_id: str, provider: str, person: str, decision: str | None, it
 
 @share.command()
 @click.argument("grant_id")
-@click.option("--as", "by", required=True)
+@click.option("--as", "by", required=True, type=common.DEPARTMENT)
 @click.option("--person", required=True)
 @click.option("--reason", required=True)
 @click.option("--wait", type=float, default=20.0, show_default=True)
@@ -86,7 +86,7 @@ def revoke(grant_id: str, by: str, person: str, reason: str, wait: float) -> Non
 
 @share.command()
 @click.argument("request_id")
-@click.option("--as", "by", required=True)
+@click.option("--as", "by", required=True, type=common.DEPARTMENT)
 @click.option("--reason", required=True)
 @click.option("--wait", type=float, default=20.0, show_default=True)
 def dispute(request_id: str, by: str, reason: str, wait: float) -> None:
@@ -96,7 +96,7 @@ def dispute(request_id: str, by: str, reason: str, wait: float) -> None:
 
 @share.command()
 @click.argument("request_id")
-@click.option("--as", "authority", required=True)
+@click.option("--as", "authority", required=True, type=common.DEPARTMENT)
 @click.option("--person", required=True)
 @click.option("--uphold", "ruling", flag_value="uphold")
 @click.option("--overturn", "ruling", flag_value="overturn")
@@ -111,7 +111,7 @@ def rule(request_id: str, authority: str, person: str, ruling: str | None, reaso
 
 
 @share.command()
-@click.option("--grantee", default=None)
+@click.option("--grantee", default=None, type=common.DEPARTMENT)
 def grants(grantee: str | None) -> None:
     """Directed authorizations, from the ledger."""
     from consumers import queries
@@ -124,7 +124,7 @@ def grants(grantee: str | None) -> None:
 
 
 @click.command()
-@click.option("--department", default=None)
+@click.option("--department", default=None, type=common.DEPARTMENT)
 def alerts(department: str | None) -> None:
     """One-source violations, duplicate collection and republication, with subjects counted (R-45.1)."""
     from consumers.queries import alert_summary

@@ -54,7 +54,7 @@ async def test_publish_reports_published_and_rejected_rows(bus, tmp_path):
 def test_subscribe_refuses_an_unknown_department():
     out = govbus("subscribe", "XX-NONE", "GA-RK-001")
     assert out.returncode != 0
-    assert b"XX-NONE is not a department registered on the bus" in out.stderr
+    assert b"XX-NONE is not a department registered on the bus" in out.stderr and out.returncode == 2
 
 
 @pytest.mark.rule("R-26.1")

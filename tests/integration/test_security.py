@@ -17,7 +17,7 @@ from aiokafka.errors import GroupAuthorizationFailedError, TopicAuthorizationFai
 from consumers.feed import Feed, NotAuthorized
 from ops.stack import librdkafka_properties
 from schemas.codec import default_codec
-from tests.helpers import connects, consume, decoded, delivery, produce, reads
+from tests.helpers import connects, consume, decoded, delivery, produce, properties_file, reads
 from topics import registry
 from topics.access import AccessError, BrokerAdmin, apply_acls, issue_passwords
 from topics.acls import READ, TOPIC, Acl, department_group_prefix, department_principal
@@ -213,3 +213,41 @@ async def test_up_again_on_a_running_stack_leaves_its_processes_passwords_as_the
     for p in PROCESSES:
         sec = security_from_properties(read_properties(process_credentials(local, p)))
         assert await connects(replace(bus.settings, kafka_security=sec)), p
+
+
+@pytest.mark.rule("R-39.1")
+async def test_the_cli_with_credentials_the_broker_refuses_says_who_may_not_do_what_in_one_line(bus, tmp_path):
+    import os
+    import sys
+    from pathlib import Path
+
+    await apply_acls(bus.settings)
+    await feeds_with_a_record(bus, "NJ-YB", "NJ-MZ")
+    yb = await department(bus, "NJ-YB")
+    conf = properties_file(yb, tmp_path / "nj-yb.properties")
+    user = yb.kafka_security.username
+    rows = tmp_path / "rows.json"
+    rows.write_text('[{"subject_id": "511002198001011239", "姓名": "张三"}]', encoding="utf-8")
+
+    def govbus(*args: str, config: Path = conf) -> subprocess.CompletedProcess:
+        env = {**os.environ, "GOVBUS_TOPIC_PREFIX": bus.prefix, "GOVBUS_KAFKA_CONFIG": str(config)}
+        return subprocess.run([str(Path(sys.executable).parent / "govbus"), *args], capture_output=True, text=True,
+                              env=env, timeout=120)
+
+    said = {
+        "another department's feed": govbus("feed", "tail", "NJ-MZ", "--limit", "1"),
+        "another department's group": govbus("feed", "tail", "NJ-YB", "--group", f"{bus.prefix}NJ-MZ.x"),
+        "another department's inbound topic": govbus("publish", "--as", "NJ-GA", "--resource", "GA-RK-001",
+                                                     str(rows)),
+        "a password that is no longer": govbus("subscribe", "NJ-YB", "GA-RK-001", config=properties_file(
+            replace(yb, kafka_security=replace(yb.kafka_security, password="old")), tmp_path / "old.properties")),
+    }
+    for what, out in said.items():
+        assert out.returncode == 1 and "Traceback" not in out.stderr, (what, out.stderr)
+        assert len(out.stderr.strip().splitlines()) == 1, (what, out.stderr)
+    assert f"{user} may not read {bus.feed('NJ-MZ')}" in said["another department's feed"].stderr
+    assert (f"{user} may not commit with the consumer group {bus.prefix}NJ-MZ.x"
+            in said["another department's group"].stderr)
+    assert (f"the broker refuses {user} the topic {publish_name('NJ-GA', bus.prefix)}"
+            in said["another department's inbound topic"].stderr)
+    assert f"answers but did not let {user} in: check the credentials" in said["a password that is no longer"].stderr
