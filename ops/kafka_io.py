@@ -24,15 +24,25 @@ CASE_EVENT = "govbus.cases.CaseEvent"
 
 
 async def send_events(spec: TopicSpec, events: list[tuple[bytes, str, dict]]) -> None:
-    """Send (key, schema name, record) events to a declared topic and wait for Kafka's acknowledgement."""
+    """Send (key, schema name, record) events to a declared topic and wait for Kafka's acknowledgement. A department's
+    command goes on the inbound topic of the department it names as acting, which the bus passes on to `spec` once
+    the broker has proven who wrote it (streams.rules.commands); what no department sends goes to `spec` itself."""
+    from streams.rules.commands import acting
+    from topics.departments import load
+
     s = settings()
     codec = default_codec()
-    values = [(key, codec.encode(schema, rec)) for key, schema, rec in events]  # refuse before sending any
+    departments = load()
+    values = []
+    for key, schema, rec in events:  # all encoded before any is sent: one refused, none sent
+        actor = acting(schema, rec)
+        topic = registry.publish_name(actor, s.topic_prefix) if actor in departments else name_of(spec, s.topic_prefix)
+        values.append((topic, key, codec.encode(schema, rec)))
     producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, **kafka_options(s), acks="all", enable_idempotence=True)
     await start_client(producer)
     try:
-        for key, value in values:
-            await producer.send(name_of(spec, s.topic_prefix), key=key, value=value)
+        for topic, key, value in values:
+            await producer.send(topic, key=key, value=value)
         await producer.flush()
     finally:
         await producer.stop()

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from schemas.errors import CodecError
+from schemas.errors import CodecError, WrongSchema
 from streams.app import (
     CODEC,
     DEPARTMENTS,
@@ -38,6 +38,7 @@ from streams.app import (
 from streams.outputs import Outputs, key_hash, lanes
 from streams.rejects import internal_error_reason, reject_message
 from streams.rules.cases import mark_feeds
+from streams.rules.commands import COMMANDS, acting, check_command
 from streams.rules.exchange import (
     alert_id,
     check_against_catalog,
@@ -75,12 +76,14 @@ SOURCES_NAME = registry.name_of(registry.SUBJECT_SOURCES, PREFIX)
 CASES_INBOX_NAME = registry.name_of(registry.CASES_INBOX, PREFIX)
 OPEN_FEED_NAME = registry.name_of(registry.OPEN_FEED, PREFIX)
 OPEN = "govbus.open.OpenDelivery"
+COMMAND_INBOXES = {schema: registry.name_of(spec, PREFIX) for schema, (spec, _) in COMMANDS.items()}
 GROUP = f"{PREFIX}govbus-deliveries"
 PARTITIONS = {
     ACCEPTED_NAME: registry.ACCEPTED.partitions, ALERTS_NAME: registry.ALERTS.partitions,
     REJECTS_NAME: registry.REJECTS.partitions, SOURCES_NAME: registry.SUBJECT_SOURCES.partitions,
     CASES_INBOX_NAME: registry.CASES_INBOX.partitions, OPEN_FEED_NAME: registry.OPEN_FEED.partitions,
     **{name: registry.FEED_PARTITIONS for name in FEED_NAMES.values()},
+    **{registry.name_of(spec, PREFIX): spec.partitions for spec, _ in COMMANDS.values()},
 }
 # a feed record's fields that are its route's (FEED_LASTING) and its scope's (FEED_SCOPED); the rest: the publication's
 FEED_LASTING = ("subscriber", "grant_id", "purpose")
@@ -397,11 +400,35 @@ class DeliveryStream(ConsumerRebalanceListener):
         await self.restore(sorted({tp.partition for tp in owned}))
 
     def _decode(self, msg, out: Outputs) -> dict | None:
+        """The publication `msg` carries; None for anything else (a command, passed on; what cannot be read,
+        refused)."""
         try:
             return CODEC.decode(msg.value or b"", DELIVERY).record
+        except WrongSchema:
+            self._command(msg, out)
         except CodecError as exc:
             self._reject(out, msg, exc.code, exc.reason, datetime.now(UTC))
-            return None
+        return None
+
+    def _command(self, msg, out: Outputs) -> None:
+        """A department's command (streams.rules.commands), passed on to its inbox as it was sent once the
+        department it names as acting is the one that sent it; else refused, and a command in another's name
+        raised as tampering."""
+        now = datetime.now(UTC)
+        decoded = CODEC.decode(msg.value)
+        proven = proven_publisher(msg.topic)
+        refusal = check_command(decoded.name, decoded.record, proven)
+        if refusal is not None:
+            self._reject(out, msg, refusal.code, refusal.reason, now, rule_ids=refusal.rule_ids)
+            if refusal.code == "suspected_tampering":
+                actor, record = acting(decoded.name, decoded.record), decoded.record
+                self._alert(out, "suspected_tampering", refusal.rule_ids, {
+                    "event_id": record["event_id"], "subject_id": "", "publisher": proven, "system_code": None,
+                    "resource_code": record.get("resource_code") or ""}, now, source=actor, items=(),
+                    message=refusal.reason, department=proven, aid=f"suspected_tampering:{proven}:{actor}:command")
+            return
+        key = msg.key if msg.key is not None else decoded.record["event_id"].encode()
+        out.add(COMMAND_INBOXES[decoded.name], key, msg.value, hashed=key_hash(key))
 
     def _judge(self, msg, record: dict, memory: SubjectMemory, out: Outputs, now: datetime, today: date) -> None:
         try:

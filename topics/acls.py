@@ -27,9 +27,6 @@ PROCESSES = ("worker", "ledger", "deadlines")
 # work, the responsibility lists, the working-day calendar
 PUBLIC = (registry.CATALOG, registry.CATALOG_DECISIONS, registry.RESPONSIBILITIES, registry.CALENDAR,
           registry.SHARING_DECISIONS, registry.OPEN_CATALOG)
-# where a department's officers act: catalog work, share requests and answers, deadline extensions, cases
-DEPARTMENT_INBOXES = (registry.CATALOG_INBOX, registry.SHARING_INBOX, registry.DEADLINE_COMMANDS,
-                      registry.CASES_INBOX)
 # what every authenticated party may read besides the open data: the open catalog and the working-day calendar
 PARTY_READS: tuple[registry.TopicSpec, ...] = (registry.OPEN_CATALOG, registry.CALENDAR)
 # the city authority also publishes the calendar and follows alerts, grants, deadlines and notices
@@ -90,14 +87,14 @@ def managed(name: str, prefix: str = "") -> bool:
 
 
 def department_acls(code: str, prefix: str = "", *, authority: bool = False) -> list[Acl]:
-    """A department reads its own feed and the public topics, writes its own inbound topic and the inboxes
-    where its officers act, commits only with groups under its own prefix, and alters nothing."""
+    """A department reads its own feed and the public topics, writes its own inbound topic only (its data, and the
+    commands of its officers, which the bus passes on to the inboxes: streams.rules.commands), commits only with
+    groups under its own prefix, and alters nothing."""
     user = f"User:{department_principal(code, prefix)}"
     acls = [Acl(user, TOPIC, registry.feed_name(code, prefix), LITERAL, READ),
             Acl(user, TOPIC, registry.publish_name(code, prefix), LITERAL, WRITE),
             Acl(user, GROUP, department_group_prefix(code, prefix), PREFIXED, READ)]
     acls += [Acl(user, TOPIC, registry.name_of(t, prefix), LITERAL, READ) for t in PUBLIC]
-    acls += [Acl(user, TOPIC, registry.name_of(t, prefix), LITERAL, WRITE) for t in DEPARTMENT_INBOXES]
     if authority:
         acls += [Acl(user, TOPIC, registry.name_of(t, prefix), LITERAL, WRITE) for t in AUTHORITY_WRITES]
         acls += [Acl(user, TOPIC, registry.name_of(t, prefix), LITERAL, READ) for t in AUTHORITY_READS]

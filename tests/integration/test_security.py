@@ -251,3 +251,60 @@ async def test_the_cli_with_credentials_the_broker_refuses_says_who_may_not_do_w
     assert (f"the broker refuses {user} the topic {publish_name('NJ-GA', bus.prefix)}"
             in said["another department's inbound topic"].stderr)
     assert f"answers but did not let {user} in: check the credentials" in said["a password that is no longer"].stderr
+
+
+@pytest.mark.rule("R-39.1")
+@pytest.mark.rule("R-40.1")
+async def test_a_department_acts_only_in_its_own_name(bus, workers, tmp_path):
+    """Catalog reviews, share answers, case steps and deadline extensions name the department that acts. A department
+    sends them on its own inbound topic, which only it may write; the bus passes them on to their inboxes once the
+    department named is the one that wrote it. The inboxes themselves are the bus's."""
+    import os
+    import sys
+    import uuid
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    await apply_acls(bus.settings)
+    codec = default_codec()
+    ga = await department(bus, "NJ-GA")
+    yb = await department(bus, "NJ-YB")
+
+    def review(reviewer: str) -> bytes:
+        return codec.encode("govbus.catalog.CatalogReview", {
+            "event_id": uuid.uuid4().hex, "occurred_at": datetime.now(UTC), "reviewer": reviewer,
+            "reviewer_person": "张立新", "submission_id": "sub-1", "decision": "approve", "reason": None})
+
+    request = codec.encode("govbus.sharing.ShareRequest", {
+        "event_id": uuid.uuid4().hex, "occurred_at": datetime.now(UTC), "requester": "NJ-YB",
+        "resource_code": "GA-RK-001", "purpose": "低保资格核查", "items": ["姓名"], "subjects": [],
+        "valid_from": "2026-12-01", "valid_until": "2027-12-01"})
+    # the inboxes are no department's to write
+    for inbox in (registry.CATALOG_INBOX, registry.SHARING_INBOX, registry.CASES_INBOX, registry.DEADLINE_COMMANDS):
+        with pytest.raises(TopicAuthorizationFailedError):
+            await publishes(ga, name_of(inbox, bus.prefix), review("NJ-SJJ"), b"k")
+    workers.start()
+    # NJ-GA, on its own inbound topic, reviewing as the authority NJ-SJJ: refused, and raised as tampering
+    await publishes(ga, publish_name("NJ-GA", bus.prefix), review("NJ-SJJ"), b"NJ-SJJ")
+    # NJ-YB asking in its own name: passed on to the sharing inbox as it was sent
+    await publishes(yb, publish_name("NJ-YB", bus.prefix), request, b"req-1")
+    passed = await consume(bus.settings.bootstrap, bus.topic("govbus.sharing.inbox"), count=1)
+    assert [(r.key, r.value) for r in passed] == [(b"req-1", request)]
+    rejects = decoded(await consume(bus.settings.bootstrap, bus.topic("govbus.rejects"), count=1), "govbus.ops.Reject")
+    assert [(r["code"], r["source_topic"]) for r in rejects] == [("suspected_tampering",
+                                                                   publish_name("NJ-GA", bus.prefix))]
+    assert "CatalogReview whose reviewer is 'NJ-SJJ'" in rejects[0]["reason"]
+    alerts = decoded(await consume(bus.settings.bootstrap, bus.topic("govbus.alerts"), count=1), "govbus.ops.Alert")
+    assert [(a["kind"], a["department"], a["source_department"]) for a in alerts] == [
+        ("suspected_tampering", "NJ-GA", "NJ-SJJ")]
+    assert await consume(bus.settings.bootstrap, bus.topic("govbus.catalog.inbox"), count=1, timeout=2) == []
+
+    # the command a department's officer types goes the same way: in another's name the broker refuses it at once
+    conf = properties_file(ga, tmp_path / "nj-ga.properties")
+    argv = ["catalog", "review", "sub-1", "--as", "NJ-SJJ", "--person", "张立新", "--approve", "--wait", "0"]
+    env = {**os.environ, "GOVBUS_TOPIC_PREFIX": bus.prefix, "GOVBUS_KAFKA_CONFIG": str(conf)}
+    out = subprocess.run([str(Path(sys.executable).parent / "govbus"), *argv], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert out.returncode == 1, out.stderr
+    assert f"the broker refuses {ga.kafka_security.username} the topic {publish_name('NJ-SJJ', bus.prefix)}" \
+        in out.stderr
