@@ -428,7 +428,8 @@ class DeliveryStream(ConsumerRebalanceListener):
                     message=refusal.reason, department=proven, aid=f"suspected_tampering:{proven}:{actor}:command")
             return
         key = msg.key if msg.key is not None else decoded.record["event_id"].encode()
-        out.add(COMMAND_INBOXES[decoded.name], key, msg.value, hashed=key_hash(key))
+        # stamped as it was on the department's topic: its day of receipt is when it was sent (R-26.1's deadlines)
+        out.add(COMMAND_INBOXES[decoded.name], key, msg.value, hashed=key_hash(key), timestamp=msg.timestamp)
 
     def _judge(self, msg, record: dict, memory: SubjectMemory, out: Outputs, now: datetime, today: date) -> None:
         try:

@@ -81,19 +81,19 @@ class Outputs:
         return [batch, batch._builder.append, 0]  # noqa: SLF001
 
     def add(self, topic: str, key: bytes, value: bytes, *, hashed: int | None = None,
-            partition: int | None = None) -> None:
+            partition: int | None = None, timestamp: int | None = None) -> None:
         """Append a record; its partition is `partition`, else from the key's hash (`hashed` saves
-        hashing the same key again for each topic)."""
+        hashing the same key again for each topic); its timestamp (ms) `timestamp`, else the time of sending."""
         if partition is None:
             partition = (key_hash(key) if hashed is None else hashed) % self.partitions[topic]
         tp = (topic, partition)
         slot = self._open.get(tp)
         if slot is None:
             slot = self._open[tp] = self._batch(tp)
-        if slot[1](slot[2], None, key, value, NO_HEADERS) is None:  # full: start another
+        if slot[1](slot[2], timestamp, key, value, NO_HEADERS) is None:  # full: start another
             self._full[tp].append(self._closed(slot))
             slot = self._open[tp] = self._batch(tp)
-            if slot[1](0, None, key, value, NO_HEADERS) is None:
+            if slot[1](0, timestamp, key, value, NO_HEADERS) is None:
                 raise ValueError(f"a record of {len(value)} bytes is larger than a whole batch for {topic}")
         slot[2] += 1
 

@@ -289,7 +289,8 @@ async def test_a_department_acts_only_in_its_own_name(bus, workers, tmp_path):
     # NJ-YB asking in its own name: passed on to the sharing inbox as it was sent
     await publishes(yb, publish_name("NJ-YB", bus.prefix), request, b"req-1")
     passed = await consume(bus.settings.bootstrap, bus.topic("govbus.sharing.inbox"), count=1)
-    assert [(r.key, r.value) for r in passed] == [(b"req-1", request)]
+    sent = await consume(bus.settings.bootstrap, publish_name("NJ-YB", bus.prefix), count=1)
+    assert [(r.key, r.value, r.timestamp) for r in passed] == [(b"req-1", request, sent[0].timestamp)]
     rejects = decoded(await consume(bus.settings.bootstrap, bus.topic("govbus.rejects"), count=1), "govbus.ops.Reject")
     assert [(r["code"], r["source_topic"]) for r in rejects] == [("suspected_tampering",
                                                                    publish_name("NJ-GA", bus.prefix))]
