@@ -78,6 +78,8 @@ class LocalPrometheus:
         self.logfile = self.home / "prometheus.log"
         self.pidfile = self.home / "prometheus.pid"
         self.url = f"http://127.0.0.1:{self.port}"
+        # the alerts page people read: Debian's Prometheus serves the server-rendered pages only (none at /alerts)
+        self.alerts_page = f"{self.url}/classic/alerts"
         self.proc: subprocess.Popen | None = None
 
     def write_config(self) -> Path:

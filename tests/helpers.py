@@ -312,3 +312,15 @@ class Run:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def chromium_dom(url: str, tmp: Path) -> str:
+    """The page at `url` as headless Chromium (Debian's) renders it: its DOM after the page's scripts ran."""
+    import shutil
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    argv = [chromium, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp / 'chromium'}",
+            "--virtual-time-budget=10000", "--dump-dom", url]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout

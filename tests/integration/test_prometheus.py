@@ -9,7 +9,7 @@ from contextlib import ExitStack
 import pytest
 
 from ops.prometheus_server import LocalPrometheus
-from tests.helpers import LedgerProcess
+from tests.helpers import LedgerProcess, chromium_dom
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +56,7 @@ async def eventually(probe, timeout: float, what: str):
 
 
 @pytest.mark.rule("R-8.1")
-async def test_ledger_down_fires_when_the_ledger_stops(scraped_ledger, prometheus):
+async def test_ledger_down_fires_when_the_ledger_stops(scraped_ledger, prometheus, tmp_path):
     # the first scrape waits for Prometheus's target discovery (up to 5 s) and the ledger's start
     await eventually(lambda: prometheus.query('up{job="govbus-ledger"} == 1'), 120,
                      f"the ledger was not scraped; its log:\n{scraped_ledger.tail()}")
@@ -76,3 +76,6 @@ async def test_ledger_down_fires_when_the_ledger_stops(scraped_ledger, prometheu
     assert alerts[0]["labels"]["severity"] == "critical"
     assert alerts[0]["labels"]["instance"] == f"127.0.0.1:{scraped_ledger.port}"
     assert "not being recorded" in alerts[0]["annotations"]["summary"]
+    # and on the page `govbus run` names for the alerts, as an operator's browser shows it
+    page = chromium_dom(prometheus.alerts_page, tmp_path)
+    assert "404 page not found" not in page and "LedgerDown" in page, page[:2000]
