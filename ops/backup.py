@@ -210,7 +210,18 @@ async def backup(s: Settings, directory: Path) -> Backup:
     directory = directory.resolve()
     if (directory / MANIFEST).exists():
         raise BackupError(f"{directory} already holds a backup; give an empty or new directory")
+    # names and identity numbers: readable by whoever takes the backup only, as the credentials files are
     (directory / "topics").mkdir(parents=True, exist_ok=True)
+    for d in (directory, directory / "topics"):
+        d.chmod(0o700)
+    mask = os.umask(0o077)  # the files written below, pg_dump's too
+    try:
+        return await _backup(s, directory)
+    finally:
+        os.umask(mask)
+
+
+async def _backup(s: Settings, directory: Path) -> Backup:
     backup_id = f"backup-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
     taken_at = datetime.now(UTC)
 

@@ -25,8 +25,10 @@ async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPar
     if not parts:  # the client has not seen the topic yet: ask the broker
         cluster = await consumer._client.fetch_all_metadata()  # noqa: SLF001
         parts = cluster.partitions_for_topic(topic)
-    if not parts:
-        raise TopicMissing(f"topic {topic} does not exist: run `govbus topics apply`")
+    if not parts:  # the broker names no topic a client may not describe: either may be so
+        raise TopicMissing(f"topic {topic} does not exist, or these credentials may not read it: run `govbus topics "
+                           "apply` if it was never created; `govbus acls list --principal NAME` shows what a principal "
+                           "may read")
     return [TopicPartition(topic, p) for p in sorted(parts)]
 
 

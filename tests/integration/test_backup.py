@@ -135,6 +135,9 @@ async def test_a_restore_after_losing_the_database_and_the_state_topics_loses_no
     taken = await backup(s, tmp_path / "snapshot")
     manifest, digest = read_manifest(tmp_path / "snapshot")
     assert digest == taken.manifest_sha256
+    # names and identity numbers: for the one who took it only
+    taken_files = [tmp_path / "snapshot", *(tmp_path / "snapshot").rglob("*")]
+    assert {oct(p.stat().st_mode & 0o777) for p in taken_files} <= {"0o700", "0o600"}
     assert set(manifest["topics"]) == set(state_topics(bus.prefix))
     assert manifest["topics"][bus.topic("govbus.catalog")]["records"] >= 1
     assert manifest["topics"][bus.topic("govbus.subscriptions")]["records"] == len(FEEDS)
