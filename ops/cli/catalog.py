@@ -107,8 +107,8 @@ def change(department: str, change_date: str, change_kind: str, description: str
 
 
 @catalog.command("list")
-@click.option("--county", default=None, help="Only the county catalog, e.g. WY.")
-@click.option("--provider", default=None)
+@click.option("--county", default=None, type=common.COUNTY, help="Only the county catalog, e.g. WY.")
+@click.option("--provider", default=None, type=common.DEPARTMENT)
 def list_entries(county: str | None, provider: str | None) -> None:
     """The approved catalog: the city's (everything), or one county's."""
     from consumers.queries import catalog_entries
@@ -117,7 +117,7 @@ def list_entries(county: str | None, provider: str | None) -> None:
     for r in rows:
         click.echo(f"{r['resource_code']:16} v{r['version']:<3} {r['provider']:9} {r['county'] or 'city':5} "
                    f"share={r['share_attribute']:13} open={r['open_attribute']:13} {r['name']}")
-    click.echo(f"{len(rows)} entries")
+    click.echo(f"{len(rows)} {'entry' if len(rows) == 1 else 'entries'}")
 
 
 @catalog.command()

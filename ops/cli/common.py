@@ -76,6 +76,23 @@ class DepartmentCode(click.ParamType):
 DEPARTMENT = DepartmentCode()
 
 
+class CountyCode(click.ParamType):
+    """A county, district or zone of the registry (topics/departments.yaml), e.g. WY."""
+
+    name = "COUNTY"
+
+    def convert(self, value, param, ctx):
+        from topics.departments import counties
+
+        known = counties()
+        if value in known:
+            return value
+        self.fail(f"no county {value!r} in the registry; the counties are {', '.join(known)}", param, ctx)
+
+
+COUNTY = CountyCode()
+
+
 def run(coro):
     """`asyncio.run(coro)`; an unreachable broker or database, a topic not created, a record the schema
     refuses are a one-line error with what to do, not a traceback."""
@@ -166,8 +183,11 @@ def serve_metrics(process: str, what: str) -> None:
     """Serve the metrics of `process` (a key of METRICS_PORTS) on the port its variable gives, if any."""
     from topics import metrics
 
-    var, _ = METRICS_PORTS[process]
+    var, usual = METRICS_PORTS[process]
     port = int(os.environ.get(var, "0"))
+    if not port:  # `govbus run` sets the variable; started alone, say so, or Prometheus waits in vain
+        click.echo(f"{what}: no metrics served (set {var}, e.g. {usual}, for Prometheus to see it)", err=True)
+        return
     try:
         metrics.serve(port, process)
     except OSError as exc:

@@ -44,7 +44,12 @@ def down() -> None:
     """Stop the local Kafka and PostgreSQL."""
     from ops import stack
 
-    common.run(stack.down(settings()))
+    s = settings()
+    common.run(stack.down(s))
+    parts = [what for what, local in (("Kafka", s.local_kafka), ("PostgreSQL", s.local_postgres)) if local]
+    click.echo(f"stopped: the local {' and '.join(parts)} of {s.state_dir}" if parts
+               else "nothing local to stop: Kafka and PostgreSQL are the ones GOVBUS_KAFKA_BOOTSTRAP and "
+                    "GOVBUS_DATABASE_URL name")
 
 
 @click.command()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import consume, decoded, resident_id
+from tests.helpers import approved_entry, consume, decoded, resident_id, seed_catalog
 from topics.departments import load
 from topics.registry import all_topics
 
@@ -41,6 +41,7 @@ async def test_topics_apply_twice(stack):
 
 
 async def test_publish_reports_published_and_rejected_rows(bus, tmp_path):
+    await seed_catalog(bus, approved_entry("ga-population.yaml"))
     f = tmp_path / "people.csv"
     f.write_text(f"subject_id,姓名\n{resident_id()},张三\n{resident_id()},李四,多余\n", encoding="utf-8")
     out = govbus("publish", "--as", "NJ-GA", "--resource", "GA-RK-001", str(f))
@@ -49,6 +50,29 @@ async def test_publish_reports_published_and_rejected_rows(bus, tmp_path):
     assert "line 3 has 3 fields, the header has 2" in out.stderr.decode()
     (rej,) = decoded(await consume(bus.settings.bootstrap, bus.topic("govbus.rejects"), count=1))
     assert rej["source_topic"].startswith("file:people.csv#") and rej["source_offset"] == 3
+
+
+@pytest.mark.rule("R-17.1")
+@pytest.mark.rule("R-26.1")
+async def test_publish_and_subscribe_say_at_once_what_the_catalog_says_against_them(bus, tmp_path):
+    await seed_catalog(bus, approved_entry("ga-population.yaml"), approved_entry("wy-subsidy.yaml"))
+    f = tmp_path / "people.csv"
+    f.write_text(f"subject_id,姓名\n{resident_id()},张三\n", encoding="utf-8")
+    said = {
+        "a misspelled resource": govbus("publish", "--as", "NJ-GA", "--resource", "GA-RK-01", str(f)),
+        "another provider's resource": govbus("publish", "--as", "NJ-YB", "--resource", "GA-RK-001", str(f)),
+        "a resource shared on conditions": govbus("subscribe", "NJ-YB", "WY-MZ-DB-001"),
+    }
+    for what, out in said.items():
+        assert out.returncode == 1 and len(out.stderr.splitlines()) == 1, (what, out.stderr)
+    assert (b"nothing published: GA-RK-01 is not in the approved city catalog; did you mean GA-RK-001?"
+            in said["a misspelled resource"].stderr)
+    assert b"GA-RK-001 is NJ-GA's to publish" in said["another provider's resource"].stderr
+    assert (b"not subscribed: WY-MZ-DB-001 is shared on conditions" in said["a resource shared on conditions"].stderr
+            and b"govbus share request --as NJ-YB" in said["a resource shared on conditions"].stderr)
+    for dept in ("NJ-GA", "NJ-YB"):  # nothing was sent
+        assert await consume(bus.settings.bootstrap, bus.topic(f"govbus.publish.{dept}"), count=1, timeout=1) == []
+    assert await consume(bus.settings.bootstrap, bus.topic("govbus.subscriptions"), count=1, timeout=1) == []
 
 
 def test_subscribe_refuses_an_unknown_department():

@@ -17,7 +17,17 @@ from aiokafka.errors import GroupAuthorizationFailedError, TopicAuthorizationFai
 from consumers.feed import Feed, NotAuthorized
 from ops.stack import librdkafka_properties
 from schemas.codec import default_codec
-from tests.helpers import connects, consume, decoded, delivery, produce, properties_file, reads
+from tests.helpers import (
+    approved_entry,
+    connects,
+    consume,
+    decoded,
+    delivery,
+    produce,
+    properties_file,
+    reads,
+    seed_catalog,
+)
 from topics import registry
 from topics.access import AccessError, BrokerAdmin, apply_acls, issue_passwords
 from topics.acls import READ, TOPIC, Acl, department_group_prefix, department_principal
@@ -223,6 +233,7 @@ async def test_the_cli_with_credentials_the_broker_refuses_says_who_may_not_do_w
 
     await apply_acls(bus.settings)
     await feeds_with_a_record(bus, "NJ-YB", "NJ-MZ")
+    await seed_catalog(bus, approved_entry("ga-population.yaml"))
     yb = await department(bus, "NJ-YB")
     conf = properties_file(yb, tmp_path / "nj-yb.properties")
     user = yb.kafka_security.username

@@ -30,6 +30,11 @@ def test_an_unknown_department_is_refused_before_anything_is_looked_up(args):
     assert "Traceback" not in out.output
 
 
+def test_an_unknown_county_is_refused_with_the_counties_there_are():
+    out = govbus("catalog", "list", "--county", "XX")
+    assert out.exit_code == 2 and "no county 'XX' in the registry; the counties are" in out.output
+
+
 def test_a_misspelled_department_is_answered_with_the_nearest_codes():
     out = govbus("feed", "tail", "nj-gaa")
     assert out.exit_code == 2
