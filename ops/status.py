@@ -302,6 +302,41 @@ def processes_part(settings: Settings) -> dict:
     return {"supervisor": sup, "processes": procs}
 
 
+def steps_of(metrics_text: str, process: str) -> tuple[bool, int]:
+    """From a process's metrics page: whether its last step failed, and how many failed since it started."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    failing, failures = False, 0
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            if sample.labels.get("process") != process:
+                continue
+            if sample.name == "govbus_step_failing":
+                failing = sample.value >= 1
+            elif sample.name == "govbus_step_failures_total":
+                failures = int(sample.value)
+    return failing, failures
+
+
+async def failing_steps(procs: list[dict], timeout: float = 2.0) -> None:
+    """Each running process that serves metrics: `step_failing` and `step_failures` from its own page (a process can
+    run, and stay up, while every step it tries fails)."""
+    import urllib.request
+
+    def page(address: str) -> str:
+        with urllib.request.urlopen(f"http://{address}/metrics", timeout=timeout) as r:  # noqa: S310  (our own)
+            return r.read().decode()
+
+    async def one(p: dict) -> None:
+        try:
+            text = await asyncio.to_thread(page, p["metrics"])
+        except OSError:
+            return  # not answering: GovbusTargetDown's, and the process line says whether it runs
+        p["step_failing"], p["step_failures"] = steps_of(text, p["name"])
+
+    await asyncio.gather(*(one(p) for p in procs if p.get("running") and p.get("metrics")))
+
+
 # --------------------------------------------------------------------------- the report
 
 
@@ -313,6 +348,7 @@ async def collect(settings: Settings, *, max_lag: int = DEFAULT_MAX_LAG, timeout
     report.update(kafka)
     report.update(db)
     report.update(processes_part(settings))
+    await failing_steps(report["processes"])
     for key in ("consumer_groups", "deadlines", "ledger", "quarantine", "rejects_last_hour", "breach_notices"):
         report.setdefault(key, None)  # None: not read, its store is unreachable
     report["problems"] = problems(report)
@@ -344,6 +380,9 @@ def problems(report: dict) -> list[str]:
         elif not p["running"]:
             last = (p.get("last_exit") or {}).get("description")
             out.append(f"{p['name']} is not running ({p['state']}" + (f", last it {last})" if last else ")"))
+        elif p.get("step_failing"):
+            out.append(f"{p['name']} runs, but its last step failed ({p.get('step_failures', 0)} failed since it "
+                       f"started) and what waits behind it does not move: its log ({p['name']}.log) names the error")
     groups = report["consumer_groups"]
     if isinstance(groups, dict):
         out.append(f"consumer lag not read: {groups['error']}")

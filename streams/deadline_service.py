@@ -279,10 +279,12 @@ class DeadlineService:
         while not stop.is_set():
             try:
                 await self.step()
+                metrics.STEP_FAILING.labels(PROCESS).set(0)
             except Exception:
                 # nothing of the failed step was committed: forget it and start again from what was
                 log.exception("deadline step failed; resuming from the committed state")
                 metrics.STEP_FAILURES.labels(PROCESS).inc()
+                metrics.STEP_FAILING.labels(PROCESS).set(1)
                 await self._recover()
                 with contextlib.suppress(Exception):  # the commands waiting meanwhile show as lag
                     await self._observe_lag()

@@ -91,6 +91,7 @@ FEED_SCOPED = ("items", "digest")
 MAX_BATCH = 1000  # publications per poll: outputs of a whole batch are acknowledged before its commit
 BATCH_SECONDS = metrics.BATCH_SECONDS.labels("worker")
 STEP_FAILED = metrics.STEP_FAILURES.labels("worker")
+STEP_FAILING = metrics.STEP_FAILING.labels("worker")
 MAX_IN_FLIGHT = 4  # batches whose outputs are on their way while the next one is judged
 
 
@@ -301,6 +302,7 @@ class DeliveryStream(ConsumerRebalanceListener):
         except KafkaError:
             log.exception("outputs of a batch not accepted by the producer; the batch is read again")
             STEP_FAILED.inc()
+            STEP_FAILING.set(1)
             await self._rewind_after_failure(first)
             return
         BATCH_SECONDS.observe(time.perf_counter() - started)
@@ -331,6 +333,7 @@ class DeliveryStream(ConsumerRebalanceListener):
         except KafkaError:
             log.exception("outputs of a batch not acknowledged by the broker; the batch is read again")
             STEP_FAILED.inc()
+            STEP_FAILING.set(1)
             sent = False
         if before is not None and not await before:
             return False  # read again from the failed batch before it
@@ -338,6 +341,7 @@ class DeliveryStream(ConsumerRebalanceListener):
             return False
         for topic, n in counts.items():
             records_out(topic).inc(n)
+        STEP_FAILING.set(0)
         self.acked.update(commit)
         if self.inflight and self.inflight[-1][0] is asyncio.current_task():
             await self._commit()

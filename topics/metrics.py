@@ -63,6 +63,8 @@ SINK_QUARANTINE_SIZE = Gauge("govbus_sink_quarantine_records",
 STEP_FAILURES = Counter("govbus_step_failures_total",
                         "Steps a running process failed and does again from its last commit (a transaction of the "
                         "deadline service, a batch of the delivery stream), by process", ["process"])
+STEP_FAILING = Gauge("govbus_step_failing", "1 while a running process's last step failed, 0 once one succeeds",
+                     ["process"])
 PROCESS_UP = Gauge("govbus_process_up", "1 while a supervised process is running, 0 while it is down",
                    ["process"])
 PROCESS_RESTARTS = Counter("govbus_process_restarts_total", "Restarts of a supervised process after it exited",

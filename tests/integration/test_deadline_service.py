@@ -245,10 +245,11 @@ async def test_a_step_that_fails_is_counted_its_waiting_commands_shown_and_done_
         command("start", f"share_request:f{i}", case_type="share_request", case_id=f"f{i}", party="NJ-GA",
                 received_on="2026-12-01") for i in range(2)])
     await svc.start()
-    step, stop, calls = svc.step, asyncio.Event(), []
+    step, stop, calls, failing = svc.step, asyncio.Event(), [], []
 
     async def fails_twice(**kw):
         calls.append(sample("govbus_consumer_lag_records", **lag))
+        failing.append(sample("govbus_step_failing", process="deadlines"))
         if len(calls) <= 2:
             raise RuntimeError("the broker refused the step's transaction")
         await step(**kw)
@@ -263,6 +264,7 @@ async def test_a_step_that_fails_is_counted_its_waiting_commands_shown_and_done_
     assert sample("govbus_step_failures_total", process="deadlines") - failures == 2
     assert len([r for r in caplog.records if "deadline step failed" in r.getMessage()]) == 2
     assert calls[1:3] == [2, 2]  # after each failure, the two commands waiting
+    assert failing[1:3] == [1, 1] and sample("govbus_step_failing", process="deadlines") == 0  # for govbus status
     started = [n for n in decoded(await consume(bus.settings.bootstrap, bus.topic("govbus.notices"), count=10**6,
                                                 timeout=2)) if n["kind"] == "started"]
     assert sorted(n["case_id"] for n in started) == ["f0", "f1"]
