@@ -168,12 +168,14 @@ async def ledger(bus: Bus):
 
 
 @pytest.fixture
-def ledger_process(bus: Bus, tmp_path: Path):
-    """The real ledger as the stack runs it, a process of its own on this test's topics: for the tests that load it
-    with a whole stream, whose reading would otherwise share one event loop with the test's clients."""
-    from tests.helpers import LedgerProcess
+async def ledger_process(bus: Bus, tmp_path: Path):
+    """The real ledger as the stack runs it, a process of its own on this test's topics, as its own principal with
+    the rights the registry gives it: for the tests that load it with a whole stream, whose reading would otherwise
+    share one event loop with the test's clients."""
+    from tests.helpers import LedgerProcess, as_process, properties_file
 
-    ledger = LedgerProcess(bus, tmp_path / "ledger.log")
+    own = properties_file(await as_process(bus.settings, "ledger"), tmp_path / "ledger.properties")
+    ledger = LedgerProcess(bus, tmp_path / "ledger.log", config=own)
     ledger.start()
     yield ledger
     alive = ledger.running()

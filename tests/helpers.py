@@ -241,12 +241,13 @@ class LedgerProcess:
     """`govbus ledger run` as a child process on a test's deployment, as the stack runs it: beside the test's own
     clients rather than on their event loop. Its metrics on `port` when one is given."""
 
-    def __init__(self, bus, log: Path, port: int | None = None):
+    def __init__(self, bus, log: Path, port: int | None = None, config: Path | None = None):
         self.log, self.port = log, port
         env = {k: v for k, v in os.environ.items() if k not in PORT_VARS}
         self.env = {**env, "GOVBUS_TOPIC_PREFIX": bus.prefix, "GOVBUS_KAFKA_BOOTSTRAP": bus.settings.bootstrap,
                     "GOVBUS_DATABASE_URL": bus.settings.dsn,
-                    **({"GOVBUS_LEDGER_METRICS_PORT": str(port)} if port else {})}
+                    **({"GOVBUS_LEDGER_METRICS_PORT": str(port)} if port else {}),
+                    **({"GOVBUS_KAFKA_CONFIG": str(config)} if config else {})}
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
