@@ -419,7 +419,18 @@ class DeliveryStream(ConsumerRebalanceListener):
         department it names as acting is the one that sent it; else refused, and a command in another's name
         raised as tampering."""
         now = datetime.now(UTC)
-        decoded = CODEC.decode(msg.value)
+        try:
+            decoded = CODEC.decode(msg.value)
+        except CodecError as exc:  # its header named a known schema; its body does not decode as that
+            self._reject(out, msg, exc.code, exc.reason, now)
+            return
+        try:
+            self._pass_on(msg, decoded, out, now)
+        except Exception as exc:  # a fault of the bus must not stop the stream; the command is kept
+            log.exception("could not pass on %s:%s:%s", msg.topic, msg.partition, msg.offset)
+            self._reject(out, msg, "internal_error", internal_error_reason(exc), now)
+
+    def _pass_on(self, msg, decoded, out: Outputs, now: datetime) -> None:
         proven = proven_publisher(msg.topic)
         refusal = check_command(decoded.name, decoded.record, proven)
         if refusal is not None:

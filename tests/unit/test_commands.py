@@ -3,6 +3,7 @@
 import pytest
 
 from schemas.codec import default_codec
+from streams.outputs import Outputs
 from streams.rules.commands import COMMANDS, acting, check_command
 from topics import registry
 
@@ -42,3 +43,42 @@ def test_each_command_passed_on_to_an_agents_inbox_is_one_that_agent_takes():
     for schema, (inbox, _) in COMMANDS.items():
         if inbox is not registry.DEADLINE_COMMANDS:  # the deadline service's, which takes that one schema
             assert schema in takes[inbox], schema
+
+
+class Kept(Outputs):
+    """Outputs that keep what is added, as (topic, key, value, timestamp)."""
+
+    def __init__(self, partitions):
+        super().__init__([], partitions)
+        self.kept = []
+
+    def add(self, topic, key, value, *, hashed=None, partition=None, timestamp=None):
+        self.kept.append((topic, key, value, timestamp))
+
+
+def test_the_stream_passes_a_command_on_refuses_one_in_anothers_name_and_survives_a_broken_one():
+    """The delivery stream's own handling (streams.deliveries.DeliveryStream._decode), no broker."""
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from ops.bench.judge import fresh_stream
+    from streams.deliveries import PARTITIONS
+    from topics.registry import name_of, publish_name
+
+    codec = default_codec()
+    review = codec.encode("govbus.catalog.CatalogReview", {
+        "event_id": "e1", "occurred_at": datetime.now(UTC), "reviewer": "NJ-SJJ", "reviewer_person": "张立新",
+        "submission_id": "s", "decision": "approve", "reason": None})
+    stream, out = fresh_stream(), Kept(PARTITIONS)
+
+    def read(topic: str, value: bytes):
+        return SimpleNamespace(topic=topic, partition=0, offset=7, key=b"k", value=value, timestamp=1_700_000_000_000)
+
+    assert stream._decode(read(publish_name("NJ-SJJ"), review), out) is None  # noqa: SLF001
+    assert out.kept == [(name_of(registry.CATALOG_INBOX), b"k", review, 1_700_000_000_000)]
+    out.kept.clear()
+    stream._decode(read(publish_name("NJ-GA"), review), out)  # noqa: SLF001
+    assert sorted(t for t, *_ in out.kept) == sorted([name_of(registry.REJECTS), name_of(registry.ALERTS)])
+    out.kept.clear()
+    stream._decode(read(publish_name("NJ-SJJ"), review[:12] + b"\xff" * 5), out)  # noqa: SLF001
+    assert [t for t, *_ in out.kept] == [name_of(registry.REJECTS)]
