@@ -30,8 +30,9 @@ class Group(click.Group):
             raise click.ClickException(str(exc)) from None
         except TopicAuthorizationFailedError as exc:
             raise click.ClickException(f"the broker refuses {_user()} the topic {_named(exc)}: a department writes "
-                                       "its own inbound topic and the inboxes, and reads its own feed and the public "
-                                       f"topics (`govbus acls list --principal {_user()}` shows its rights)") from None
+                                       "only its own inbound topic (its data, and its officers' commands given "
+                                       "`--as` itself), and reads its own feed and the public topics "
+                                       f"(`govbus acls list --principal {_user()}` shows its rights)") from None
         except GroupAuthorizationFailedError as exc:
             raise click.ClickException(f"the broker refuses {_user()} the consumer group {_named(exc)}: a "
                                        f"department's groups are named after it, `{_user()}.<anything>`") from None
