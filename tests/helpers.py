@@ -123,12 +123,11 @@ async def as_process(s, process: str):
 
     from topics.access import apply_acls, issue_passwords
     from topics.acls import process_principal
-    from topics.settings import KafkaSecurity
 
     await apply_acls(s)
     name = process_principal(process, s.topic_prefix)
     password = (await issue_passwords(s, [name]))[name]
-    return replace(s, kafka_security=KafkaSecurity("SASL_PLAINTEXT", username=name, password=password))
+    return replace(s, kafka_security=replace(s.kafka_security, username=name, password=password))  # its TLS too
 
 
 def properties_file(s, path: Path) -> Path:
