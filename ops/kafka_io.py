@@ -160,29 +160,6 @@ async def catalog_now(timeout: float = 10.0) -> dict[str, dict]:
     return {key.decode(): codec.decode(value).record for key, value in latest.items()}
 
 
-def catalog_problem(entries: dict[str, dict], resource: str, *, publisher: str | None = None,
-                    subscriber: str | None = None) -> str | None:
-    """Why the bus would refuse a publication of `resource` by `publisher`, or a subscription of `subscriber` to it,
-    whatever the records: said before anything is sent (None: nothing the catalog says against it)."""
-    import difflib
-
-    entry = entries.get(resource)
-    if entry is None:
-        near = difflib.get_close_matches(resource, entries, n=3, cutoff=0.7)
-        return (f"{resource} is not in the approved city catalog" + (f"; did you mean {' or '.join(near)}?" if near
-                else " (`govbus catalog list`)"))
-    content = entry["entry"]
-    if publisher is not None and content["provider"] != publisher:
-        return (f"{resource} is {content['provider']}'s to publish, its registered provider (one datum, one source: "
-                f"R-17.1); published by {publisher}, every record would be refused and the authority alerted")
-    if subscriber is not None and content["share_attribute"] == "conditional":
-        return (f"{resource} is shared on conditions: {subscriber} receives it under a directed authorization, "
-                f"asked for with `govbus share request --as {subscriber} --resource {resource} ...` (R-26.1)")
-    if subscriber is not None and content["share_attribute"] == "none":
-        return f"{resource} is not shared ({content.get('share_basis')}): no subscription receives it (R-23.1)"
-    return None
-
-
 async def published_calendar(timeout: float = 5.0) -> WorkCalendar:
     """The working-day calendar: the built-in years and every year published on the calendar topic."""
     from streams.rules.workcalendar import WorkCalendar, publish_event

@@ -58,6 +58,10 @@ def _port_taken(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+# the alerts page people read: Debian's Prometheus serves the server-rendered pages only (none at /alerts)
+ALERTS_PAGE = "/classic/alerts"
+
+
 class LocalPrometheus:
     """Prometheus on 127.0.0.1:port with its configuration, data and log in `home` (by default
     <state dir>/prometheus). A server left over from a killed run is stopped and started afresh,
@@ -78,8 +82,7 @@ class LocalPrometheus:
         self.logfile = self.home / "prometheus.log"
         self.pidfile = self.home / "prometheus.pid"
         self.url = f"http://127.0.0.1:{self.port}"
-        # the alerts page people read: Debian's Prometheus serves the server-rendered pages only (none at /alerts)
-        self.alerts_page = f"{self.url}/classic/alerts"
+        self.alerts_page = self.url + ALERTS_PAGE
         self.proc: subprocess.Popen | None = None
 
     def write_config(self) -> Path:

@@ -100,9 +100,9 @@ async def run_all(settings: Settings, *, demo: bool = True, prometheus: bool = T
     for i, (name, addr) in enumerate(served):
         print(f"{'metrics:' if i == 0 else '':9} {name:11} http://{addr}/metrics")
     if prometheus:
-        from ops.prometheus_server import LocalPrometheus
+        from ops.prometheus_server import ALERTS_PAGE
 
-        print(f"alerts:   {LocalPrometheus(settings).alerts_page}")
+        print(f"alerts:   http://127.0.0.1:{specs[-1].metrics_port}{ALERTS_PAGE}")
     print(f"logs:     {settings.state_dir}\nhealth:   govbus status")
     print("Ctrl-C stops everything.\n", flush=True)
     demo_task = asyncio.create_task(run_demo(settings, stop)) if demo else None

@@ -83,15 +83,21 @@ class CountyCode(click.ParamType):
     name = "COUNTY"
 
     def convert(self, value, param, ctx):
-        from topics.departments import counties
-
-        known = counties()
-        if value in known:
+        problem = unknown_county(value)
+        if problem is None:
             return value
-        self.fail(f"no county {value!r} in the registry; the counties are {', '.join(known)}", param, ctx)
+        self.fail(problem, param, ctx)
 
 
 COUNTY = CountyCode()
+
+
+def unknown_county(value: str) -> str | None:
+    """Why `value` is no county of the registry (None: it is one)."""
+    from topics.departments import counties
+
+    known = counties()
+    return None if value in known else f"no county {value!r} in the registry; the counties are {', '.join(known)}"
 
 
 def run(coro):
@@ -125,6 +131,25 @@ def run(coro):
         if "Connect call failed" not in str(exc):
             raise
         raise click.ClickException(f"{exc}: is the stack up? (`govbus up`)") from None
+
+
+def refuse_before_sending(what: str, resource: str, check) -> None:
+    """What the catalog says against a command, said before anything is sent: `check(entry)` is the bus's own rule
+    (a Refusal or None) on `resource`'s entry, as the catalog topic holds it now."""
+    import difflib
+
+    from ops.kafka_io import catalog_now
+
+    entries = run(catalog_now())
+    refusal = check(entries.get(resource))
+    if refusal is None:
+        return
+    near = ""
+    if refusal.code == "unknown_resource":
+        codes = difflib.get_close_matches(resource, entries, n=3, cutoff=0.7)
+        near = f"; did you mean {' or '.join(codes)}?" if codes else " (`govbus catalog list`)"
+    rules = f" ({', '.join(refusal.rule_ids)})" if refusal.rule_ids else ""
+    raise click.ClickException(f"{what}: {refusal.reason}{near}{rules}")
 
 
 def _answers(bootstrap: str) -> bool:

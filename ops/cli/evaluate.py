@@ -27,8 +27,8 @@ def evaluate(year: int, county: str | None, csv_path: str | None, html_path: str
     from topics.departments import counties, load
 
     known = counties()
-    if county is not None and county not in known:
-        raise click.ClickException(f"no county {county!r} in the registry; the counties are {', '.join(known)}")
+    if county is not None and (problem := common.unknown_county(county)):
+        raise click.ClickException(problem)
     now = datetime.now(UTC)
     if not 2000 <= year <= now.year:
         raise click.ClickException(f"{year} cannot be evaluated: give a year from 2000 to {now.year}")

@@ -22,14 +22,12 @@ def publish(publisher: str, resource: str, system_code: str | None, path: str) -
     own inbound topic."""
     from tqdm import tqdm
 
-    from ops.kafka_io import catalog_now, catalog_problem
     from ops.publish import load, publish_rows, read_rows
+    from streams.rules.exchange import check_source
 
     data, fmt, source = load(path)
     rows = list(read_rows(data, fmt))
-    problem = catalog_problem(common.run(catalog_now()), resource, publisher=publisher)
-    if problem:
-        raise click.ClickException(f"nothing published: {problem}")
+    common.refuse_before_sending("nothing published", resource, lambda entry: check_source(resource, publisher, entry))
     s = settings()
     with tqdm(total=len(rows), unit="rec", disable=path == "-" or not sys.stderr.isatty()) as bar:
         report = common.run(publish_rows(rows, publisher=publisher, resource_code=resource, source=source,
@@ -50,12 +48,12 @@ def publish(publisher: str, resource: str, system_code: str | None, path: str) -
 @click.option("--cancel", is_flag=True, help="End the subscription.")
 def subscribe(department: str, resource: str, cancel: bool) -> None:
     """Subscribe DEPARTMENT to the feed of RESOURCE."""
-    from ops.kafka_io import catalog_now, catalog_problem
     from ops.kafka_io import subscribe as send_subscription
+    from streams.rules.sharing import check_subscription
 
-    problem = None if cancel else catalog_problem(common.run(catalog_now()), resource, subscriber=department)
-    if problem:
-        raise click.ClickException(f"not subscribed: {problem}")
+    if not cancel:
+        common.refuse_before_sending("not subscribed", resource,
+                                     lambda entry: check_subscription(resource, entry, department))
     common.run(send_subscription(department, resource, not cancel))
     click.echo(f"{department} {'cancelled' if cancel else 'subscribed to'} {resource}")
 

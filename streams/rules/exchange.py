@@ -178,17 +178,26 @@ def reject_record(*, source_topic: str, partition: int, offset: int, raw: bytes,
 # --------------------------------------------------------------------------- against the catalog
 
 
+def check_source(resource_code: str, publisher: str, entry: Mapping[str, Any] | None) -> Refusal | None:
+    """What the catalog alone says of `publisher` publishing `resource_code`, whatever the records: R-10.1 it is
+    catalogued, R-17.1 `publisher` is its one source (the bus's check of each publication, and `govbus publish`'s
+    before it sends any)."""
+    if entry is None:
+        return Refusal(f"{resource_code} is not in the approved catalog: nothing is "
+                       "aggregated or shared for an uncatalogued resource", ("R-10.1",), code="unknown_resource")
+    provider = entry["entry"]["provider"]
+    if publisher != provider:
+        return Refusal(f"{publisher} is not the source of {resource_code}: its one registered source is {provider} "
+                       "(one datum, one source)", ("R-17.1",), code="one_source_violation")
+    return None
+
+
 def check_against_catalog(d: Mapping[str, Any], entry: Mapping[str, Any] | None,
                           subject_problem: Callable[[str], str | None]) -> Refusal | None:
     """R-10.1 catalogued, R-17.1 from its one source, R-17.2 a valid subject, items as catalogued."""
-    if entry is None:
-        return Refusal(f"{d['resource_code']} is not in the approved catalog: nothing is "
-                       "aggregated or shared for an uncatalogued resource", ("R-10.1",), code="unknown_resource")
-    content = entry["entry"]
-    if d["publisher"] != content["provider"]:
-        return Refusal(f"{d['publisher']} published {d['resource_code']}, whose one "
-                       f"registered source is {content['provider']}: one datum, one source", ("R-17.1",),
-                       code="one_source_violation")
+    refusal = check_source(d["resource_code"], d["publisher"], entry)
+    if refusal is not None:
+        return refusal
     problem = subject_problem(d["subject_id"])
     if problem is not None:
         return Refusal(problem, ("R-17.2",), code="invalid_identifier")

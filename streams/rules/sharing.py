@@ -64,6 +64,23 @@ def check_request(req: Mapping[str, Any], entry: Mapping[str, Any] | None,
     return problems
 
 
+def check_subscription(resource_code: str, entry: Mapping[str, Any] | None, subscriber: str) -> Refusal | None:
+    """R-27.1: a subscription receives a resource shared unconditionally; one shared on conditions goes only to the
+    holders of a directed authorization (R-26.1), one not shared to nobody (R-23.1). None: nothing against it."""
+    if entry is None:
+        return Refusal(f"{resource_code} is not in the approved catalog: nothing is shared for a resource that is not "
+                       "catalogued", ("R-10.1",), code="unknown_resource")
+    content = entry["entry"]
+    if content["share_attribute"] == "conditional":
+        return Refusal(f"{resource_code} is shared on conditions: {subscriber} receives it under a directed "
+                       f"authorization, asked for with `govbus share request --as {subscriber} --resource "
+                       f"{resource_code} ...`", ("R-26.1",))
+    if content["share_attribute"] == "none":
+        return Refusal(f"{resource_code} is not shared ({content.get('share_basis')}): no subscription receives it",
+                       ("R-23.1",))
+    return None
+
+
 def check_answer(answer: Mapping[str, Any], request: Mapping[str, Any], provider: str) -> list[Refusal]:
     problems: list[Refusal] = []
     if answer["provider"] != provider:

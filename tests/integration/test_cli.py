@@ -65,9 +65,10 @@ async def test_publish_and_subscribe_say_at_once_what_the_catalog_says_against_t
     }
     for what, out in said.items():
         assert out.returncode == 1 and len(out.stderr.splitlines()) == 1, (what, out.stderr)
-    assert (b"nothing published: GA-RK-01 is not in the approved city catalog; did you mean GA-RK-001?"
-            in said["a misspelled resource"].stderr)
-    assert b"GA-RK-001 is NJ-GA's to publish" in said["another provider's resource"].stderr
+    assert (b"nothing published: GA-RK-01 is not in the approved catalog" in said["a misspelled resource"].stderr
+            and b"; did you mean GA-RK-001? (R-10.1)" in said["a misspelled resource"].stderr)
+    assert (b"nothing published: NJ-YB is not the source of GA-RK-001: its one registered source is NJ-GA"
+            in said["another provider's resource"].stderr)
     assert (b"not subscribed: WY-MZ-DB-001 is shared on conditions" in said["a resource shared on conditions"].stderr
             and b"govbus share request --as NJ-YB" in said["a resource shared on conditions"].stderr)
     for dept in ("NJ-GA", "NJ-YB"):  # nothing was sent

@@ -128,3 +128,17 @@ def test_a_dispute_comes_from_a_party_and_is_ruled_by_its_authority():
     assert sharing.check_ruling({"authority": "WY-SJJ", "ruling": "uphold"}, disputed) is None
     assert "WY-SJJ's" in sharing.check_ruling({"authority": "NJ-SJJ", "ruling": "uphold"}, disputed).reason
     assert sharing.check_ruling({"authority": "WY-SJJ", "ruling": "maybe"}, disputed) is not None
+
+
+@pytest.mark.rule("R-27.1")
+def test_a_subscription_takes_a_resource_shared_unconditionally_only():
+    from streams.rules.sharing import check_subscription
+
+    def entry(attribute):
+        return {"entry": {"share_attribute": attribute, "share_basis": "《办法》第五十九条"}}
+
+    assert check_subscription("GA-RK-001", entry("unconditional"), "NJ-YB") is None
+    conditional = check_subscription("WY-MZ-DB-001", entry("conditional"), "NJ-YB")
+    assert conditional.rule_ids == ("R-26.1",) and "govbus share request --as NJ-YB" in conditional.reason
+    assert check_subscription("X-1", entry("none"), "NJ-YB").rule_ids == ("R-23.1",)
+    assert check_subscription("X-2", None, "NJ-YB").code == "unknown_resource"
