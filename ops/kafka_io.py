@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 CATALOG_DECISION = "govbus.catalog.CatalogDecision"
 SHARE_DECISION = "govbus.sharing.ShareDecision"
 CASE_EVENT = "govbus.cases.CaseEvent"
+NOTICE = "govbus.deadlines.Notice"
 
 
 async def send_events(spec: TopicSpec, events: list[tuple[bytes, str, dict]]) -> None:
@@ -129,6 +130,18 @@ async def send_case(schema: str, rec: dict, case_id: str, wait: float) -> list[d
     """Send one case input and wait for what became of it."""
     return await send_and_wait(registry.CASES_INBOX, [(case_id.encode(), schema, rec)], registry.CASES, CASE_EVENT,
                                lambda e: e["source_event_id"] == rec["event_id"], bool, wait)
+
+
+async def send_extension(rec: dict, wait: float) -> list[dict]:
+    """Ask for a deadline's extension and wait for the deadline service's answer: its `extended` notice, or the
+    `refused` one that tells the department why. A deadline is extended once only, so an `extended` notice of it
+    written after the request was sent (the reader starts at the topic's end) answers it; it is dated as the
+    service judged the request, which need not be the officer's clock."""
+    deadline_id, refused = rec["deadline_id"], f"{rec['deadline_id']}:refused:{rec['event_id']}"
+    return await send_and_wait(registry.DEADLINE_COMMANDS, [(deadline_id.encode(), "govbus.deadlines.DeadlineCommand",
+                                                             rec)], registry.NOTICES, NOTICE,
+                               lambda n: n["notice_id"] == refused or (
+                                   n["deadline_id"] == deadline_id and n["kind"] == "extended"), bool, wait)
 
 
 async def case_events(bootstrap: str, prefix: str, timeout: float = 10.0) -> list[dict]:

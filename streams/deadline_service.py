@@ -159,7 +159,8 @@ class DeadlineService:
         if action == "answer":
             return self.engine.answer(rec["deadline_id"], now)
         if action == "extend":
-            return self.engine.extend(rec["deadline_id"], rec["extension_days"] or 0, rec["approved_by"] or "", now)
+            return self.engine.extend(rec["deadline_id"], rec["extension_days"] or 0, rec["approved_by"] or "", now,
+                                      actor=rec["actor"])
         raise Refusal(f"action {action!r} is not start, answer or extend")
 
     async def step(self, max_records: int = 500) -> list[Notice]:
@@ -193,6 +194,9 @@ class DeadlineService:
                 except (Refusal, KeyError, ValueError) as exc:
                     reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
                     rejects.append(self._reject(r, "refused", reason, now, getattr(exc, "rule_ids", ())))
+                    if isinstance(exc, Refusal):  # the party hears of it too: it may not read the rejects
+                        notices += self.engine.refused(rec["deadline_id"], rec["actor"], rec["action"], exc, now,
+                                                       rec["event_id"])
         if self._calendar_changed:
             self._calendar_changed = False
             notices += self.engine.recompute_provisional(now)

@@ -130,6 +130,20 @@ async def as_process(s, process: str):
     return replace(s, kafka_security=replace(s.kafka_security, username=name, password=password))  # its TLS too
 
 
+async def department(bus, code: str, password: str | None = None):
+    """The settings of department `code` of this deployment, with a password just issued (or the one given)."""
+    from dataclasses import replace
+
+    from topics.access import issue_passwords
+    from topics.acls import department_principal
+    from topics.settings import KafkaSecurity
+
+    name = department_principal(code, bus.prefix)
+    if password is None:
+        password = (await issue_passwords(bus.settings, [name]))[name]
+    return replace(bus.settings, kafka_security=KafkaSecurity("SASL_PLAINTEXT", username=name, password=password))
+
+
 def properties_file(s, path: Path) -> Path:
     """A client properties file for the settings `s` (GOVBUS_KAFKA_CONFIG for a process started with them)."""
     from ops.stack import java_properties

@@ -24,14 +24,15 @@ OPERATION_NAMES = {READ: "read", WRITE: "write", DESCRIBE: "describe"}
 ADMIN = "govbus-admin"  # the local stack's super user; a production cluster names its own
 PROCESSES = ("worker", "ledger", "deadlines")
 # what every department may read besides its own feed: the city catalog and what became of catalog and sharing
-# work, the responsibility lists, the working-day calendar
+# work, the responsibility lists, the working-day calendar, and the statutory deadlines with their notices (whose
+# answer is due from whom by when: no personal data), so that a department sees its own reminders and refusals
 PUBLIC = (registry.CATALOG, registry.CATALOG_DECISIONS, registry.RESPONSIBILITIES, registry.CALENDAR,
-          registry.SHARING_DECISIONS, registry.OPEN_CATALOG)
+          registry.SHARING_DECISIONS, registry.OPEN_CATALOG, registry.DEADLINES, registry.NOTICES)
 # what every authenticated party may read besides the open data: the open catalog and the working-day calendar
 PARTY_READS: tuple[registry.TopicSpec, ...] = (registry.OPEN_CATALOG, registry.CALENDAR)
-# the city authority also publishes the calendar and follows alerts, grants, deadlines and notices
+# the city authority also publishes the calendar and follows alerts, grants and cases
 AUTHORITY_WRITES = (registry.CALENDAR,)
-AUTHORITY_READS = (registry.ALERTS, registry.GRANTS, registry.DEADLINES, registry.NOTICES, registry.CASES)
+AUTHORITY_READS = (registry.ALERTS, registry.GRANTS, registry.CASES)
 
 
 @dataclass(frozen=True, order=True)

@@ -4,6 +4,7 @@ counted in it."""
 from __future__ import annotations
 
 import logging
+import sys
 import uuid
 from datetime import UTC, datetime
 
@@ -92,16 +93,28 @@ def deadlines_run() -> None:
 @click.option("--days", type=click.IntRange(min=1), required=True)
 @click.option("--approved-by", required=True, help="Name of the department's principal head (R-7.1).")
 @click.option("--as", "actor", required=True, help="Department asking for the extension.", type=common.DEPARTMENT)
-def deadlines_extend(deadline_id: str, days: int, approved_by: str, actor: str) -> None:
-    """Extend a deadline where the measures allow it (once, within the limit, with the head's approval)."""
-    from ops.kafka_io import send_events
+@click.option("--wait", type=float, default=20.0, show_default=True, help="Seconds to wait for the answer.")
+def deadlines_extend(deadline_id: str, days: int, approved_by: str, actor: str, wait: float) -> None:
+    """Extend a deadline where the measures allow it (once, within the limit, with the head's approval); prints the
+    deadline service's answer and exits 1 if it refused."""
+    from ops.kafka_io import deadline_states, send_extension
     from streams.rules.deadlines import command_record
-    from topics.registry import DEADLINE_COMMANDS
 
+    s = settings()
+    if deadline_id not in {d["deadline_id"] for d in common.run(deadline_states(s.bootstrap, s.topic_prefix))}:
+        raise click.ClickException(f"there is no deadline {deadline_id!r}; `govbus deadlines list --party {actor}` "
+                                   f"lists {actor}'s open ones")
     rec = command_record(datetime.now(UTC), "extend", deadline_id, actor, extension_days=days, approved_by=approved_by)
     rec["event_id"] = uuid.uuid4().hex  # each request is its own: a second one is refused, not dropped
-    common.run(send_events(DEADLINE_COMMANDS, [(deadline_id.encode(), "govbus.deadlines.DeadlineCommand", rec)]))
-    click.echo(f"extension of {deadline_id} by {days} working days requested; see `govbus deadlines notices`")
+    answers = common.run(send_extension(rec, wait))
+    for n in answers:
+        click.echo(f"{n['occurred_at']:%Y-%m-%d %H:%M} {n['kind']} [{n['rule_id']}] {n['message']}")
+    if not answers:
+        raise click.ClickException(f"no answer from the deadline service within {wait:g} s; "
+                                   f"`govbus deadlines list --party {actor} --all` tells what became of it once "
+                                   "the service runs")
+    if any(n["kind"] == "refused" for n in answers):
+        sys.exit(1)
 
 
 @deadlines.command("list")

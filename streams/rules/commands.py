@@ -30,6 +30,11 @@ COMMANDS: dict[str, tuple[registry.TopicSpec, str]] = {
     "govbus.cases.CaseStep": (registry.CASES_INBOX, "actor"),
     "govbus.deadlines.DeadlineCommand": (registry.DEADLINE_COMMANDS, "actor"),
 }
+# schema -> (field, the values a department may send): the rest of that schema is the bus's own record. A deadline
+# starts and closes when an agent sees the case received and answered; a department only asks to extend it.
+DEPARTMENT_ACTIONS: dict[str, tuple[str, frozenset[str]]] = {
+    "govbus.deadlines.DeadlineCommand": ("action", frozenset({"extend"})),
+}
 
 
 def acting(schema: str, record: Mapping[str, Any]) -> str | None:
@@ -47,7 +52,17 @@ def check_command(schema: str, record: Mapping[str, Any], proven: str | None) ->
                        f"(govbus.exchange.DataDelivery) and a department's commands "
                        f"({', '.join(sorted(s.rsplit('.', 1)[1] for s in COMMANDS))})", code="wrong_schema")
     actor = acting(schema, record)
-    if proven is None or actor == proven:
+    if proven is None:
+        return None
+    if schema in DEPARTMENT_ACTIONS:
+        field, allowed = DEPARTMENT_ACTIONS[schema]
+        if record.get(field) not in allowed:
+            return Refusal(f"{proven} sent on its own inbound topic a {schema.rsplit('.', 1)[1]} whose {field} is "
+                           f"{record.get(field)!r}: a department may only send {' or '.join(sorted(allowed))}; the "
+                           "rest is the bus's own record of the case (its agents start and close deadlines when "
+                           "they see a case received and answered), so the command is refused and the authority "
+                           "alerted", ("R-39.1", "R-40.1"), code="suspected_tampering")
+    if actor == proven:
         return None
     field = COMMANDS[schema][1]
     return Refusal(f"{proven} sent on its own inbound topic a {schema.rsplit('.', 1)[1]} whose {field} is "

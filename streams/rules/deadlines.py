@@ -98,7 +98,7 @@ def _copy(s: DeadlineState) -> DeadlineState:
 @dataclass(frozen=True)
 class Notice:
     notice_id: str  # f"{deadline_id}:{kind}:{due_on}" so that a repeat is recognisable downstream
-    kind: str  # started | reminder | breach | closed | extended | rescheduled
+    kind: str  # started | reminder | breach | closed | extended | rescheduled | refused
     deadline_id: str
     case_type: str
     case_id: str
@@ -206,12 +206,20 @@ class DeadlineEngine:
         self._maybe_compact()
         return [self._notice(s, "closed", now)]
 
-    def extend(self, deadline_id: str, days: int, approved_by: str, now: datetime) -> list[Notice]:
-        """Move the due date `days` working days on, once, with the party's head's approval."""
+    def extend(self, deadline_id: str, days: int, approved_by: str, now: datetime,
+               actor: str | None = None) -> list[Notice]:
+        """Move the due date `days` working days on, once, with the party's head's approval, when the party asks
+        (`actor`; None when the caller has already established who asks)."""
         s = self._get(deadline_id)
         proc = PROCESSES[s.case_type]
         rule = proc.rule_id
         now_ts = _timestamp(now)
+        if actor is not None and actor != s.party:
+            raise Refusal(
+                f"the deadline for case {s.case_id} is {s.party}'s to meet: only {s.party}, with its principal "
+                f"head's approval, may ask to extend it, not {actor}",
+                (HEAD_RULE, rule),
+            )
         # R-19.1, R-31.1, R-32.1 allow one extension with the head's approval; the others none
         if proc.max_extension_days == 0:
             raise Refusal(
@@ -348,6 +356,19 @@ class DeadlineEngine:
             if s.provisional:
                 self._provisional.add(s.deadline_id)
         self._arm(s)
+
+    def refused(self, deadline_id: str, actor: str, action: str, refusal: Refusal, now: datetime,
+                event_id: str) -> list[Notice]:
+        """The notice telling the party of a deadline that a command on it was refused, and why (none for a
+        deadline the engine does not hold: there is no party to tell)."""
+        s = self.states.get(deadline_id)
+        if s is None:
+            return []
+        proc = PROCESSES[s.case_type]
+        return [Notice(f"{deadline_id}:refused:{event_id}", "refused", deadline_id, s.case_type, s.case_id, s.party,
+                       s.due_on, s.provisional, (refusal.rule_ids or (proc.rule_id,))[0], now,
+                       f"Refused: {actor}'s {action} of case {s.case_id} ({proc.description}), due from {s.party} "
+                       f"by {s.due_on.isoformat()}: {refusal.reason}.")]
 
     def changed(self) -> list[DeadlineState]:
         """Copies of the states changed since the last call, for the compacted deadlines topic."""

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from schemas.codec import default_codec
-from tests.helpers import as_process, consume, decoded, produce, properties_file
+from tests.helpers import as_process, consume, decoded, department, produce, properties_file
 from topics.settings import REPO_ROOT
 
 N = 40
@@ -120,9 +120,9 @@ async def test_extension_needs_the_heads_approval_and_bad_commands_are_rejected(
     await produce(bus.settings.bootstrap, topic, [
         command("start", "verification:1", case_type="verification", case_id="1", party="NJ-GA",
                 received_on="2026-12-01"),
-        command("extend", "verification:1", extension_days=5, approved_by="李四"),  # not NJ-GA's head
-        command("extend", "verification:1", extension_days=5, approved_by="王建国"),
-        command("extend", "verification:1", extension_days=5, approved_by="王建国"),  # only once
+        command("extend", "verification:1", extension_days=5, approved_by="李四", actor="NJ-GA"),  # not its head
+        command("extend", "verification:1", extension_days=5, approved_by="王建国", actor="NJ-GA"),
+        command("extend", "verification:1", extension_days=5, approved_by="王建国", actor="NJ-GA"),  # only once
         b"not avro at all",
     ])
     (extended,) = await notices(bus, "extended", 1)
@@ -132,6 +132,67 @@ async def test_extension_needs_the_heads_approval_and_bad_commands_are_rejected(
     assert [r["code"] for r in rejects] == ["refused", "refused", "bad_magic"]
     assert "王建国" in rejects[0]["reason"] and "R-7.1" in rejects[0]["rule_ids"]
     assert "already extended" in rejects[1]["reason"] and "one extension only" in rejects[1]["reason"]
+
+
+@pytest.mark.rule("R-7.1")
+@pytest.mark.rule("R-19.1")
+@pytest.mark.rule("R-39.1")
+async def test_a_department_extends_only_its_own_deadline_and_reads_the_answer(bus, service, workers, tmp_path):
+    """A department's officer asks with `govbus deadlines extend` and the department's own credentials; the service
+    answers on the notices topic, which the department reads: extended, or refused and why (the rejects topic is
+    the operators'). Starting and closing a deadline are the bus's own record, never a department's command."""
+    from aiokafka import AIOKafkaProducer
+
+    from topics.registry import publish_name
+    from topics.settings import kafka_options
+
+    await produce(bus.settings.bootstrap, bus.topic("govbus.deadlines.commands"), [
+        command("start", "verification:7", case_type="verification", case_id="7", party="NJ-GA",
+                received_on="2026-12-01")])
+    service.set_time("2026-12-01T10:00:00+08:00")
+    service.start()
+    await notices(bus, "started", 1)
+    await workers.started()
+    ga, yb = await department(bus, "NJ-GA"), await department(bus, "NJ-YB")
+
+    def govbus(s, *argv: str) -> subprocess.CompletedProcess:
+        conf = properties_file(s, tmp_path / f"{s.kafka_security.username}.properties")
+        env = {**os.environ, "GOVBUS_TOPIC_PREFIX": bus.prefix, "GOVBUS_KAFKA_CONFIG": str(conf)}
+        return subprocess.run([str(Path(sys.executable).parent / "govbus"), *argv], capture_output=True, text=True,
+                              timeout=180, env=env)
+
+    def extend(s, head: str, actor: str, deadline: str = "verification:7") -> subprocess.CompletedProcess:
+        return govbus(s, "deadlines", "extend", deadline, "--days", "5", "--approved-by", head, "--as", actor,
+                      "--wait", "90")
+
+    listed = govbus(ga, "deadlines", "list", "--party", "NJ-GA")  # its own deadlines, with its own credentials
+    assert listed.returncode == 0 and "2026-12-15  NJ-GA" in listed.stdout and "verification:7" in listed.stdout
+    other = extend(yb, "王建国", "NJ-YB")  # NJ-GA's head named, by another department
+    assert other.returncode == 1, other.stderr
+    assert "refused [R-7.1] Refused: NJ-YB's extend of case 7" in other.stdout
+    assert "only NJ-GA, with its principal head's approval, may ask to extend it, not NJ-YB" in other.stdout
+    wrong = extend(ga, "李四", "NJ-GA")
+    assert wrong.returncode == 1 and "'李四' is not the registered head" in wrong.stdout, wrong.stderr
+    ok = extend(ga, "王建国", "NJ-GA")
+    assert ok.returncode == 0, ok.stderr
+    assert "extended [R-19.1] Extended: case 7" in ok.stdout and "by 2026-12-22" in ok.stdout
+    unknown = extend(ga, "王建国", "NJ-GA", "verification:99")
+    assert unknown.returncode == 1 and "there is no deadline 'verification:99'" in unknown.stderr
+
+    # NJ-GA closing its own deadline without answering the case: refused and raised, the deadline stays open
+    p = AIOKafkaProducer(bootstrap_servers=ga.bootstrap, **kafka_options(ga), acks="all")
+    await p.start()
+    try:
+        await p.send_and_wait(publish_name("NJ-GA", bus.prefix), key=b"verification:7",
+                              value=command("answer", "verification:7", actor="NJ-GA"))
+    finally:
+        await p.stop()
+    alerts = decoded(await consume(bus.settings.bootstrap, bus.topic("govbus.alerts"), count=1), "govbus.ops.Alert")
+    assert [(a["kind"], a["department"]) for a in alerts] == [("suspected_tampering", "NJ-GA")]
+    assert "may only send extend" in alerts[0]["message"]
+    await asyncio.sleep(2)
+    assert await notices(bus, "closed", 0, timeout=0) == []
+    assert [n["kind"] for n in await notices(bus, "refused", 2)] == ["refused", "refused"]
 
 
 @pytest.mark.rule("R-14.1")

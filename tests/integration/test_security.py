@@ -23,13 +23,14 @@ from tests.helpers import (
     consume,
     decoded,
     delivery,
+    department,
     produce,
     properties_file,
     reads,
     seed_catalog,
 )
 from topics import registry
-from topics.access import AccessError, BrokerAdmin, apply_acls, issue_passwords
+from topics.access import AccessError, BrokerAdmin, apply_acls
 from topics.acls import READ, TOPIC, Acl, department_group_prefix, department_principal
 from topics.departments import load
 from topics.registry import feed_name, name_of, publish_name
@@ -37,14 +38,6 @@ from topics.settings import KafkaSecurity, kafka_options
 
 pytestmark = pytest.mark.integration
 KCAT = shutil.which("kcat")
-
-
-async def department(bus, code: str, password: str | None = None):
-    """The settings of department `code` of this deployment, with a password just issued (or the one given)."""
-    name = department_principal(code, bus.prefix)
-    if password is None:
-        password = (await issue_passwords(bus.settings, [name]))[name]
-    return replace(bus.settings, kafka_security=KafkaSecurity("SASL_PLAINTEXT", username=name, password=password))
 
 
 async def publishes(s, topic: str, value: bytes, key: bytes) -> None:

@@ -19,6 +19,18 @@ def test_a_command_in_the_senders_own_name_goes_on_one_in_anothers_is_tampering(
     assert "NJ-GA sent on its own inbound topic a CatalogReview whose reviewer is 'NJ-SJJ'" in refusal.reason
 
 
+@pytest.mark.rule("R-39.1")
+@pytest.mark.rule("R-40.1")
+def test_a_department_asks_to_extend_a_deadline_but_never_starts_or_closes_one():
+    schema = "govbus.deadlines.DeadlineCommand"
+    assert check_command(schema, {"action": "extend", "actor": "NJ-GA"}, "NJ-GA") is None
+    for action in ("answer", "start", "anything"):
+        refusal = check_command(schema, {"action": action, "actor": "NJ-GA"}, "NJ-GA")
+        assert refusal.code == "suspected_tampering" and refusal.rule_ids == ("R-39.1", "R-40.1")
+        assert f"whose action is {action!r}: a department may only send extend" in refusal.reason
+        assert check_command(schema, {"action": action, "actor": "NJ-GA"}, None) is None  # the operators' topic
+
+
 def test_what_is_no_command_is_refused_on_an_inbound_topic_with_what_is_carried_there():
     refusal = check_command("govbus.ops.Alert", {}, "NJ-GA")
     assert refusal.code == "wrong_schema" and "DataDelivery" in refusal.reason and "ShareRequest" in refusal.reason

@@ -260,6 +260,23 @@ def test_extension_refused_for_too_many_days_or_without_the_heads_name(engine, c
     assert st.extended_by == 0 and st.version == 0 and engine.changed()[0].version == 0
 
 
+@pytest.mark.rule("R-7.1")
+@pytest.mark.rule("R-19.1")
+def test_only_the_party_asks_to_extend_its_deadline_and_a_refusal_is_told_to_it(engine):
+    engine.start("x", "verification", "CASE-9", PARTY, date(2026, 3, 2), at(2026, 3, 2, 9))
+    with pytest.raises(Refusal, match=f"only {PARTY}, with its principal head's approval, may ask") as e:
+        engine.extend("x", 5, HEAD, at(2026, 3, 4), actor="NJ-MZ")  # with the party's own head named
+    assert e.value.rule_ids == ("R-7.1", "R-19.1") and "not NJ-MZ" in e.value.reason
+    assert engine.states["x"].extended_by == 0
+    (n,) = engine.refused("x", "NJ-MZ", "extend", e.value, at(2026, 3, 4), "ev-1")
+    assert (n.notice_id, n.kind, n.party, n.case_id, n.rule_id) == ("x:refused:ev-1", "refused", PARTY, "CASE-9",
+                                                                     "R-7.1")
+    assert n.message.startswith("Refused: NJ-MZ's extend of case CASE-9") and e.value.reason in n.message
+    assert engine.refused("nowhere", "NJ-MZ", "extend", e.value, at(2026, 3, 4), "ev-2") == []  # no party to tell
+    (ok,) = engine.extend("x", 5, HEAD, at(2026, 3, 4), actor=PARTY)
+    assert ok.kind == "extended"
+
+
 @pytest.mark.rule("R-26.1")
 def test_a_share_request_cannot_be_extended(engine):
     engine.start("sr", "share_request", "SR-1", PARTY, date(2026, 3, 2), at(2026, 3, 2, 9))
