@@ -458,9 +458,10 @@ def reject_of(q: SetAside, now: datetime) -> dict:
     }
 
 
-async def replay_quarantine(dsn: str, ids: Iterable[int] = ()) -> tuple[int, list[tuple[int, str]]]:
-    """Write what is in quarantine again (once its cause is fixed): the number written, and what the
-    store still refuses (id, reason). Replayed records stay in the table, marked, for the record."""
+async def replay_quarantine(dsn: str, ids: Iterable[int] = ()) -> tuple[int, list[tuple[int, str]], list[int]]:
+    """Write what is in quarantine again (once its cause is fixed): the number written, what the store still
+    refuses (id, reason), and the ids asked for that are not waiting there. Replayed records stay in the table,
+    marked, for the record."""
     codec = default_codec()
     wanted = sorted(set(ids))
     conn = await asyncpg.connect(dsn)
@@ -470,6 +471,7 @@ async def replay_quarantine(dsn: str, ids: Iterable[int] = ()) -> tuple[int, lis
             "SELECT quarantine_id, raw, source_timestamp FROM ledger_quarantine WHERE replayed_at IS NULL"
             " AND (cardinality($1::bigint[]) = 0 OR quarantine_id = ANY($1::bigint[])) ORDER BY quarantine_id",
             wanted)
+        absent = sorted(set(wanted) - {row["quarantine_id"] for row in rows})
         for row in rows:
             ts = int(row["source_timestamp"].timestamp() * 1000)
             try:
@@ -491,7 +493,7 @@ async def replay_quarantine(dsn: str, ids: Iterable[int] = ()) -> tuple[int, lis
                 refused.append((row["quarantine_id"], reason))
     finally:
         await conn.close()
-    return written, refused
+    return written, refused, absent
 
 
 def topic_label(topic: str, prefix: str) -> str:

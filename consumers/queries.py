@@ -110,6 +110,12 @@ async def who_received(dsn: str, subject: str | None = None, resource: str | Non
                        " ORDER BY f.delivered_at, f.subscriber, f.event_id", subject, resource, since)
 
 
+async def catalog_codes(dsn: str) -> list[str]:
+    """The resource codes of every catalog entry the ledger holds."""
+    return [r["resource_code"] for r in await fetch(dsn, "SELECT resource_code FROM catalog_entries"
+                                                         " ORDER BY resource_code")]
+
+
 async def what_received(dsn: str, department: str, since=None) -> list[asyncpg.Record]:
     """Everything one department received, oldest first, with the same particulars as `who_received`."""
     return await fetch(dsn, RECEIVED + " WHERE f.subscriber = $1 AND ($2::timestamptz IS NULL OR f.delivered_at >= $2)"

@@ -102,11 +102,27 @@ FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "csv"]), def
 def audit_who_received(subject: str | None, resource: str | None, since: str | None, fmt: str) -> None:
     """Every department that received a subject's or a resource's data: when, under which grant or subscription,
     for which purpose, which items."""
-    from consumers.queries import who_received
+    from consumers.queries import catalog_codes, who_received
+    from streams.rules.identifiers import subject_problem
 
     if not subject and not resource:
         raise click.UsageError("name --subject or --resource")
-    _print(common.run(who_received(settings().dsn, subject, resource, since_option(since))), fmt)
+    problem = subject and subject_problem(subject)
+    if problem:  # the bus refuses any record about such a subject (R-17.2): none can have been delivered
+        raise click.BadParameter(f"{problem}; the bus takes no record about a subject so written",
+                                 param_hint="--subject")
+    dsn = settings().dsn
+    rows = common.run(who_received(dsn, subject, resource, since_option(since)))
+    if not rows and resource:
+        import difflib
+
+        codes = common.run(catalog_codes(dsn))
+        if resource not in codes:
+            near = difflib.get_close_matches(resource, codes, n=3, cutoff=0.7)
+            raise click.BadParameter(f"no resource {resource!r} in the catalog the ledger holds"
+                                     + (f"; did you mean {' or '.join(near)}?" if near else " (`govbus catalog list`)"),
+                                     param_hint="--resource")
+    _print(rows, fmt)
 
 
 @audit.command("what-received")

@@ -82,9 +82,20 @@ def acls_list(principal: str | None) -> None:
     from topics.acls import wanted_acls
     from topics.departments import load
 
-    for acl in sorted(wanted_acls(load(), settings().topic_prefix)):
-        if principal is None or acl.principal == f"User:{principal}":
-            click.echo(str(acl))
+    acls = sorted(wanted_acls(load(), settings().topic_prefix))
+    shown = [a for a in acls if principal is None or a.principal == f"User:{principal}"]
+    if principal is not None and not shown:  # no such principal: not an empty list of its rights
+        import difflib
+
+        names = sorted({a.principal.removeprefix("User:") for a in acls})
+        near = difflib.get_close_matches(principal, names, n=3, cutoff=0.6)
+        raise click.ClickException(
+            f"the registry gives no principal {principal!r} any ACL: the principals are the department codes of "
+            "topics/departments.yaml and the bus processes' (govbus-worker, govbus-ledger, govbus-deadlines); "
+            "a registered party's are granted when its credentials are issued"
+            + (f"; did you mean {' or '.join(near)}?" if near else ""))
+    for acl in shown:
+        click.echo(str(acl))
 
 
 @acls.command("credentials")

@@ -66,9 +66,12 @@ def ledger_replay(ids: tuple[int, ...]) -> None:
     """Write the quarantined records (or only IDS) again, once the cause is fixed."""
     from consumers.ledger import replay_quarantine
 
-    written, refused = common.run(replay_quarantine(settings().dsn, ids))
+    written, refused, absent = common.run(replay_quarantine(settings().dsn, ids))
     click.echo(f"replayed {written} record(s) into the ledger")
     for qid, reason in refused:
         click.echo(f"#{qid} still refused: {reason}", err=True)
-    if refused:
+    for qid in absent:
+        click.echo(f"#{qid} is not waiting in quarantine (no such record, or replayed already): "
+                   "`govbus ledger quarantine --all` lists them", err=True)
+    if refused or absent:
         sys.exit(1)

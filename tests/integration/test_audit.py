@@ -204,6 +204,9 @@ async def test_who_received_names_exactly_the_departments_that_received_and_what
     assert res.returncode == 0 and res.stdout.count("\n") == 4 and one in res.stdout and other in res.stdout
     res = govbus_on(bus, audited, "audit", "who-received", "--resource", "GA-RK-001", "--since", "2999-01-01")
     assert res.stdout.strip() == "no deliveries recorded"
+    res = govbus_on(bus, audited, "audit", "who-received", "--resource", "GA-RK-01")  # no such resource: not "none"
+    assert res.returncode == 2 and "no resource 'GA-RK-01' in the catalog the ledger holds" in res.stderr
+    assert "did you mean GA-RK-001" in res.stderr
 
     res = govbus_on(bus, audited, "audit", "what-received", "NJ-MZ", "--format", "csv")
     got = list(csv.DictReader(io.StringIO(res.stdout)))

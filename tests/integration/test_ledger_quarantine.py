@@ -122,6 +122,11 @@ async def test_set_aside_records_are_replayed_once_the_cause_is_fixed(bus, worke
                           q["quarantine_id"])
     assert done["replayed_at"] is not None
     assert f"#{q['quarantine_id']} " not in govbus(bus, "ledger", "quarantine").stdout
+    # asked again, or for a number never given, it says so instead of replaying nothing in silence
+    again = govbus(bus, "ledger", "replay", str(q["quarantine_id"]), "99999999")
+    assert again.returncode == 1 and "replayed 0 record(s)" in again.stdout
+    for qid in (q["quarantine_id"], 99999999):
+        assert f"#{qid} is not waiting in quarantine (no such record, or replayed already)" in again.stderr
 
 
 async def test_a_publication_no_store_can_hold_is_refused_at_the_door(bus, workers):

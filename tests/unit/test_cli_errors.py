@@ -35,6 +35,21 @@ def test_an_unknown_county_is_refused_with_the_counties_there_are():
     assert out.exit_code == 2 and "no county 'XX' in the registry; the counties are" in out.output
 
 
+@pytest.mark.rule("R-17.2")
+def test_an_audit_of_a_subject_no_record_could_be_about_is_refused_with_why():
+    out = govbus("audit", "who-received", "--subject", "123")
+    assert out.exit_code == 2 and "'123' has 3 characters" in out.output
+    assert "the bus takes no record about a subject so written" in out.output
+
+
+def test_the_rights_of_a_principal_the_registry_does_not_know_are_not_an_empty_list():
+    out = govbus("acls", "list", "--principal", "NJ-GAA")
+    assert out.exit_code == 1 and "the registry gives no principal 'NJ-GAA' any ACL" in out.output
+    assert "did you mean NJ-GA" in out.output
+    listed = govbus("acls", "list", "--principal", "NJ-GA")
+    assert listed.exit_code == 0 and "User:NJ-GA write topic govbus.publish.NJ-GA" in listed.output
+
+
 def test_a_misspelled_department_is_answered_with_the_nearest_codes():
     out = govbus("feed", "tail", "nj-gaa")
     assert out.exit_code == 2
