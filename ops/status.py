@@ -164,10 +164,16 @@ async def open_deadlines(bootstrap: str, prefix: str, timeout: float) -> dict:
     """Open deadlines counted from the deadline state topic, read as `govbus deadlines list` reads it."""
     from ops.kafka_io import deadline_states
 
-    open_ = [d for d in await deadline_states(bootstrap, prefix, timeout) if not d["closed"]]
+    return deadline_counts(await deadline_states(bootstrap, prefix, timeout))
+
+
+def deadline_counts(states: list[dict]) -> dict:
+    """Open, breached and provisional deadlines, and the next due date still ahead (a breached one is counted as
+    breached, not shown as coming due)."""
+    open_ = [d for d in states if not d["closed"]]
     return {"open": len(open_), "breached": sum(1 for d in open_ if d["breached"]),
             "provisional": sum(1 for d in open_ if d["provisional"]),
-            "next_due": min((d["due_on"] for d in open_), default=None)}
+            "next_due": min((d["due_on"] for d in open_ if not d["breached"]), default=None)}
 
 
 async def replica_health(admin, prefix: str) -> dict:
@@ -437,7 +443,9 @@ def _fit(text: str, width: int) -> str:
 
 
 def _wrapped(text: str, indent: str) -> list[str]:
-    return textwrap.wrap(text, WIDTH, initial_indent=indent, subsequent_indent=indent + "  ") or [indent]
+    # between words only: topic, group and department names have hyphens and dots, and stay whole
+    return textwrap.wrap(text, WIDTH, initial_indent=indent, subsequent_indent=indent + "  ",
+                         break_on_hyphens=False, break_long_words=False) or [indent]
 
 
 def _brokers(b: dict) -> str:
