@@ -358,7 +358,7 @@ class LocalKafka:
             "log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n\n"
         )
 
-    def _check_layout(self) -> None:
+    def check_layout(self) -> None:
         """Refuse to start N nodes on data formatted for another number of them: the quorum is in the data."""
         formatted = [n for n in self.nodes if (n.data / "meta.properties").exists()]
         if not formatted:
@@ -429,7 +429,7 @@ class LocalKafka:
     async def start(self, timeout: float = 90.0) -> None:
         """Start every node not running (a running cluster is reused) and wait until each is a broker of it."""
         self.ensure_jars()
-        self._check_layout()
+        self.check_layout()
         running = [n for n in self.nodes if n.pid()]
         if len(running) == len(self.nodes) and await self.answers(brokers=self.brokers):
             log.info("Kafka already running on %s", self.bootstrap)
@@ -630,6 +630,7 @@ async def up(settings: Settings) -> Settings:
     starts = []
     kafka = LocalKafka(settings) if settings.local_kafka else None
     if kafka:
+        kafka.check_layout()  # a refusal before anything starts: nothing is left running for it
         starts.append(kafka.start())
     if settings.local_postgres:
         starts.append(LocalPostgres(settings).start())

@@ -1,0 +1,24 @@
+"""`govbus up` with a number of brokers the local data was not formatted for (no broker needed: it refuses first)."""
+
+import asyncio
+
+import pytest
+
+from ops.stack import StackError, up
+from topics.settings import settings
+
+
+def test_up_with_another_number_of_brokers_refuses_before_starting_anything(tmp_path, monkeypatch):
+    (tmp_path / "kafka" / "data").mkdir(parents=True)
+    (tmp_path / "kafka" / "data" / "meta.properties").write_text("node.id=1\n")
+    (tmp_path / "kafka" / "brokers").write_text("1\n")
+    for name in ("GOVBUS_KAFKA_BOOTSTRAP", "GOVBUS_DATABASE_URL", "GOVBUS_KAFKA_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GOVBUS_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("GOVBUS_KAFKA_BROKERS", "3")
+    s = settings()
+    assert s.local_kafka and s.local_postgres
+    with pytest.raises(StackError, match="formatted for 1 broker"):
+        asyncio.run(up(s))
+    assert not (tmp_path / "postgres").exists()  # PostgreSQL was not started for a stack that cannot come up
+    assert not (tmp_path / "kafka-2").exists()
