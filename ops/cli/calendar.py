@@ -48,13 +48,33 @@ def calendar_due(received: str, days: int) -> None:
 @click.argument("day")
 def calendar_is_workday(day: str) -> None:
     """`workday` or `rest day` (followed by `provisional` for a year not yet published)."""
+    from streams.rules.workcalendar import provisional_workday
+
     d = common.date_argument(day)
     cal = common.run(_calendar())
     work = cal.is_workday(d)
     if work is None:
-        click.echo(("workday" if d.weekday() < 5 else "rest day") + " provisional")
+        click.echo(("workday" if provisional_workday(d) else "rest day") + " provisional")
     else:
         click.echo("workday" if work else "rest day")
+
+
+@calendar.command("draft")
+@click.argument("year", type=click.IntRange(1950, 2999))
+def calendar_draft(year: int) -> None:
+    """Print a calendar file for YEAR to start `calendar publish` from: the days off the law fixes for every year,
+    as the deadlines count them until the year is published. Edit it to the State Council's notice (the days it
+    moves, the weekends it makes working days) and name the notice as its source."""
+    from streams.rules.workcalendar import statutory_days_off
+
+    off = sorted(d for d in statutory_days_off(year) if d.weekday() < 5)
+    click.echo(f"# {year}: the days off fixed by 《全国年节及纪念日放假办法》, and the weekdays that make up those\n"
+               "# falling on a weekend. Change it to what the year's notice says before publishing it:\n"
+               "# holidays: every weekday off; workdays: every Saturday or Sunday worked (调休上班).\n"
+               f"year: {year}\n"
+               f"source: 国务院办公厅关于{year}年部分节假日安排的通知\n"
+               "holidays:\n" + "".join(f"  - {d.isoformat()}\n" for d in off) +
+               "workdays: []", nl=True)
 
 
 @calendar.command("publish")

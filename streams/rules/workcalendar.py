@@ -1,5 +1,6 @@
 """Official PRC working days, and deadlines counted in them; a year not yet published makes a deadline
-provisional, never silently final."""
+provisional, never silently final. Until then its days off are the ones the law fixes for every year
+(`statutory_days_off`), without the adjusted weekends that only the State Council's yearly notice sets."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import MAXYEAR, MINYEAR, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import chinese_calendar
 from chinese_calendar import constants as _cc
+from lunardate import LunarDate
 
 from schemas.errors import CodecError
 
@@ -66,7 +69,8 @@ class WorkCalendar:
         return None
 
     def add_working_days(self, received: date, days: int) -> Deadline:
-        """The `days`-th working day after `received` (the day of receipt does not count)."""
+        """The `days`-th working day after `received` (the day of receipt does not count); provisional when it
+        counts a day of a year not yet known, as `provisional_workday` has it."""
         if days < 1:
             raise ValueError("a deadline is at least one working day")
         d, counted, provisional = received, 0, False
@@ -75,18 +79,55 @@ class WorkCalendar:
             work = self.is_workday(d)
             if work is None:
                 provisional = True
-                work = d.weekday() < 5
+                work = provisional_workday(d)
             counted += work
         return Deadline(d, provisional)
 
     def working_days_before(self, due: date, days: int) -> date:
-        """The working day `days` working days before `due` (for reminders); weekends in unknown years."""
+        """The working day `days` working days before `due` (for reminders); `provisional_workday` in unknown
+        years."""
         d, counted = due, 0
         while counted < days:
             d = _next_day(d, -1, f"{days} working days before {due}")
             work = self.is_workday(d)
-            counted += work if work is not None else d.weekday() < 5
+            counted += work if work is not None else provisional_workday(d)
         return d
+
+
+def provisional_workday(d: date) -> bool:
+    """A working day as far as the law says before the year's notice: a weekday that is no statutory day off."""
+    return d.weekday() < 5 and d not in statutory_days_off(d.year)
+
+
+@lru_cache(maxsize=64)
+def statutory_days_off(year: int) -> frozenset[date]:
+    """The days off that 《全国年节及纪念日放假办法》 (as amended in 2024, from 2025) fixes for every year: 元旦
+    1 January; 春节 the lunar new year's eve and its first three days; 清明 the day of the solar term; 劳动节 1 and 2
+    May; 端午 the fifth of the fifth lunar month; 中秋 the fifteenth of the eighth; 国庆 1 to 3 October. Each that
+    falls on a Saturday or Sunday is made up on a working day (its article 6), here the next weekday not already
+    off. The yearly notice moves days about (调休) but not their number: over 2025 and 2026 this gives the official
+    count of working days exactly (tests/unit/test_workcalendar.py). Beyond the lunar tables (2099) only the fixed
+    dates are known."""
+    fixed = {date(year, 1, 1), date(year, 5, 1), date(year, 5, 2), date(year, 10, 1), date(year, 10, 2),
+             date(year, 10, 3)}
+    try:
+        new_year = LunarDate(year, 1, 1).toSolarDate()
+        lunar = {new_year + timedelta(days=n) for n in (-1, 0, 1, 2)}
+        lunar |= {LunarDate(year, 5, 5).toSolarDate(), LunarDate(year, 8, 15).toSolarDate()}
+        lunar |= {d for d, term in chinese_calendar.get_solar_terms(date(year, 4, 1), date(year, 4, 30))
+                  if term == "清明"}
+    except (ValueError, IndexError, KeyError, NotImplementedError):  # outside the lunar and solar-term tables
+        lunar = set()
+    days = {d for d in fixed | lunar if d.year == year}
+    off = set(days)
+    for d in sorted(days):
+        if d.weekday() >= 5:
+            made_up = d
+            while made_up.weekday() >= 5 or made_up in off:
+                made_up += timedelta(days=1)
+            if made_up.year == year:
+                off.add(made_up)
+    return frozenset(off)
 
 
 def _next_day(d: date, step: int, counting: str) -> date:

@@ -85,10 +85,12 @@ def test_subscribe_refuses_an_unknown_department():
 @pytest.mark.rule("R-26.1")
 def test_calendar_due_and_is_workday_print_what_an_officer_reads():
     assert govbus("calendar", "due", "2026-09-30", "10").stdout == b"2026-10-20\n"
-    assert govbus("calendar", "due", "2026-12-24", "10").stdout == b"2027-01-07 provisional\n"
+    assert govbus("calendar", "due", "2026-12-24", "10").stdout == b"2027-01-08 provisional\n"
     assert govbus("calendar", "is-workday", "2026-02-14").stdout == b"workday\n"
     assert govbus("calendar", "is-workday", "2026-10-01").stdout == b"rest day\n"
     assert govbus("calendar", "is-workday", "2027-01-02").stdout == b"rest day provisional\n"
+    assert govbus("calendar", "is-workday", "2027-01-01").stdout == b"rest day provisional\n"  # New Year, by law
+    assert govbus("calendar", "is-workday", "2027-01-04").stdout == b"workday provisional\n"
     bad = govbus("calendar", "due", "2026-13-01", "10")
     assert bad.returncode == 2 and b"is not a date of the form YYYY-MM-DD" in bad.stderr
 

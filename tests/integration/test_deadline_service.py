@@ -203,20 +203,25 @@ async def test_provisional_deadlines_are_recomputed_when_the_year_is_published(b
         command("start", "share_request:ye", case_type="share_request", case_id="ye", party="NJ-MZ",
                 received_on="2026-12-24")])
     (started,) = await notices(bus, "started", 1)
-    assert (started["due_on"], started["provisional"]) == ("2027-01-07", True)
+    assert (started["due_on"], started["provisional"]) == ("2027-01-08", True)  # New Year's Day off by law
 
+    # the authority starts from the draft of the law's days off, and edits it to the notice: here Monday 4 January
+    # off as well
+    env = {**os.environ, "GOVBUS_TOPIC_PREFIX": bus.prefix}
+    draft = subprocess.run([str(Path(sys.executable).parent / "govbus"), "calendar", "draft", "2027"],
+                           capture_output=True, text=True, env=env, timeout=60)
+    assert draft.returncode == 0 and "  - 2027-01-01\n" in draft.stdout and "  - 2027-10-01\n" in draft.stdout
     f = tmp_path / "2027.yaml"
-    f.write_text("year: 2027\nsource: 国务院办公厅关于2027年部分节假日安排的通知\n"
-                 "holidays: [2027-01-01]\nworkdays: []\n", encoding="utf-8")
+    f.write_text(draft.stdout.replace("  - 2027-01-01\n", "  - 2027-01-01\n  - 2027-01-04\n"), encoding="utf-8")
     out = subprocess.run([str(Path(sys.executable).parent / "govbus"), "calendar", "publish", str(f)],
-                         capture_output=True, env={**os.environ, "GOVBUS_TOPIC_PREFIX": bus.prefix}, timeout=60)
+                         capture_output=True, env=env, timeout=60)
     assert out.returncode == 0, out.stderr
     (rescheduled,) = await notices(bus, "rescheduled", 1)
-    assert (rescheduled["due_on"], rescheduled["provisional"]) == ("2027-01-08", False)
+    assert (rescheduled["due_on"], rescheduled["provisional"]) == ("2027-01-11", False)
 
     due = subprocess.run([str(Path(sys.executable).parent / "govbus"), "calendar", "due", "2026-12-24", "10"],
-                         capture_output=True, env={**os.environ, "GOVBUS_TOPIC_PREFIX": bus.prefix}, timeout=60)
-    assert due.stdout == b"2027-01-08\n"
+                         capture_output=True, env=env, timeout=60)
+    assert due.stdout == b"2027-01-11\n"
 
 
 def sample(name: str, **labels) -> float:

@@ -380,36 +380,37 @@ def test_provisional_deadline_rescheduled_when_the_next_year_is_published():
     (n,) = engine.start(
         "sr-y", "share_request", "SR-Y", PARTY, date(2026, 12, 24), at(2026, 12, 24, 10)
     )
-    assert (n.due_on, n.provisional) == (date(2027, 1, 7), True) and "provisional" in n.message
+    assert (n.due_on, n.provisional) == (date(2027, 1, 8), True) and "provisional" in n.message
     engine.start("sr-n", "share_request", "SR-N", PARTY, date(2026, 11, 2), at(2026, 11, 2, 10))
     assert engine.recompute_provisional(at(2026, 12, 25)) == []  # nothing learned yet
     engine.changed()
 
-    cal.publish(PublishedYear(2027, holidays=frozenset({date(2027, 1, 1)}), workdays=frozenset()))
+    # the notice gives Monday 4 January off too
+    cal.publish(PublishedYear(2027, holidays=frozenset({date(2027, 1, 1), date(2027, 1, 4)}), workdays=frozenset()))
     (r,) = engine.recompute_provisional(at(2026, 12, 28, 9))
     assert r.kind == "rescheduled" and r.deadline_id == "sr-y"
-    assert (r.due_on, r.provisional) == (date(2027, 1, 8), False)
-    assert r.notice_id == "sr-y:rescheduled:2027-01-08" and "2027-01-07" in r.message
+    assert (r.due_on, r.provisional) == (date(2027, 1, 11), False)
+    assert r.notice_id == "sr-y:rescheduled:2027-01-11" and "2027-01-08" in r.message
     assert [s.deadline_id for s in engine.changed()] == ["sr-y"]
     assert engine.recompute_provisional(at(2026, 12, 28, 10)) == []
     s = engine.states["sr-y"]
-    assert s.remind_on == date(2027, 1, 6) and not s.provisional
+    assert s.remind_on == date(2027, 1, 7) and not s.provisional
     engine.answer("sr-n", at(2026, 12, 28, 9))
     fired = [
-        (t, n.kind) for t in hours(at(2026, 12, 28, 10), at(2027, 1, 10)) for n in engine.tick(t)
+        (t, n.kind) for t in hours(at(2026, 12, 28, 10), at(2027, 1, 13)) for n in engine.tick(t)
     ]
-    assert fired == [(at(2027, 1, 6), "reminder"), (at(2027, 1, 9), "breach")]
+    assert fired == [(at(2027, 1, 7), "reminder"), (at(2027, 1, 12), "breach")]
 
 
 def test_a_breach_counted_on_a_provisional_date_is_taken_back_if_the_date_moves():
     cal = WorkCalendar()
     engine = DeadlineEngine(cal, HEADS)
     engine.start("sr-y", "share_request", "SR-Y", PARTY, date(2026, 12, 24), at(2026, 12, 24, 10))
-    assert kinds(engine.tick(at(2027, 1, 8, 0, 30))) == ["reminder", "breach"]  # on weekends only
-    cal.publish(PublishedYear(2027, holidays=frozenset({date(2027, 1, 1)}), workdays=frozenset()))
-    assert kinds(engine.recompute_provisional(at(2027, 1, 8, 1))) == ["rescheduled"]
+    assert kinds(engine.tick(at(2027, 1, 9, 0, 30))) == ["reminder", "breach"]  # the law's days off only
+    cal.publish(PublishedYear(2027, holidays=frozenset({date(2027, 1, 1), date(2027, 1, 4)}), workdays=frozenset()))
+    assert kinds(engine.recompute_provisional(at(2027, 1, 9, 1))) == ["rescheduled"]
     assert not engine.states["sr-y"].breached and engine.states["sr-y"].reminded
-    assert [n.notice_id for n in engine.tick(at(2027, 1, 9))] == ["sr-y:breach:2027-01-08"]
+    assert [n.notice_id for n in engine.tick(at(2027, 1, 12))] == ["sr-y:breach:2027-01-11"]
 
 
 # ---- idempotence and input checks

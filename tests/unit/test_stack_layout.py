@@ -16,6 +16,8 @@ def test_up_with_another_number_of_brokers_refuses_before_starting_anything(tmp_
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("GOVBUS_STATE_DIR", str(tmp_path))
     monkeypatch.setenv("GOVBUS_KAFKA_BROKERS", "3")
+    for name in ("GOVBUS_KAFKA_PORT", "GOVBUS_PG_PORT"):  # none the suite's own stack uses, should it start at all
+        monkeypatch.setenv(name, "1")
     s = settings()
     assert s.local_kafka and s.local_postgres
     with pytest.raises(StackError, match="formatted for 1 broker"):

@@ -1,5 +1,5 @@
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pytest
 
@@ -34,11 +34,12 @@ def test_the_day_of_receipt_does_not_count():
 def test_across_the_year_end_into_an_unpublished_year_is_provisional_until_published():
     cal = WorkCalendar()
     due = cal.add_working_days(D("2026-12-24"), 10)
-    assert (str(due), due.provisional) == ("2027-01-07 provisional", True)
+    assert (str(due), due.provisional) == ("2027-01-08 provisional", True)  # New Year's Day off by law
     assert cal.is_workday(D("2027-01-01")) is None
-    cal.publish(PublishedYear(2027, frozenset({D("2027-01-01")}), frozenset()))
+    # the year's notice gives Monday 4 January off as well
+    cal.publish(PublishedYear(2027, frozenset({D("2027-01-01"), D("2027-01-04")}), frozenset()))
     due = cal.add_working_days(D("2026-12-24"), 10)
-    assert (str(due), due.provisional) == ("2027-01-08", False)
+    assert (str(due), due.provisional) == ("2027-01-11", False)
     # a count that stays inside known years was never provisional
     assert not cal.add_working_days(D("2026-12-01"), 3).provisional
 
@@ -88,3 +89,28 @@ def test_a_calendar_record_that_cannot_be_read_is_a_value_error_naming_the_field
 def test_a_calendar_file_may_give_the_year_as_text_and_dates_as_dates():
     assert year_from_record({"year": "2027", "holidays": [date(2027, 1, 1)]}) == PublishedYear(
         2027, frozenset({D("2027-01-01")}), frozenset())
+
+
+@pytest.mark.rule("R-14.1")
+def test_an_unpublished_year_keeps_the_days_off_the_law_fixes_for_every_year():
+    import chinese_calendar
+
+    from streams.rules.workcalendar import provisional_workday, statutory_days_off
+
+    # the amended law's 13 days, and the days made up for those on a weekend: in the years the package knows
+    # under it, each is a day off, and the year has exactly the official number of working days
+    for year in (2025, 2026):
+        first = D(f"{year}-01-01")
+        days = [first + timedelta(days=n) for n in range((D(f"{year + 1}-01-01") - first).days)]
+        assert all(not chinese_calendar.is_workday(d) for d in statutory_days_off(year))
+        assert sum(map(provisional_workday, days)) == sum(map(chinese_calendar.is_workday, days)) == 248
+    off = statutory_days_off(2031)
+    assert {D("2031-01-01"), D("2031-01-22"), D("2031-01-23"), D("2031-01-24"), D("2031-01-25"), D("2031-04-05"),
+            D("2031-05-01"), D("2031-05-02"), D("2031-06-24"), D("2031-10-01"), D("2031-10-02"),
+            D("2031-10-03")} <= off
+    assert D("2031-01-27") in off  # Saturday 25 January (初三) made up on Monday 27
+    cal = WorkCalendar()
+    due = cal.add_working_days(D("2030-12-31"), 1)
+    assert (str(due), due.provisional) == ("2031-01-02 provisional", True)
+    assert str(cal.add_working_days(D("2027-09-30"), 1)) == "2027-10-06 provisional"  # 1-3 Oct, two made up
+    assert statutory_days_off(2150) >= {D("2150-01-01"), D("2150-10-01")}  # beyond the lunar tables: fixed dates
