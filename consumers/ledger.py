@@ -521,6 +521,7 @@ async def run_ledger(bootstrap: str, dsn: str, prefix: str = "", *, group_id: st
     counted = 0.0
     anchoring = Anchoring(producer, prefix, anchor_every)
     metrics.ALERTS.labels(TAMPERING)  # at zero from the start, so that the first alert is an increase
+    committed: dict = {}  # what this ledger last committed, per partition
     try:
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=300, max_records=batch_size)
@@ -530,6 +531,7 @@ async def run_ledger(bootstrap: str, dsn: str, prefix: str = "", *, group_id: st
                 await _count_quarantine(sink)
             await anchoring.maybe(sink)
             if not batches:
+                await _commit_passed(consumer, committed)
                 continue
             for tp, recs in batches.items():
                 metrics.RECORDS_IN.labels("ledger", topic_label(tp.topic, prefix)).inc(len(recs))
@@ -541,7 +543,9 @@ async def run_ledger(bootstrap: str, dsn: str, prefix: str = "", *, group_id: st
                 await _count_quarantine(sink)
             try:
                 # the position, not the last offset + 1: past a transaction's commit marker too
-                await consumer.commit({tp: await consumer.position(tp) for tp in batches})
+                positions = {tp: await consumer.position(tp) for tp in batches}
+                await consumer.commit(positions)
+                committed.update(positions)
             except (CommitFailedError, IllegalStateError) as exc:
                 # a rebalance took the partitions away; their new owner rewrites the batch,
                 # which the ledger's unique keys make harmless
@@ -551,6 +555,26 @@ async def run_ledger(bootstrap: str, dsn: str, prefix: str = "", *, group_id: st
         await consumer.stop()
         await producer.stop()
         await sink.close()
+
+
+async def _commit_passed(consumer: AIOKafkaConsumer, committed: dict) -> None:
+    """Commit the partitions whose position has moved with no record to write: past an aborted transaction's
+    records and its marker, which a read_committed consumer skips. Else the group's committed offset stays before
+    them, and `govbus status` shows the ledger behind on what it has read."""
+    moved = {}
+    for tp in consumer.assignment():
+        if consumer.highwater(tp) is None:  # not fetched from yet: its position is not known without asking
+            continue
+        position = await consumer.position(tp)
+        if position > committed.get(tp, -1):
+            moved[tp] = position
+    if not moved:
+        return
+    try:
+        await consumer.commit(moved)
+        committed.update(moved)
+    except (CommitFailedError, IllegalStateError) as exc:
+        log.info("commit skipped after rebalance: %s", exc)
 
 
 class Anchoring:

@@ -122,6 +122,42 @@ async def test_status_shows_the_stores_and_the_lag_of_every_group_per_partition(
     assert code == (0 if report["ok"] else 1)
 
 
+async def test_the_ledger_is_not_shown_behind_on_what_an_aborted_transaction_left(bus, ledger, tmp_path):
+    """A transaction aborted on a topic the ledger records (a failed step of the deadline service) leaves records a
+    read_committed reader skips: the ledger commits past them although it has nothing to write."""
+    from aiokafka import AIOKafkaProducer
+
+    from ops.status import SMALL_GAP
+    from topics.settings import kafka_options
+
+    topic = bus.topic("govbus.notices")
+    notice = {"notice_id": f"t:{uuid.uuid4().hex}", "occurred_at": datetime.now(UTC), "kind": "started",
+              "deadline_id": "t", "case_type": "share_request", "case_id": "t", "party": "NJ-GA",
+              "due_on": "2026-12-15", "provisional": False, "rule_id": "R-26.1", "message": "started"}
+    p = AIOKafkaProducer(bootstrap_servers=bus.settings.bootstrap, **kafka_options(bus.settings), acks="all",
+                         enable_idempotence=True, transactional_id=f"{bus.prefix}test-{uuid.uuid4().hex[:8]}")
+    await p.start()
+    try:
+        async with p.transaction():
+            await p.send(topic, key=b"t", value=default_codec().encode("govbus.deadlines.Notice", notice))
+        await ledger_rows("SELECT 1 FROM deadline_notices WHERE notice_id = $1", notice["notice_id"])
+        await p.begin_transaction()
+        for _ in range(3 * SMALL_GAP):
+            await p.send(topic, key=b"t", value=b"a step that failed")
+        await p.abort_transaction()
+    finally:
+        await p.stop()
+
+    async def caught_up():
+        _, report = await status_json(tmp_path)
+        g = {g["group"]: g for g in report["consumer_groups"]}.get(bus.prefix + "govbus-ledger") or {}
+        on = [q for q in g.get("partitions", []) if q["topic"] == topic]
+        return on if on and on[0]["committed"] == on[0]["end"] else None
+
+    on = await eventually(caught_up, timeout=30, interval=1.0)
+    assert on and on[0]["end"] == 1 + 1 + 3 * SMALL_GAP + 1 and on[0]["lag"] == 0, on  # two markers
+
+
 async def test_status_fails_while_a_supervised_process_is_not_running(bus, tmp_path):
     sleeper = [sys.executable, "-c", "import time; time.sleep(600)"]
     # after its first exit it stays down long enough to be seen down
