@@ -25,19 +25,23 @@ NOTICE = "govbus.deadlines.Notice"
 
 
 async def send_events(spec: TopicSpec, events: list[tuple[bytes, str, dict]]) -> None:
-    """Send (key, schema name, record) events to a declared topic and wait for Kafka's acknowledgement. A department's
-    command goes on the inbound topic of the department it names as acting, which the bus passes on to `spec` once
-    the broker has proven who wrote it (streams.rules.commands); what no department sends goes to `spec` itself."""
+    """Send (key, schema name, record) events to a declared topic and wait for Kafka's acknowledgement. Sent with a
+    department's credentials, a command goes on the inbound topic of the department it names as acting, which the
+    bus passes on to `spec` once the broker has proven who wrote it (streams.rules.commands); the operators' go to
+    `spec` itself, as does what is no department's command."""
     from streams.rules.commands import acting
     from topics.departments import load
 
     s = settings()
     codec = default_codec()
     departments = load()
+    user = s.kafka_security.username if s.kafka_security else None
+    as_department = bool(user) and user.startswith(s.topic_prefix) and user[len(s.topic_prefix):] in departments
     values = []
     for key, schema, rec in events:  # all encoded before any is sent: one refused, none sent
         actor = acting(schema, rec)
-        topic = registry.publish_name(actor, s.topic_prefix) if actor in departments else name_of(spec, s.topic_prefix)
+        topic = registry.publish_name(actor, s.topic_prefix) if as_department and actor in departments \
+            else name_of(spec, s.topic_prefix)
         values.append((topic, key, codec.encode(schema, rec)))
     producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, **kafka_options(s), acks="all", enable_idempotence=True)
     await start_client(producer)

@@ -38,7 +38,7 @@ from streams.app import (
 from streams.outputs import Outputs, key_hash, lanes
 from streams.rejects import internal_error_reason, reject_message
 from streams.rules.cases import mark_feeds
-from streams.rules.commands import COMMANDS, acting, check_command
+from streams.rules.commands import COMMANDS, acting, check_command, command_key
 from streams.rules.exchange import (
     alert_id,
     check_against_catalog,
@@ -52,7 +52,7 @@ from streams.rules.exchange import (
 )
 from streams.rules.identifiers import subject_problem
 from streams.rules.opening import OPEN_ATTRIBUTES, open_records
-from streams.rules.sharing import Route, routes
+from streams.rules.sharing import Route, check_subscription, routes
 from streams.subjects import SubjectMemory, encode_json
 from topics import metrics, registry
 from topics.fetch_sessions import use_fetch_sessions
@@ -76,6 +76,7 @@ SOURCES_NAME = registry.name_of(registry.SUBJECT_SOURCES, PREFIX)
 CASES_INBOX_NAME = registry.name_of(registry.CASES_INBOX, PREFIX)
 OPEN_FEED_NAME = registry.name_of(registry.OPEN_FEED, PREFIX)
 OPEN = "govbus.open.OpenDelivery"
+SUBSCRIPTION = "govbus.exchange.Subscription"
 COMMAND_INBOXES = {schema: registry.name_of(spec, PREFIX) for schema, (spec, _) in COMMANDS.items()}
 GROUP = f"{PREFIX}govbus-deliveries"
 PARTITIONS = {
@@ -442,7 +443,14 @@ class DeliveryStream(ConsumerRebalanceListener):
                     "resource_code": record.get("resource_code") or ""}, now, source=actor, items=(),
                     message=refusal.reason, department=proven, aid=f"suspected_tampering:{proven}:{actor}:command")
             return
-        key = msg.key if msg.key is not None else decoded.record["event_id"].encode()
+        record = decoded.record
+        if decoded.name == SUBSCRIPTION and record["active"]:  # R-27.1: only what is shared unconditionally
+            refusal = check_subscription(record["resource_code"], catalog.entries.get(record["resource_code"]),
+                                         record["subscriber"])
+            if refusal is not None:
+                self._reject(out, msg, refusal.code, refusal.reason, now, rule_ids=refusal.rule_ids)
+                return
+        key = command_key(decoded.name, record, msg.key)
         # stamped as it was on the department's topic: its day of receipt is when it was sent (R-26.1's deadlines)
         out.add(COMMAND_INBOXES[decoded.name], key, msg.value, hashed=key_hash(key), timestamp=msg.timestamp)
 

@@ -47,7 +47,8 @@ def publish(publisher: str, resource: str, system_code: str | None, path: str) -
 @click.argument("resource")
 @click.option("--cancel", is_flag=True, help="End the subscription.")
 def subscribe(department: str, resource: str, cancel: bool) -> None:
-    """Subscribe DEPARTMENT to the feed of RESOURCE."""
+    """Subscribe DEPARTMENT to RESOURCE, shared unconditionally (R-27.1): its feed carries every publication of it
+    from when the worker takes the subscription. A department subscribes itself, with its own credentials."""
     from ops.kafka_io import subscribe as send_subscription
     from streams.rules.sharing import check_subscription
 

@@ -1,14 +1,15 @@
 """Who acts (R-39.1, R-40.1): what a department's officers send besides data, and the proof of who sent it.
 
-A department sends its catalog work, share requests and answers, case steps and deadline extensions on its own inbound
-topic, as it sends its data: the broker lets only that department write it, so the topic proves who
-acts. The bus passes each command on to the inbox where its agent takes it, once the department it names as acting
-is the one that wrote it. Departments may not write the inboxes themselves.
+A department sends its catalog work, share requests and answers, case steps, deadline extensions and subscriptions on
+its own inbound topic, as it sends its data: the broker lets only that department write it, so the topic proves who
+acts. The bus passes each command on to the inbox where its agent takes it (a subscription to the subscriptions
+topic), once the department it names as acting is the one that wrote it. Departments may not write the inboxes
+themselves; the operators, who may, send there directly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from streams.rules.refusals import Refusal
@@ -29,6 +30,11 @@ COMMANDS: dict[str, tuple[registry.TopicSpec, str]] = {
     "govbus.cases.CaseOpening": (registry.CASES_INBOX, "requester"),
     "govbus.cases.CaseStep": (registry.CASES_INBOX, "actor"),
     "govbus.deadlines.DeadlineCommand": (registry.DEADLINE_COMMANDS, "actor"),
+    "govbus.exchange.Subscription": (registry.SUBSCRIPTIONS, "subscriber"),
+}
+# schema -> the key its inbox is compacted on, from the record (the sender's key is not taken for it)
+KEYS: dict[str, Callable[[Mapping[str, Any]], bytes]] = {
+    "govbus.exchange.Subscription": lambda r: f"{r['resource_code']}|{r['subscriber']}".encode(),
 }
 # schema -> (field, the values a department may send): the rest of that schema is the bus's own record. A deadline
 # starts and closes when an agent sees the case received and answered; a department only asks to extend it (R-7.1).
@@ -41,6 +47,15 @@ def acting(schema: str, record: Mapping[str, Any]) -> str | None:
     """The department a command names as acting (None for a schema that is no department's command)."""
     spec = COMMANDS.get(schema)
     return None if spec is None else record.get(spec[1])
+
+
+def command_key(schema: str, record: Mapping[str, Any], sent: bytes | None) -> bytes:
+    """The key a command goes on to its inbox with: the one its inbox is compacted on, else the one it was sent with
+    (its event id when it had none)."""
+    keyed = KEYS.get(schema)
+    if keyed is not None:
+        return keyed(record)
+    return sent if sent is not None else record["event_id"].encode()
 
 
 def check_command(schema: str, record: Mapping[str, Any], proven: str | None) -> Refusal | None:

@@ -313,3 +313,43 @@ async def test_a_department_acts_only_in_its_own_name(bus, workers, tmp_path):
     assert out.returncode == 1, out.stderr
     assert f"the broker refuses {ga.kafka_security.username} the topic {publish_name('NJ-SJJ', bus.prefix)}" \
         in out.stderr
+
+
+@pytest.mark.rule("R-27.1")
+@pytest.mark.rule("R-39.1")
+async def test_a_department_subscribes_itself_and_only_itself(bus, workers, tmp_path):
+    """With its own credentials a department subscribes to what is shared unconditionally, without an operator: the
+    subscription goes on its own inbound topic and the worker passes it on. Another department's it cannot make."""
+    import os
+    import sys
+    from pathlib import Path
+
+    await apply_acls(bus.settings)
+    await seed_catalog(bus, approved_entry("ga-population.yaml"))
+    yb, ga = await department(bus, "NJ-YB"), await department(bus, "NJ-GA")
+    conf = properties_file(yb, tmp_path / "nj-yb.properties")
+    env = {**os.environ, "GOVBUS_TOPIC_PREFIX": bus.prefix, "GOVBUS_KAFKA_CONFIG": str(conf)}
+
+    def govbus(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(Path(sys.executable).parent / "govbus"), *argv], capture_output=True, text=True,
+                              timeout=120, env=env)
+
+    await workers.started()
+    own = govbus("subscribe", "NJ-YB", "GA-RK-001")
+    assert own.returncode == 0 and "NJ-YB subscribed to GA-RK-001" in own.stdout, own.stderr
+    other = govbus("subscribe", "NJ-MZ", "GA-RK-001")
+    assert other.returncode == 1
+    assert f"the broker refuses {yb.kafka_security.username} the topic {publish_name('NJ-MZ', bus.prefix)}" \
+        in other.stderr
+    subs = decoded(await consume(bus.settings.bootstrap, bus.topic("govbus.subscriptions"), count=1),
+                   "govbus.exchange.Subscription")
+    assert [(s["subscriber"], s["resource_code"], s["active"]) for s in subs] == [("NJ-YB", "GA-RK-001", True)]
+
+    # what NJ-GA publishes from then on reaches NJ-YB's feed
+    published = delivery(publisher="NJ-GA")
+    value = default_codec().encode("govbus.exchange.DataDelivery", published)
+    await publishes(ga, publish_name("NJ-GA", bus.prefix), value, published["subject_id"].encode())
+    fed = decoded(await consume(bus.settings.bootstrap, feed_name("NJ-YB", bus.prefix), count=1),
+                  "govbus.exchange.FeedDelivery")
+    assert [(f["event_id"], f["grant_id"]) for f in fed] == [(published["event_id"],
+                                                              "subscription:GA-RK-001:NJ-YB")]

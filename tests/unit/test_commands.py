@@ -53,7 +53,8 @@ def test_each_command_passed_on_to_an_agents_inbox_is_one_that_agent_takes():
     takes = {registry.CATALOG_INBOX: catalog_agent.HANDLERS, registry.SHARING_INBOX: sharing_agent.HANDLERS,
              registry.CASES_INBOX: case_agent.HANDLERS}
     for schema, (inbox, _) in COMMANDS.items():
-        if inbox is not registry.DEADLINE_COMMANDS:  # the deadline service's, which takes that one schema
+        # the deadline service's, which takes that one schema, and the subscriptions the stream reads as a table
+        if inbox not in (registry.DEADLINE_COMMANDS, registry.SUBSCRIPTIONS):
             assert schema in takes[inbox], schema
 
 
@@ -94,3 +95,50 @@ def test_the_stream_passes_a_command_on_refuses_one_in_anothers_name_and_survive
     out.kept.clear()
     stream._decode(read(publish_name("NJ-SJJ"), review[:12] + b"\xff" * 5), out)  # noqa: SLF001
     assert [t for t, *_ in out.kept] == [name_of(registry.REJECTS)]
+
+
+@pytest.mark.rule("R-27.1")
+def test_a_department_subscribes_itself_to_what_is_shared_unconditionally():
+    """A subscription on the department's own topic goes on, keyed as the compacted subscriptions topic is; one
+    to a resource shared on conditions is refused (its data would not reach the feed anyway)."""
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from ops.bench.judge import fresh_stream
+    from streams import app
+    from streams.deliveries import PARTITIONS
+    from tests.helpers import approved_entry
+    from topics.registry import name_of, publish_name
+
+    codec = default_codec()
+    stream = fresh_stream()
+    unconditional = approved_entry("ga-population.yaml")
+    conditional = approved_entry("ga-population.yaml", resource_code="GA-RK-002", share_attribute="conditional",
+                                 share_basis="《居民身份证法》")
+    assert unconditional["entry"]["share_attribute"] == "unconditional"
+    for e in (unconditional, conditional):
+        app.catalog.entries[e["resource_code"]] = e
+
+    def subscription(resource: str, active: bool = True) -> bytes:
+        return codec.encode("govbus.exchange.Subscription", {"event_id": f"e-{resource}", "occurred_at":
+                            datetime.now(UTC), "subscriber": "NJ-YB", "resource_code": resource, "active": active})
+
+    def read(value: bytes):
+        return SimpleNamespace(topic=publish_name("NJ-YB"), partition=0, offset=7, key=b"anything", value=value,
+                               timestamp=1_700_000_000_000)
+
+    try:
+        out, sent = Kept(PARTITIONS), subscription("GA-RK-001")
+        stream._decode(read(sent), out)  # noqa: SLF001
+        assert out.kept == [(name_of(registry.SUBSCRIPTIONS), b"GA-RK-001|NJ-YB", sent, 1_700_000_000_000)]
+        out = Kept(PARTITIONS)
+        stream._decode(read(subscription("GA-RK-002")), out)  # noqa: SLF001
+        assert [t for t, *_ in out.kept] == [name_of(registry.REJECTS)]
+        reject = codec.decode(out.kept[0][2]).record
+        assert "shared on conditions" in reject["reason"] and reject["rule_ids"] == ["R-26.1"]
+        out = Kept(PARTITIONS)
+        stream._decode(read(subscription("GA-RK-002", active=False)), out)  # ending one is always taken
+        assert [(t, k) for t, k, *_ in out.kept] == [(name_of(registry.SUBSCRIPTIONS), b"GA-RK-002|NJ-YB")]
+    finally:
+        for e in (unconditional, conditional):
+            app.catalog.entries.pop(e["resource_code"], None)
