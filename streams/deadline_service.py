@@ -51,6 +51,7 @@ def state_record(s: DeadlineState) -> dict:
         "received_on": s.received_on.isoformat(), "due_on": s.due_on.isoformat(), "provisional": s.provisional,
         "remind_on": s.remind_on.isoformat(), "reminded": s.reminded, "breached": s.breached, "closed": s.closed,
         "extended_by": s.extended_by, "extension_approved_by": s.extension_approved_by, "version": s.version,
+        "extension_event_id": s.extension_event_id,
     }
 
 
@@ -160,7 +161,7 @@ class DeadlineService:
             return self.engine.answer(rec["deadline_id"], now)
         if action == "extend":
             return self.engine.extend(rec["deadline_id"], rec["extension_days"] or 0, rec["approved_by"] or "", now,
-                                      actor=rec["actor"])
+                                      actor=rec["actor"], event_id=rec["event_id"])
         raise Refusal(f"action {action!r} is not start, answer or extend")
 
     async def step(self, max_records: int = 500) -> list[Notice]:

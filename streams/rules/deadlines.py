@@ -85,6 +85,7 @@ class DeadlineState:
     extended_by: int = 0
     extension_approved_by: str | None = None
     version: int = 0  # bumped on every change
+    extension_event_id: str | None = None  # the command that extended it, so that a repeat of it is recognised
 
 
 _STATE_FIELDS = attrgetter(*(f.name for f in fields(DeadlineState)))
@@ -207,10 +208,13 @@ class DeadlineEngine:
         return [self._notice(s, "closed", now)]
 
     def extend(self, deadline_id: str, days: int, approved_by: str, now: datetime,
-               actor: str | None = None) -> list[Notice]:
+               actor: str | None = None, event_id: str | None = None) -> list[Notice]:
         """Move the due date `days` working days on, once, with the party's head's approval, when the party asks
-        (`actor`; None when the caller has already established who asks)."""
+        (`actor`; None when the caller has already established who asks). The command that did so (`event_id`)
+        read again changes nothing and is no second request."""
         s = self._get(deadline_id)
+        if event_id is not None and s.extension_event_id == event_id:
+            return []
         proc = PROCESSES[s.case_type]
         rule = proc.rule_id
         now_ts = _timestamp(now)
@@ -276,6 +280,7 @@ class DeadlineEngine:
         s.reminded = False  # the party is reminded again before the new date
         s.extended_by = days
         s.extension_approved_by = head
+        s.extension_event_id = event_id
         if s.provisional:
             self._provisional.add(deadline_id)
         self._arm(s)

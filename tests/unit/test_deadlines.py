@@ -277,6 +277,28 @@ def test_only_the_party_asks_to_extend_its_deadline_and_a_refusal_is_told_to_it(
     assert ok.kind == "extended"
 
 
+@pytest.mark.rule("R-19.1")
+def test_the_same_extension_read_again_changes_nothing_and_is_no_second_request(engine):
+    """After a restore the bus reads commands again since the snapshot: the extension it already applied is
+    recognised by its event id, not refused as a second one (nor told to the party as refused)."""
+    from schemas.codec import default_codec
+    from streams.deadline_service import state_from_record, state_record
+
+    engine.start("x", "verification", "CASE-9", PARTY, date(2026, 3, 2), at(2026, 3, 2, 9))
+    (n,) = engine.extend("x", 5, HEAD, at(2026, 3, 4), actor=PARTY, event_id="ev-1")
+    st = engine.states["x"]
+    # the state on its compacted topic keeps the command's id, and a restarted service reads it back
+    codec = default_codec()
+    back = state_from_record(codec.decode(codec.encode("govbus.deadlines.DeadlineState", state_record(st)),
+                                          "govbus.deadlines.DeadlineState").record)
+    assert back.extension_event_id == "ev-1" and back == st
+    engine.load(back)
+    assert engine.extend("x", 5, HEAD, at(2026, 3, 5), actor=PARTY, event_id="ev-1") == []
+    assert engine.states["x"].due_on == n.due_on and engine.states["x"].version == st.version
+    with pytest.raises(Refusal, match="one extension only"):
+        engine.extend("x", 5, HEAD, at(2026, 3, 5), actor=PARTY, event_id="ev-2")
+
+
 @pytest.mark.rule("R-26.1")
 def test_a_share_request_cannot_be_extended(engine):
     engine.start("sr", "share_request", "SR-1", PARTY, date(2026, 3, 2), at(2026, 3, 2, 9))
