@@ -78,7 +78,10 @@ async def test_bad_input_is_rejected_with_reasons_and_the_stream_keeps_going(bus
         b'{"subject_id": "1"}',  # wrong magic: JSON sent to an Avro topic
         MAGIC + b"\x01\x02\x03\x04\x05\x06\x07\x08" + b"\x00",  # unknown fingerprint
         MAGIC + codec.latest[DELIVERY].fingerprint + sub[HEADER:],  # does not match its schema
-        sub,  # a valid event of another type
+        codec.encode("govbus.deadlines.Notice", {  # a valid event of a type no one sends on an inbound topic
+            "notice_id": "n", "occurred_at": delivery()["occurred_at"], "kind": "started", "deadline_id": "d",
+            "case_type": "share_request", "case_id": "c", "party": "NJ-MZ", "due_on": "2026-12-15",
+            "provisional": False, "rule_id": "R-26.1", "message": "m"}),
         codec.encode(DELIVERY, delivery(publisher="XX-ROGUE")),  # unauthorized publisher
     ]
     good = delivery(subject=ID1)
