@@ -12,7 +12,7 @@ from consumers.chain import CHAINED
 from schemas.codec import default_codec
 from schemas.errors import CodecError
 from topics import registry, views
-from topics.settings import kafka_options, start_client
+from topics.settings import all_delivered, kafka_options, start_client
 
 ANCHOR = "govbus.ledger.Anchor"
 
@@ -39,9 +39,8 @@ async def send_anchors(producer: AIOKafkaProducer, heads: dict[str, tuple[int, b
     codec = default_codec()
     topic = registry.name_of(registry.LEDGER_ANCHORS, prefix)
     records = anchor_records(heads, datetime.now(UTC))
-    for rec in records:
-        await producer.send(topic, key=rec["table"].encode(), value=codec.encode(ANCHOR, rec))
-    await producer.flush()
+    await all_delivered([await producer.send(topic, key=rec["table"].encode(), value=codec.encode(ANCHOR, rec))
+                         for rec in records])
     return len(records)
 
 

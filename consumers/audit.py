@@ -15,7 +15,7 @@ from consumers.chain import CHAINED, Break, ChainedTable
 from consumers.ledger import ALERT, TAMPERING
 from schemas.codec import default_codec
 from topics import registry
-from topics.settings import kafka_options, start_client
+from topics.settings import all_delivered, kafka_options, start_client
 
 PAGE = 20_000
 
@@ -149,9 +149,10 @@ async def raise_alerts(bootstrap: str, breaks: list[Break], prefix: str = "") ->
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_options(), acks="all")
     await start_client(producer)
     try:
+        sends = []
         for b in breaks:
             rec = tampering_alert(b, now)
-            await producer.send(topic, key=rec["alert_id"].encode(), value=codec.encode(ALERT, rec))
-        await producer.flush()
+            sends.append(await producer.send(topic, key=rec["alert_id"].encode(), value=codec.encode(ALERT, rec)))
+        await all_delivered(sends)
     finally:
         await producer.stop()

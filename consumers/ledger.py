@@ -23,7 +23,7 @@ from consumers.errors import ConsumerError, RecordRefused, classify
 from schemas.codec import default_codec
 from schemas.errors import CodecError
 from topics import metrics, registry
-from topics.settings import kafka_options, start_client
+from topics.settings import all_delivered, kafka_options, start_client
 
 log = logging.getLogger("govbus.ledger")
 
@@ -609,10 +609,12 @@ async def _report(producer: AIOKafkaProducer, codec, rejects: str, aside: list[S
     """Each record set aside, on the rejects topic too; not those read from it (the table holds them)."""
     now = datetime.now(UTC)
     try:
+        sends = []
         for q in aside:
             if q.held.topic != rejects:
                 rec = reject_of(q, now)
-                await producer.send(rejects, key=rec["reject_id"].encode(), value=codec.encode(REJECT, rec))
-        await producer.flush()
+                sends.append(await producer.send(rejects, key=rec["reject_id"].encode(),
+                                                 value=codec.encode(REJECT, rec)))
+        await all_delivered(sends)
     except KafkaError as exc:
         log.warning("set-aside records not reported on %s (they are in ledger_quarantine): %s", rejects, exc)

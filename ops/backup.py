@@ -24,7 +24,7 @@ from aiokafka.structs import OffsetAndMetadata
 from consumers.anchors import heads
 from ops.stack import pg_bindir
 from topics import registry
-from topics.settings import Settings, kafka_options, start_client
+from topics.settings import Settings, all_delivered, kafka_options, start_client
 from topics.views import partitions_of, read_to_end
 
 log = logging.getLogger("govbus.backup")
@@ -175,18 +175,18 @@ async def load_topic(s: Settings, topic: str, path: Path) -> int:
     producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, **kafka_options(s), acks="all",
                                 enable_idempotence=True)
     await start_client(producer)
-    n = 0
+    sends = []
     try:
         with open(path, encoding="utf-8") as f:
             for line in f:
                 r = json.loads(line)
-                await producer.send(
+                sends.append(await producer.send(
                     topic, partition=r["p"], timestamp_ms=r["ts"],
                     key=None if r["k"] is None else base64.b64decode(r["k"]),
                     value=None if r["v"] is None else base64.b64decode(r["v"]),
-                    headers=[(k, base64.b64decode(v)) for k, v in r["h"]] or None)
-                n += 1
-        await producer.flush()
+                    headers=[(k, base64.b64decode(v)) for k, v in r["h"]] or None))
+        await all_delivered(sends)
+        n = len(sends)
     finally:
         await producer.stop()
     return n

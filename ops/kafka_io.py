@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from schemas.codec import default_codec
 from topics import registry
 from topics.registry import TopicSpec, name_of
-from topics.settings import kafka_options, settings, start_client
+from topics.settings import all_delivered, kafka_options, settings, start_client
 
 if TYPE_CHECKING:
     from streams.rules.workcalendar import WorkCalendar
@@ -46,9 +46,7 @@ async def send_events(spec: TopicSpec, events: list[tuple[bytes, str, dict]]) ->
     producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, **kafka_options(s), acks="all", enable_idempotence=True)
     await start_client(producer)
     try:
-        for topic, key, value in values:
-            await producer.send(topic, key=key, value=value)
-        await producer.flush()
+        await all_delivered([await producer.send(topic, key=key, value=value) for topic, key, value in values])
     finally:
         await producer.stop()
 

@@ -15,7 +15,7 @@ import json
 import re
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,8 +27,9 @@ from aiokafka.errors import TopicAuthorizationFailedError
 from schemas.codec import default_codec
 from schemas.errors import CodecError
 from streams.rules.exchange import reject_record, unstorable
+from streams.rules.refusals import Refusal
 from topics.registry import REJECTS, name_of, publish_name
-from topics.settings import kafka_options, start_client
+from topics.settings import all_delivered, delivered, kafka_options, start_client
 
 RESERVED = {"subject_id", "event_id", "occurred_at", "items"}
 
@@ -222,7 +223,11 @@ class PublishReport:
 
 
 async def publish_rows(rows: list[Row], *, publisher: str, resource_code: str, source: str, bootstrap: str,
-                       prefix: str = "", system_code: str | None = None, progress=None) -> PublishReport:
+                       prefix: str = "", system_code: str | None = None, progress=None,
+                       judge: Callable[[dict], Refusal | None] | None = None) -> PublishReport:
+    """Send the rows' records on the publisher's inbound topic; a row that cannot be read, or whose record `judge`
+    (the bus's own checks, when given) refuses, is not sent: it is counted, described in `row.problem`, and put on
+    the rejects topic when the credentials may write it."""
     codec = default_codec()
     report = PublishReport()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_options(), acks="all", enable_idempotence=True,
@@ -232,10 +237,11 @@ async def publish_rows(rows: list[Row], *, publisher: str, resource_code: str, s
     # knows the publisher from where it reads the record
     deliveries, rejects = publish_name(publisher, prefix), name_of(REJECTS, prefix)
     run = uuid.uuid4().hex[:8]  # two publications of files with one name never share reject ids
+    published, recorded = [], []  # the broker's answers to come, for the publications and the rejects
     try:
         for row in rows:
             now = datetime.now(UTC)
-            problem = row.problem
+            problem, code = row.problem, "broken_row"
             if row.record is not None:
                 rec = {
                     "event_id": row.record.get("event_id") or uuid.uuid4().hex,
@@ -246,26 +252,38 @@ async def publish_rows(rows: list[Row], *, publisher: str, resource_code: str, s
                     "items": row.record["items"],
                     "system_code": system_code,
                 }
-                try:
-                    value = codec.encode("govbus.exchange.DataDelivery", rec)
-                except CodecError as exc:
-                    problem = f"line {row.line}: {exc.reason}"
+                refusal = judge(rec) if judge is not None else None
+                if refusal is not None:  # what the bus would refuse is not sent
+                    problem, code = f"line {row.line}: {refusal.reason}", refusal.code
                 else:
-                    await producer.send(deliveries, key=rec["subject_id"].encode(), value=value)
-                    report.published += 1
+                    try:
+                        value = codec.encode("govbus.exchange.DataDelivery", rec)
+                    except CodecError as exc:
+                        problem = f"line {row.line}: {exc.reason}"
+                    else:
+                        published.append(await producer.send(deliveries, key=rec["subject_id"].encode(),
+                                                             value=value))
+                row.problem = problem
             if problem is not None:
                 rej = reject_record(source_topic=f"file:{source}#{run}", partition=-1, offset=row.line, raw=row.raw,
-                                    code="broken_row", reason=problem, now=now, publisher=publisher)
+                                    code=code, reason=problem, now=now, publisher=publisher)
                 if report.rejects_recorded:
                     try:
-                        await producer.send(rejects, key=rej["reject_id"].encode(),
-                                            value=codec.encode("govbus.ops.Reject", rej))
+                        recorded.append(await producer.send(rejects, key=rej["reject_id"].encode(),
+                                                            value=codec.encode("govbus.ops.Reject", rej)))
                     except TopicAuthorizationFailedError:
                         report.rejects_recorded = False
                 report.rejected += 1
             if progress is not None:
                 progress.update(1)
-        await producer.flush()
+        # counted once the broker has them: a record it refused is no publication
+        await all_delivered(published)
+        report.published = len(published)
+        for error in await delivered(recorded):
+            if isinstance(error, TopicAuthorizationFailedError):
+                report.rejects_recorded = False  # a department's credentials: the rows are listed to it only
+            elif error is not None:
+                raise error
     finally:
         await producer.stop()
     return report

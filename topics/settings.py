@@ -218,6 +218,21 @@ def brokers_setting(env, state_dir: Path) -> int:
     return count
 
 
+async def delivered(sends) -> list[BaseException | None]:
+    """The broker's answer to each send (the futures `producer.send` returned): None for a record written, else why
+    it was not. A producer's `flush()` waits for them too, but says nothing of a record the broker refused."""
+    import asyncio
+
+    return [r if isinstance(r, BaseException) else None for r in await asyncio.gather(*sends, return_exceptions=True)]
+
+
+async def all_delivered(sends) -> None:
+    """Wait until the broker has every record of `sends` (as `delivered`), and raise the first refusal."""
+    for error in await delivered(sends):
+        if error is not None:
+            raise error
+
+
 async def start_client(client):
     """`await client.start()` for an aiokafka client; when the start fails (no broker, credentials refused), what it
     opened is stopped before the error goes on, so that nothing is left connected, nor reported unclosed later."""

@@ -133,9 +133,10 @@ def run(coro):
         raise click.ClickException(f"{exc}: is the stack up? (`govbus up`)") from None
 
 
-def refuse_before_sending(what: str, resource: str, check) -> None:
+def refuse_before_sending(what: str, resource: str, check) -> dict | None:
     """What the catalog says against a command, said before anything is sent: `check(entry)` is the bus's own rule
-    (a Refusal or None) on `resource`'s entry, as the catalog topic holds it now."""
+    (a Refusal or None) on `resource`'s entry, as the catalog topic holds it now. Returns the entry when the rule
+    lets the command go."""
     import difflib
 
     from ops.kafka_io import catalog_now
@@ -143,7 +144,7 @@ def refuse_before_sending(what: str, resource: str, check) -> None:
     entries = run(catalog_now())
     refusal = check(entries.get(resource))
     if refusal is None:
-        return
+        return entries.get(resource)
     near = ""
     if refusal.code == "unknown_resource":
         codes = difflib.get_close_matches(resource, entries, n=3, cutoff=0.7)

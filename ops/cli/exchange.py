@@ -19,20 +19,26 @@ from topics.settings import settings
 @click.argument("path")
 def publish(publisher: str, resource: str, system_code: str | None, path: str) -> None:
     """Publish records from a JSON, JSON Lines or CSV file ('-': JSON from standard input) on the department's
-    own inbound topic."""
+    own inbound topic. Each record is judged first by the bus's own checks of a publication (identifiers, data
+    items, storable values): one they refuse is not sent but listed, and the exit code is then 1."""
     from tqdm import tqdm
 
     from ops.publish import load, publish_rows, read_rows
-    from streams.rules.exchange import check_source
+    from streams.rules.exchange import check_against_catalog, check_delivery, check_source
+    from streams.rules.identifiers import subject_problem
+    from topics.departments import load as departments
 
     data, fmt, source = load(path)
     rows = list(read_rows(data, fmt))
-    common.refuse_before_sending("nothing published", resource, lambda entry: check_source(resource, publisher, entry))
+    entry = common.refuse_before_sending("nothing published", resource,
+                                         lambda entry: check_source(resource, publisher, entry))
+    known = departments()
     s = settings()
     with tqdm(total=len(rows), unit="rec", disable=path == "-" or not sys.stderr.isatty()) as bar:
-        report = common.run(publish_rows(rows, publisher=publisher, resource_code=resource, source=source,
-                                         bootstrap=s.bootstrap, prefix=s.topic_prefix, system_code=system_code,
-                                         progress=bar))
+        report = common.run(publish_rows(
+            rows, publisher=publisher, resource_code=resource, source=source, bootstrap=s.bootstrap,
+            prefix=s.topic_prefix, system_code=system_code, progress=bar,
+            judge=lambda rec: check_delivery(rec, known) or check_against_catalog(rec, entry, subject_problem)))
     click.echo(f"published {report.published}, rejected {report.rejected}")
     for row in rows:
         if row.problem:
@@ -40,6 +46,8 @@ def publish(publisher: str, resource: str, system_code: str | None, path: str) -
     if not report.rejects_recorded:
         click.echo("  (these credentials may not write the rejects topic: the rejected rows are listed here only)",
                    err=True)
+    if report.rejected:
+        sys.exit(1)
 
 
 @click.command()

@@ -40,16 +40,33 @@ async def test_topics_apply_twice(stack):
     assert b"replication: factor 1, min.insync.replicas 1 on 1 broker\n" in second.stdout
 
 
+@pytest.mark.rule("R-17.2")
+@pytest.mark.rule("R-11.1")
 async def test_publish_reports_published_and_rejected_rows(bus, tmp_path):
+    """Rows are judged by the bus's own checks before they are sent: what the worker would refuse is listed to the
+    department now (which may not read the rejects topic), not reported as published."""
     await seed_catalog(bus, approved_entry("ga-population.yaml"))
     f = tmp_path / "people.csv"
-    f.write_text(f"subject_id,姓名\n{resident_id()},张三\n{resident_id()},李四,多余\n", encoding="utf-8")
+    good = resident_id()
+    f.write_text(f"subject_id,姓名\n{good},张三\n{resident_id()},李四,多余\n511002198001011238,王五\n",
+                 encoding="utf-8")
     out = govbus("publish", "--as", "NJ-GA", "--resource", "GA-RK-001", str(f))
-    assert out.returncode == 0, out.stderr
-    assert b"published 1, rejected 1" in out.stdout
-    assert "line 3 has 3 fields, the header has 2" in out.stderr.decode()
-    (rej,) = decoded(await consume(bus.settings.bootstrap, bus.topic("govbus.rejects"), count=1))
-    assert rej["source_topic"].startswith("file:people.csv#") and rej["source_offset"] == 3
+    assert out.returncode == 1, out.stderr  # some rows were not published
+    assert b"published 1, rejected 2" in out.stdout
+    said = out.stderr.decode()
+    assert "line 3 has 3 fields, the header has 2" in said and "line 4: taken as a resident identity number" in said
+    rejects = sorted(decoded(await consume(bus.settings.bootstrap, bus.topic("govbus.rejects"), count=2)),
+                     key=lambda r: r["source_offset"])
+    assert [(r["source_offset"], r["code"]) for r in rejects] == [(3, "broken_row"), (4, "invalid_identifier")]
+    assert all(r["source_topic"].startswith("file:people.csv#") for r in rejects)
+    sent = decoded(await consume(bus.settings.bootstrap, bus.topic("govbus.publish.NJ-GA"), count=1, settle=1))
+    assert [r["subject_id"] for r in sent] == [good]
+
+    items = tmp_path / "extra.csv"
+    items.write_text(f"subject_id,宗教\n{resident_id()},无\n", encoding="utf-8")
+    out = govbus("publish", "--as", "NJ-GA", "--resource", "GA-RK-001", str(items))
+    assert out.returncode == 1 and b"published 0, rejected 1" in out.stdout
+    assert "宗教 are not data items of GA-RK-001 in the catalog" in out.stderr.decode()
 
 
 @pytest.mark.rule("R-17.1")
