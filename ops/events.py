@@ -251,6 +251,14 @@ def calendar_year_from_file(raw: Any, publisher: str, where: str, now: datetime 
         WorkCalendar().publish(year)
     except ValueError as exc:
         raise InputError(f"{where}: {exc}") from None
+    # what a notice lists: weekdays off, and weekends worked (a Saturday "off" or a Monday "worked" is a slip)
+    weekend_off = sorted(d.isoformat() for d in year.holidays if d.weekday() >= 5)
+    weekday_worked = sorted(d.isoformat() for d in year.workdays if d.weekday() < 5)
+    if weekend_off or weekday_worked:
+        said = [f"holidays lists {', '.join(weekend_off)}, on a Saturday or Sunday" if weekend_off else "",
+                f"workdays lists {', '.join(weekday_worked)}, a weekday" if weekday_worked else ""]
+        raise InputError(f"{where}: {'; '.join(x for x in said if x)}: holidays are the weekdays off, workdays "
+                         "the Saturdays and Sundays worked (调休上班)")
     return {**_envelope(now), "year": year.year, "holidays": sorted(d.isoformat() for d in year.holidays),
             "workdays": sorted(d.isoformat() for d in year.workdays), "source": source, "published_by": publisher}
 

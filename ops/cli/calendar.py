@@ -79,14 +79,28 @@ def calendar_draft(year: int) -> None:
 
 @calendar.command("publish")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
-@click.option("--as", "publisher", default="NJ-SJJ", show_default=True, help="Publishing authority.")
-def calendar_publish(path: str, publisher: str) -> None:
-    """Publish a year's calendar from a YAML or JSON file (year, source, holidays, workdays)."""
+@click.option("--as", "publisher", default="NJ-SJJ", show_default=True, type=common.DEPARTMENT,
+              help="The city's authority, which publishes the calendar.")
+@click.option("--replace-built-in", is_flag=True,
+              help="Publish a year the built-in calendar (chinese-calendar) already holds, replacing it.")
+def calendar_publish(path: str, publisher: str, replace_built_in: bool) -> None:
+    """Publish a year's calendar from a YAML or JSON file (year, source, holidays, workdays): the State Council's
+    notice for a year the built-in calendar does not hold yet (`govbus calendar draft YEAR` to start from)."""
     from ops.events import calendar_year_from_file, read_file
     from ops.kafka_io import send_events
+    from streams.rules.workcalendar import BUILTIN_YEARS
+    from topics.departments import load
     from topics.registry import CALENDAR
 
+    dept = load()[publisher]
+    if (dept.kind, dept.level) != ("authority", "city"):
+        raise click.BadParameter(f"{publisher} is not the city's authority: the calendar is the authority's to "
+                                 "publish", param_hint="--as")
     rec = calendar_year_from_file(read_file(path), publisher, path)
+    if rec["year"] in BUILTIN_YEARS and not replace_built_in:
+        raise click.ClickException(f"{rec['year']} is a year the built-in calendar already holds from the State "
+                                   "Council's notice: deadlines in it are final. Publish it only to correct that, "
+                                   "with --replace-built-in")
     common.run(send_events(CALENDAR, [(str(rec["year"]).encode(), "govbus.calendar.CalendarYear", rec)]))
     click.echo(f"published the {rec['year']} calendar: {len(rec['holidays'])} days off, "
                f"{len(rec['workdays'])} adjusted working days")

@@ -353,3 +353,26 @@ async def test_a_department_subscribes_itself_and_only_itself(bus, workers, tmp_
                   "govbus.exchange.FeedDelivery")
     assert [(f["event_id"], f["grant_id"]) for f in fed] == [(published["event_id"],
                                                               "subscription:GA-RK-001:NJ-YB")]
+
+
+@pytest.mark.rule("R-39.1")
+async def test_a_record_the_broker_refuses_is_an_error_not_a_success(bus, tmp_path):
+    """The broker refuses a department's write of the calendar (the authority's) only when the record arrives, not
+    when the client connects: the CLI waits for that answer instead of saying it published."""
+    import os
+    import sys
+    from pathlib import Path
+
+    await apply_acls(bus.settings)
+    ga = await department(bus, "NJ-GA")
+    year = tmp_path / "2027.yaml"
+    year.write_text("year: 2027\nsource: 国务院办公厅关于2027年部分节假日安排的通知\nholidays: [2027-01-01]\n",
+                    encoding="utf-8")
+    env = {**os.environ, "GOVBUS_TOPIC_PREFIX": bus.prefix,
+           "GOVBUS_KAFKA_CONFIG": str(properties_file(ga, tmp_path / "nj-ga.properties"))}
+    out = subprocess.run([str(Path(sys.executable).parent / "govbus"), "calendar", "publish", str(year)],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 1 and "published" not in out.stdout, out.stdout
+    assert f"the broker refuses {ga.kafka_security.username} the topic {bus.topic('govbus.calendar')}" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert await consume(bus.settings.bootstrap, bus.topic("govbus.calendar"), count=1, timeout=2) == []

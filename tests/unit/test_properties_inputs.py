@@ -920,6 +920,10 @@ def calendar_refusal(text: str) -> str:
     pytest.param("year: 2027\nsource: x\nholidays: [2027-02-30]\n", "FILE cannot be read: day is out of range "
                  "for month", id="a-date-that-is-no-day"),
     pytest.param("year: [2027\n", "FILE is neither YAML nor JSON", id="broken-yaml"),
+    pytest.param("year: 2027\nsource: x\nholidays: [2027-02-06]\nworkdays: [2027-02-08]\n",
+                 "FILE: holidays lists 2027-02-06, on a Saturday or Sunday; workdays lists 2027-02-08, a weekday: "
+                 "holidays are the weekdays off, workdays the Saturdays and Sundays worked",
+                 id="days-on-the-wrong-side"),
 ])
 def test_calendar_files_that_crashed_or_poisoned_publish_are_refused(text, message):
     check_calendar_publish(text)
@@ -938,3 +942,27 @@ def test_an_unreadable_calendar_on_the_topic_is_logged_and_skipped(caplog):
     assert publish_event(cal, CODEC, event(year=2028, holidays=["2028-01-03"]))
     assert not cal.knows(2027) and cal.is_workday(date(2028, 1, 3)) is False
     assert "skipped the calendar of 2027 (event e): holidays: '2027-01-01T00:00:00' is not a date" in caplog.text
+
+
+@pytest.mark.rule("R-14.1")
+def test_the_calendar_is_published_by_the_authority_for_a_year_not_built_in():
+    def publish(text: str, *args: str):
+        bus = FakeBus()
+        fd, path = tempfile.mkstemp(suffix=".yaml")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            return invoke(["calendar", "publish", path, *args], bus), bus.sent
+        finally:
+            os.unlink(path)
+
+    year_2027 = "year: 2027\nsource: x\nholidays: [2027-01-01]\n"
+    result, sent = publish(year_2027, "--as", "NJ-GA")
+    assert result.exit_code == 2 and "NJ-GA is not the city's authority" in result.output and sent == []
+    result, sent = publish("year: 2026\nsource: x\nholidays: [2026-01-01]\n")
+    assert result.exit_code == 1 and sent == [] and "2026 is a year the built-in calendar already holds" in \
+        result.output and "--replace-built-in" in result.output
+    result, sent = publish("year: 2026\nsource: x\nholidays: [2026-01-01]\n", "--replace-built-in")
+    assert result.exit_code == 0 and [rec["year"] for _, rec in sent] == [2026]
+    result, sent = publish(year_2027)
+    assert result.exit_code == 0 and [rec["published_by"] for _, rec in sent] == ["NJ-SJJ"]
