@@ -68,9 +68,12 @@ class Feed:
 
     def __init__(self, department: str, *, group_id: str | None = None, bootstrap: str | None = None,
                  prefix: str | None = None, commit_every: int = 500, commit_interval: float = 2.0,
-                 dedup_window: int = 100_000):
+                 dedup_window: int = 100_000, commits: bool = True):
+        """`commits=False`: read the whole feed from its start, with no consumer group and committing nothing (a look
+        at the feed, as `govbus feed tail` takes it); otherwise from where `group_id` last committed."""
         s = settings()
         self.department = department
+        self.commits = commits
         prefix = s.topic_prefix if prefix is None else prefix
         self.topics = self._topics(department, prefix)
         self.topic = self.topics[0]
@@ -106,12 +109,19 @@ class Feed:
 
     async def start(self) -> None:
         consumer = AIOKafkaConsumer(
-            *self.topics, bootstrap_servers=self.bootstrap, **kafka_options(), group_id=self.group_id,
+            *self.topics, bootstrap_servers=self.bootstrap, **kafka_options(),
+            group_id=self.group_id if self.commits else None,
             enable_auto_commit=False, auto_offset_reset="earliest", isolation_level="read_committed",
         )
         try:
             await consumer.start()
             self._consumer = consumer
+            if not self.commits:
+                # without a group nothing asks the broker about the topics: one it leaves out is one not readable
+                known = await consumer.topics()
+                if any(t not in known for t in self.topics):
+                    raise TopicAuthorizationFailedError(", ".join(t for t in self.topics if t not in known))
+                return
             await self._prime_dedup()
         except BaseException as exc:
             self._consumer = None
@@ -172,7 +182,7 @@ class Feed:
             self.seen.popitem(last=False)
 
     async def commit(self) -> None:
-        if self._pending and self._consumer is not None:
+        if self._pending and self._consumer is not None and self.commits:
             try:
                 await self._consumer.commit(dict(self._pending))
             except CommitFailedError as exc:  # the group rebalanced: the new owner reads these again

@@ -338,3 +338,21 @@ def chromium_dom(url: str, tmp: Path) -> str:
     out = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout
+
+
+def feed_records(n: int, subscriber: str = "NJ-MZ") -> list[tuple[bytes, bytes]]:
+    """`n` feed records of `subscriber` under its subscription to GA-RK-001, as (key, value)."""
+    from schemas.provenance import provenance_digest
+
+    codec = default_codec()
+    now = datetime.now(UTC)
+    out = []
+    for i in range(n):
+        subject = resident_id(f"5110021990010{i:04d}")
+        rec = {"event_id": uuid.uuid4().hex, "subscriber": subscriber, "publisher": "NJ-GA",
+               "resource_code": "GA-RK-001", "subject_id": subject, "system_code": None, "items": {"姓名": f"居民{i}"},
+               "occurred_at": now, "delivered_at": now, "grant_id": f"subscription:GA-RK-001:{subscriber}",
+               "purpose": None, "flags": []}
+        rec["digest"] = provenance_digest("NJ-GA", "GA-RK-001", rec["event_id"], subject, rec["items"])
+        out.append((subject.encode(), codec.encode("govbus.exchange.FeedDelivery", rec)))
+    return out

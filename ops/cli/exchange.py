@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import uuid
 
 import click
 
@@ -75,17 +74,15 @@ def feed() -> None:
 @feed.command("tail")
 @click.argument("department", type=common.DEPARTMENT)
 @click.option("--group", default=None,
-              help="Consumer group, under the department's own prefix (default: a new one, DEPT.tail-..., that reads "
-                   "from the start).")
+              help="Consumer group, under the department's own prefix, to go on from where it last committed and "
+                   "commit what is shown (default: none; the whole feed from its start, nothing committed).")
 @click.option("--limit", type=int, default=0, help="Stop after this many records.")
 def feed_tail(department: str, group: str | None, limit: int) -> None:
     """Print DEPARTMENT's feed as it arrives."""
     from consumers.feed import Feed
     from ops.display import format_feed_record
-    from topics.acls import department_group_prefix
 
-    fresh = f"{department_group_prefix(department, settings().topic_prefix)}tail-{uuid.uuid4().hex[:8]}"
-    common.tail_feed(Feed(department, group_id=group or fresh), format_feed_record, limit)
+    common.tail_feed(Feed(department, group_id=group, commits=group is not None), format_feed_record, limit)
 
 
 @click.group()

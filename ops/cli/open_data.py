@@ -4,7 +4,6 @@ party's open feed read as the open-data SDK reads it."""
 from __future__ import annotations
 
 import json
-import uuid
 
 import click
 
@@ -80,8 +79,9 @@ def open_feed() -> None:
 
 @open_feed.command("tail")
 @click.argument("party")
-@click.option("--group", default=None, help="Consumer group, under the party's own prefix (default: a new one, "
-                                            "party-PARTY.tail-..., that reads from the start).")
+@click.option("--group", default=None, help="Consumer group, under the party's own prefix, to go on from where it "
+                                            "last committed (default: none; everything from the start, nothing "
+                                            "committed).")
 @click.option("--limit", type=int, default=0, help="Stop after this many records.")
 def open_feed_tail(party: str, group: str | None, limit: int) -> None:
     """Print what PARTY receives as open data, as it arrives: the unconditionally open data and its approved
@@ -89,7 +89,4 @@ def open_feed_tail(party: str, group: str | None, limit: int) -> None:
     party's credentials (GOVBUS_KAFKA_CONFIG, from `govbus party credentials`)."""
     from consumers.open_feed import OpenFeed
     from ops.display import format_open_record
-    from topics.acls import party_principal
-
-    fresh = f"{party_principal(party, settings().topic_prefix)}.tail-{uuid.uuid4().hex[:8]}"
-    common.tail_feed(OpenFeed(party, group_id=group or fresh), format_open_record, limit)
+    common.tail_feed(OpenFeed(party, group_id=group, commits=group is not None), format_open_record, limit)

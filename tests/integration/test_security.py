@@ -24,7 +24,9 @@ from tests.helpers import (
     decoded,
     delivery,
     department,
+    feed_records,
     produce,
+    produce_keyed,
     properties_file,
     reads,
     seed_catalog,
@@ -255,6 +257,18 @@ async def test_the_cli_with_credentials_the_broker_refuses_says_who_may_not_do_w
     assert (f"the broker refuses {user} the topic {publish_name('NJ-GA', bus.prefix)}"
             in said["another department's inbound topic"].stderr)
     assert f"answers but did not let {user} in: check the credentials" in said["a password that is no longer"].stderr
+
+    # its own feed it reads, from the start, and a look at it leaves no consumer group behind (none to show lagging)
+    await produce_keyed(bus.settings.bootstrap, bus.feed("NJ-YB"), feed_records(1, "NJ-YB"))
+    own = govbus("feed", "tail", "NJ-YB", "--limit", "1")
+    assert own.returncode == 0 and "居民0" in own.stdout, own.stderr
+    admin = AIOKafkaAdminClient(bootstrap_servers=bus.settings.bootstrap, **kafka_options(bus.settings))
+    await admin.start()
+    try:
+        groups = [g for g, _ in await admin.list_consumer_groups()]
+    finally:
+        await admin.close()
+    assert not [g for g in groups if g.startswith(department_group_prefix("NJ-YB", bus.prefix))], groups
 
 
 @pytest.mark.rule("R-39.1")

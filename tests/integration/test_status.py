@@ -16,8 +16,7 @@ import pytest
 from consumers.feed import Feed
 from ops.supervisor import Backoff, ChildSpec, Supervisor
 from schemas.codec import default_codec
-from schemas.provenance import provenance_digest
-from tests.helpers import eventually, ledger_rows, produce_keyed, resident_id
+from tests.helpers import eventually, feed_records, ledger_rows, produce_keyed
 from topics.settings import REPO_ROOT
 
 pytestmark = pytest.mark.integration
@@ -37,21 +36,6 @@ async def status(state_dir: Path, *args: str) -> tuple[int, str]:
 async def status_json(state_dir: Path) -> tuple[int, dict]:
     code, out = await status(state_dir, "--json")
     return code, json.loads(out)
-
-
-def feed_records(n: int) -> list[tuple[bytes, bytes]]:
-    codec = default_codec()
-    now = datetime.now(UTC)
-    out = []
-    for i in range(n):
-        subject = resident_id(f"5110021990010{i:04d}")
-        rec = {"event_id": uuid.uuid4().hex, "subscriber": "NJ-MZ", "publisher": "NJ-GA",
-               "resource_code": "GA-RK-001", "subject_id": subject, "system_code": None, "items": {"姓名": f"居民{i}"},
-               "occurred_at": now, "delivered_at": now, "grant_id": "subscription:GA-RK-001:NJ-MZ", "purpose": None,
-               "flags": []}
-        rec["digest"] = provenance_digest("NJ-GA", "GA-RK-001", rec["event_id"], subject, rec["items"])
-        out.append((subject.encode(), codec.encode("govbus.exchange.FeedDelivery", rec)))
-    return out
 
 
 async def test_status_shows_the_stores_and_the_lag_of_every_group_per_partition(bus, ledger, tmp_path):
