@@ -62,6 +62,9 @@ def subscribe(department: str, resource: str, cancel: bool) -> None:
     if not cancel:
         common.refuse_before_sending("not subscribed", resource,
                                      lambda entry: check_subscription(resource, entry, department))
+    else:  # only a resource of the catalog has subscriptions to end (a grant is its provider's to revoke)
+        common.refuse_before_sending("nothing cancelled", resource, lambda entry: check_subscription(
+            resource, entry, department) if entry is None else None)
     common.run(send_subscription(department, resource, not cancel))
     click.echo(f"{department} {'cancelled' if cancel else 'subscribed to'} {resource}")
 

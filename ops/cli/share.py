@@ -129,7 +129,10 @@ def alerts(department: str | None) -> None:
     """One-source violations, duplicate collection and republication, with subjects counted (R-45.1)."""
     from consumers.queries import alert_summary
 
-    for a in common.run(alert_summary(settings().dsn, department)):
+    rows = common.run(alert_summary(settings().dsn, department))
+    if not rows:
+        click.echo("no alerts recorded" + (f" about {department}" if department else ""))
+    for a in rows:
         click.echo(f"{a['last_seen']:%Y-%m-%d %H:%M} {a['kind']:22} {a['department']:8} "
                    f"source={a['source_department'] or '-':8} system={a['system_code'] or '-'} "
                    f"subjects={a['subjects_count']} [{', '.join(a['rule_ids'])}] {a['message']}")

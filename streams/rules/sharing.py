@@ -73,8 +73,8 @@ def check_subscription(resource_code: str, entry: Mapping[str, Any] | None, subs
     content = entry["entry"]
     if content["share_attribute"] == "conditional":
         return Refusal(f"{resource_code} is shared on conditions: {subscriber} receives it under a directed "
-                       f"authorization, asked for with `govbus share request --as {subscriber} --resource "
-                       f"{resource_code} ...`", ("R-26.1",))
+                       f"authorization, asked for with `govbus share request {resource_code} --as {subscriber} "
+                       "--purpose ... --items ...`", ("R-26.1",))
     if content["share_attribute"] == "none":
         return Refusal(f"{resource_code} is not shared ({content.get('share_basis')}): no subscription receives it",
                        ("R-23.1",))

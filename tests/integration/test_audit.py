@@ -212,3 +212,5 @@ async def test_who_received_names_exactly_the_departments_that_received_and_what
     got = list(csv.DictReader(io.StringIO(res.stdout)))
     assert sorted(r["subject_id"] for r in got) == sorted([one, other]) and {r["subscriber"] for r in got} == {"NJ-MZ"}
     assert govbus_on(bus, audited, "audit", "what-received", "NJ-GA").stdout.strip() == "no deliveries recorded"
+    assert govbus_on(bus, audited, "alerts", "--department", "NJ-RS").stdout.strip() == \
+        "no alerts recorded about NJ-RS"

@@ -86,8 +86,12 @@ async def test_publish_and_subscribe_say_at_once_what_the_catalog_says_against_t
             and b"; did you mean GA-RK-001? (R-10.1)" in said["a misspelled resource"].stderr)
     assert (b"nothing published: NJ-YB is not the source of GA-RK-001: its one registered source is NJ-GA"
             in said["another provider's resource"].stderr)
-    assert (b"not subscribed: WY-MZ-DB-001 is shared on conditions" in said["a resource shared on conditions"].stderr
-            and b"govbus share request --as NJ-YB" in said["a resource shared on conditions"].stderr)
+    conditional = said["a resource shared on conditions"].stderr
+    assert (b"not subscribed: WY-MZ-DB-001 is shared on conditions" in conditional
+            and b"govbus share request WY-MZ-DB-001 --as NJ-YB --purpose" in conditional)
+    cancelled = govbus("subscribe", "NJ-YB", "NOPE-9", "--cancel")
+    assert cancelled.returncode == 1 and b"nothing cancelled: NOPE-9 is not in the approved catalog" in \
+        cancelled.stderr
     for dept in ("NJ-GA", "NJ-YB"):  # nothing was sent
         assert await consume(bus.settings.bootstrap, bus.topic(f"govbus.publish.{dept}"), count=1, timeout=1) == []
     assert await consume(bus.settings.bootstrap, bus.topic("govbus.subscriptions"), count=1, timeout=1) == []

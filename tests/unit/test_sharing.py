@@ -139,6 +139,13 @@ def test_a_subscription_takes_a_resource_shared_unconditionally_only():
 
     assert check_subscription("GA-RK-001", entry("unconditional"), "NJ-YB") is None
     conditional = check_subscription("WY-MZ-DB-001", entry("conditional"), "NJ-YB")
-    assert conditional.rule_ids == ("R-26.1",) and "govbus share request --as NJ-YB" in conditional.reason
+    assert conditional.rule_ids == ("R-26.1",) and "govbus share request WY-MZ-DB-001 --as NJ-YB" in conditional.reason
+    # the command it names is one the CLI takes as written (its "..." filled in)
+    from ops.cli.share import request
+
+    hint = conditional.reason.split("`")[1].replace("...", "x").split()
+    assert hint[:3] == ["govbus", "share", "request"]
+    ctx = request.make_context("request", hint[3:])
+    assert (ctx.params["resource_code"], ctx.params["requester"]) == ("WY-MZ-DB-001", "NJ-YB")
     assert check_subscription("X-1", entry("none"), "NJ-YB").rule_ids == ("R-23.1",)
     assert check_subscription("X-2", None, "NJ-YB").code == "unknown_resource"
