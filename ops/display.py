@@ -3,7 +3,20 @@ printed alike by the CLI and the demo."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 import click
+
+BEIJING = ZoneInfo("Asia/Shanghai")  # the time the measures' days are counted in
+
+
+def when(at: datetime, seconds: bool = False) -> str:
+    """A moment as an officer reads it: Beijing time, marked so (`2026-12-07 23:17+08`), whatever the machine's zone;
+    a naive datetime is taken as UTC, as the ledger and the topics keep time."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=ZoneInfo("UTC"))
+    return at.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S+08" if seconds else "%Y-%m-%d %H:%M+08")
 
 
 def format_feed_record(rec) -> str:
@@ -15,7 +28,7 @@ def format_feed_record(rec) -> str:
         marks = f" [{', '.join(rec.flags)}: {', '.join(rec.case_ids)}]"
     if rec.correction_of:
         marks += f" corrects {rec.correction_of}"
-    return (f"{rec.delivered_at:%Y-%m-%d %H:%M:%S} {rec.publisher} -> {rec.subscriber} "
+    return (f"{when(rec.delivered_at, seconds=True)} {rec.publisher} -> {rec.subscriber} "
             f"{rec.resource_code} {rec.subject_id} {{{items}}} grant={rec.grant_id} {check}{marks}")
 
 
@@ -24,7 +37,7 @@ def format_open_record(rec) -> str:
     items = ", ".join(f"{k}={v}" for k, v in sorted(rec.items.items()))
     check = "ok" if rec.verify() else "DIGEST MISMATCH"
     under = f" grant={rec.grant_id}" if rec.grant_id else ""
-    return (f"{rec.delivered_at:%Y-%m-%d %H:%M:%S} {rec.resource_code} {rec.resource_name} {{{items}}} "
+    return (f"{when(rec.delivered_at, seconds=True)} {rec.resource_code} {rec.resource_name} {{{items}}} "
             f"source={rec.source_department} {rec.source_department_name} retrieved={rec.retrieved_on} "
             f"{rec.open_attribute}{under} {check}")
 
@@ -54,7 +67,7 @@ def print_case_events(events: list[dict]) -> None:
     for e in events:
         rules = f" [{', '.join(e['rule_ids'])}]" if e["rule_ids"] else ""
         who = e["actor"] + (f" ({e['person']})" if e["person"] else "")
-        click.echo(f"{e['occurred_at']:%Y-%m-%d %H:%M} {e['case_id']}  {e['step']} by {who}  -> {e['status']}{rules}")
+        click.echo(f"{when(e['occurred_at'])} {e['case_id']}  {e['step']} by {who}  -> {e['status']}{rules}")
         click.echo(f"    {e['message']}")
         if e["due_on"] and e["step"] != "refused":
             click.echo(f"    next: {e['party']} by {e['due_on']} ({e['deadline_id']})")

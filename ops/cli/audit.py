@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import click
 
 from ops.cli import common
+from ops.display import when
 from topics.settings import settings
 
 
@@ -48,7 +49,7 @@ def audit_verify(since: str | None) -> None:
         rows = ", ".join(f"{t} {n}" for t, n in report.rows.items())
         click.echo(f"ledger intact: {rows} rows checked, {report.anchors} anchors held")
         for r in report.restores:
-            click.echo(f"restored from {r['backup_id']} at {r['restored_at']:%Y-%m-%d %H:%M:%S} UTC: rows after "
+            click.echo(f"restored from {r['backup_id']} at {when(r['restored_at'], seconds=True)}: rows after "
                        "its chain heads were replayed from the log")
         if report.superseded:
             click.echo(f"{report.superseded} anchor(s) of rows after a restore's chain heads, anchored before it, "
@@ -87,7 +88,7 @@ def _print(rows, fmt: str) -> None:
         click.echo("no deliveries recorded")
     for r in rows:
         items = ", ".join(r["items"]) if r["items"] is not None else "(items not recorded)"
-        click.echo(f"{r['delivered_at']:%Y-%m-%d %H:%M:%S}  {r['subscriber']:8} {r['resource_code']:12} "
+        click.echo(f"{when(r['delivered_at'], seconds=True)}  {r['subscriber']:8} {r['resource_code']:12} "
                    f"{r['subject_id']}  {r['basis']} {r['grant_id']}  purpose: {r['purpose'] or '-'}  items: {items}")
 
 

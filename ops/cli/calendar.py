@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import click
 
 from ops.cli import common
+from ops.display import when
 from topics.settings import settings
 
 
@@ -142,7 +143,7 @@ def deadlines_extend(deadline_id: str, days: int, approved_by: str, actor: str, 
     rec["event_id"] = uuid.uuid4().hex  # each request is its own: a second one is refused, not dropped
     answers = common.run(send_extension(rec, wait))
     for n in answers:
-        click.echo(f"{n['occurred_at']:%Y-%m-%d %H:%M} {n['kind']} [{n['rule_id']}] {n['message']}")
+        click.echo(f"{when(n['occurred_at'])} {n['kind']} [{n['rule_id']}] {n['message']}")
     if not answers:
         raise click.ClickException(f"no answer from the deadline service within {wait:g} s; "
                                    f"`govbus deadlines list --party {actor} --all` tells what became of it once "
@@ -175,4 +176,4 @@ def deadlines_notices(party: str | None, limit: int) -> None:
     from consumers.queries import deadline_notices
 
     for r in common.run(deadline_notices(settings().dsn, party, limit)):
-        click.echo(f"{r['occurred_at']:%Y-%m-%d %H:%M} {r['kind']:11} {r['party']:8} [{r['rule_id']}] {r['message']}")
+        click.echo(f"{when(r['occurred_at'])} {r['kind']:11} {r['party']:8} [{r['rule_id']}] {r['message']}")

@@ -12,7 +12,7 @@ import click
 
 from ops import events
 from ops.cli import common
-from ops.display import print_catalog_decisions
+from ops.display import print_catalog_decisions, when
 from topics.settings import settings
 
 
@@ -131,7 +131,7 @@ def show(resource_code: str) -> None:
     r = common.run(catalog_entry(settings().dsn, resource_code))
     if r is None:
         raise click.ClickException(f"{resource_code} is not in the approved catalog")
-    click.echo(f"{r['resource_code']} v{r['version']}, approved {r['approved_at']:%Y-%m-%d} by {r['approved_by']}")
+    click.echo(f"{r['resource_code']} v{r['version']}, approved {when(r['approved_at'])[:10]} by {r['approved_by']}")
     click.echo(yaml.safe_dump(json.loads(r["content"]), allow_unicode=True, sort_keys=False))
 
 

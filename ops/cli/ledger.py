@@ -8,6 +8,7 @@ import sys
 import click
 
 from ops.cli import common
+from ops.display import when
 from topics.settings import settings
 
 
@@ -51,8 +52,8 @@ def ledger_quarantine(show_all: bool, limit: int) -> None:
         click.echo("nothing in quarantine")
         return
     for r in rows:
-        state = f"replayed {r['replayed_at']:%Y-%m-%d %H:%M}" if r["replayed_at"] else "waiting"
-        click.echo(f"#{r['quarantine_id']}  {r['quarantined_at']:%Y-%m-%d %H:%M:%S}  "
+        state = f"replayed {when(r['replayed_at'])}" if r["replayed_at"] else "waiting"
+        click.echo(f"#{r['quarantine_id']}  {when(r['quarantined_at'], seconds=True)}  "
                    f"{r['source_topic']}:{r['source_partition']}:{r['source_offset']}  "
                    f"{r['record_type'] or '(unreadable)'}  {state}")
         click.echo(f"    {r['reason']}")

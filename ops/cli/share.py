@@ -9,7 +9,7 @@ import click
 
 from ops import events
 from ops.cli import common
-from ops.display import print_share_decisions
+from ops.display import print_share_decisions, when
 from topics.settings import settings
 
 
@@ -133,6 +133,6 @@ def alerts(department: str | None) -> None:
     if not rows:
         click.echo("no alerts recorded" + (f" about {department}" if department else ""))
     for a in rows:
-        click.echo(f"{a['last_seen']:%Y-%m-%d %H:%M} {a['kind']:22} {a['department']:8} "
+        click.echo(f"{when(a['last_seen'])} {a['kind']:22} {a['department']:8} "
                    f"source={a['source_department'] or '-':8} system={a['system_code'] or '-'} "
                    f"subjects={a['subjects_count']} [{', '.join(a['rule_ids'])}] {a['message']}")
