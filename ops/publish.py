@@ -66,9 +66,11 @@ def _surrogate_problem(rec: dict[str, Any]) -> str | None:
     return None
 
 
-def _record(obj: Any) -> dict[str, Any]:
+def _record(obj: Any, subject_item: str | None = None) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise ValueError(f"expected an object with subject_id and data items, got {type(obj).__name__}")
+    if subject_item and "subject_id" not in obj and subject_item in obj:  # the catalog's own name for it
+        obj = {("subject_id" if k == subject_item else k): v for k, v in obj.items()}
     subject = obj.get("subject_id")
     if not isinstance(subject, str) or not subject.strip():
         raise ValueError("no subject_id: every record names the resident or organisation it is about")
@@ -89,9 +91,9 @@ def _record(obj: Any) -> dict[str, Any]:
     return rec
 
 
-def _row(line: int, raw: bytes, obj: Any, where: str) -> Row:
+def _row(line: int, raw: bytes, obj: Any, where: str, subject_item: str | None = None) -> Row:
     try:
-        return Row(line, raw, record=_record(obj))
+        return Row(line, raw, record=_record(obj, subject_item))
     except ValueError as exc:
         return Row(line, raw, problem=f"{where}: {exc}")
     except RecursionError:
@@ -153,8 +155,10 @@ def _csv_records(text: str) -> list[tuple[int, bytes, list[str] | str]]:
     return records
 
 
-def read_rows(data: bytes, fmt: str) -> Iterator[Row]:
-    """Rows of a JSON array, JSON Lines or CSV document, each with its record or its problem; never raises."""
+def read_rows(data: bytes, fmt: str, subject_item: str | None = None) -> Iterator[Row]:
+    """Rows of a JSON array, JSON Lines or CSV document, each with its record or its problem; never raises. The
+    subject is the `subject_id` column or field, or else the one named `subject_item` (the catalog's name of the
+    resource's subject item, e.g. 公民身份号码), as departments' own exports name it."""
     text = data.decode("utf-8-sig", errors="replace")
     if fmt == "csv":
         records = iter(_csv_records(text))
@@ -165,8 +169,12 @@ def read_rows(data: bytes, fmt: str) -> Iterator[Row]:
             yield Row(line, raw, problem=f"the CSV header: {header}")
             return
         header = [h.strip() for h in header]
+        if "subject_id" not in header and subject_item in header:
+            header = ["subject_id" if h == subject_item else h for h in header]
         if "subject_id" not in header:
-            yield Row(line, raw, problem="the CSV header has no subject_id column")
+            named = f" (nor {subject_item}, the resource's subject item)" if subject_item else ""
+            yield Row(line, raw, problem=f"the CSV header has no subject_id column{named}: its columns are "
+                                         f"{', '.join(header[:8]) or 'none'}{' ...' if len(header) > 8 else ''}")
             return
         for line, raw, values in records:
             if isinstance(values, str):
@@ -177,7 +185,7 @@ def read_rows(data: bytes, fmt: str) -> Iterator[Row]:
                 yield Row(line, raw, problem=f"line {line} has {len(values)} fields, the header has {len(header)}")
             else:
                 yield _row(line, raw, {h: (v if v != "" else None) for h, v in zip(header, values, strict=True)},
-                           f"line {line}")
+                           f"line {line}", subject_item)
         return
     stripped = text.lstrip()
     if fmt == "json" and stripped.startswith("["):
@@ -194,7 +202,7 @@ def read_rows(data: bytes, fmt: str) -> Iterator[Row]:
         for i, obj in enumerate(docs, 1):
             # an element with a lone surrogate escape (\ud800) keeps it escaped in its bytes
             raw = json.dumps(obj, ensure_ascii=False).encode("utf-8", errors="backslashreplace")
-            yield _row(i, raw, obj, f"element {i}")
+            yield _row(i, raw, obj, f"element {i}", subject_item)
         return
     # JSON Lines end in \n (or \r\n); U+2028, U+0085 and the like may stand unescaped inside a JSON string
     for line, chunk in enumerate(text.split("\n"), 1):
@@ -208,7 +216,7 @@ def read_rows(data: bytes, fmt: str) -> Iterator[Row]:
                        else f"line {line} cannot be read as JSON: {exc.reason}")
             yield Row(line, chunk.encode(), problem=problem)
             continue
-        yield _row(line, chunk.encode(), obj, f"line {line}")
+        yield _row(line, chunk.encode(), obj, f"line {line}", subject_item)
 
 
 def format_of(path: str) -> str:

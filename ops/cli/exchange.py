@@ -28,9 +28,10 @@ def publish(publisher: str, resource: str, system_code: str | None, path: str) -
     from topics.departments import load as departments
 
     data, fmt, source = load(path)
-    rows = list(read_rows(data, fmt))
     entry = common.refuse_before_sending("nothing published", resource,
                                          lambda entry: check_source(resource, publisher, entry))
+    subject_item = next((i["name"] for i in entry["entry"]["data_items"] if i.get("subject_id")), None)
+    rows = list(read_rows(data, fmt, subject_item))
     known = departments()
     s = settings()
     with tqdm(total=len(rows), unit="rec", disable=path == "-" or not sys.stderr.isatty()) as bar:

@@ -20,6 +20,17 @@ def test_csv_without_subject_column_is_refused_whole():
     assert len(rows) == 1 and "no subject_id column" in rows[0].problem
 
 
+def test_the_subject_may_be_named_as_the_catalog_names_the_resources_subject_item():
+    rows = list(read_rows(f"公民身份号码,姓名\n{ID},张三\n".encode(), "csv", subject_item="公民身份号码"))
+    assert [r.record for r in rows] == [{"subject_id": ID, "items": {"姓名": "张三"}}]
+    line = f'{{"公民身份号码": "{ID}", "姓名": "张三"}}\n'
+    rows = list(read_rows(line.encode(), "json", subject_item="公民身份号码"))
+    assert [r.record for r in rows] == [{"subject_id": ID, "items": {"姓名": "张三"}}]
+    (row,) = read_rows("身份证,姓名\nx,张三\n".encode(), "csv", subject_item="公民身份号码")
+    assert row.problem == ("the CSV header has no subject_id column (nor 公民身份号码, the resource's subject item): "
+                           "its columns are 身份证, 姓名")
+
+
 def test_csv_empty_cell_is_null_and_missing_subject_is_a_problem():
     rows = list(read_rows(f"subject_id,a,b\n{ID},,x\n,1,2\n".encode(), "csv"))
     assert rows[0].record["items"] == {"a": None, "b": "x"}
