@@ -62,6 +62,11 @@ async def test_publish_reports_published_and_rejected_rows(bus, tmp_path):
     sent = decoded(await consume(bus.settings.bootstrap, bus.topic("govbus.publish.NJ-GA"), count=1, settle=1))
     assert [r["subject_id"] for r in sent] == [good]
 
+    own_header = tmp_path / "export.csv"  # a department's own export, the subject named as the catalog names it
+    own_header.write_text(f"公民身份号码,姓名\n{resident_id()},赵六\n", encoding="utf-8")
+    out = govbus("publish", "--as", "NJ-GA", "--resource", "GA-RK-001", str(own_header))
+    assert out.returncode == 0 and b"published 1, rejected 0" in out.stdout, out.stderr
+
     items = tmp_path / "extra.csv"
     items.write_text(f"subject_id,宗教\n{resident_id()},无\n", encoding="utf-8")
     out = govbus("publish", "--as", "NJ-GA", "--resource", "GA-RK-001", str(items))
