@@ -11,10 +11,11 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from schemas.provenance import digester, json_text
+from streams.rules.identifiers import subject_kind, subject_kind_problem
 from streams.rules.refusals import Refusal
 from streams.rules.sharing import project
 
@@ -201,7 +202,18 @@ def check_against_catalog(d: Mapping[str, Any], entry: Mapping[str, Any] | None,
     problem = subject_problem(d["subject_id"])
     if problem is not None:
         return Refusal(problem, ("R-17.2",), code="invalid_identifier")
-    defined = entry_items(entry).names
+    made = entry_items(entry)
+    if made.subject_kind is not None:
+        problem = subject_kind_problem(d["subject_id"], made.subject_kind)
+        if problem is not None:
+            return Refusal(f"{problem}: the subject of {d['resource_code']} is its {made.subject_item}",
+                           ("R-17.2",), code="invalid_identifier")
+    for name in made.dates:
+        value = d["items"].get(name)
+        if value is not None and not _is_date(value):
+            return Refusal(f"{name} is {value!r}, not a date written YYYY-MM-DD, as {d['resource_code']}'s catalog "
+                           "entry defines it", ("R-11.1",), code="items_mismatch")
+    defined = made.names
     if defined.issuperset(d["items"]):
         return None
     unknown = sorted(set(d["items"]) - defined)
@@ -209,6 +221,19 @@ def check_against_catalog(d: Mapping[str, Any], entry: Mapping[str, Any] | None,
         return Refusal(f"{', '.join(unknown)} are not data items of {d['resource_code']} in the "
                        f"catalog; it has {', '.join(sorted(defined))}", ("R-11.1",), code="items_mismatch")
     return None
+
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _is_date(value: Any) -> bool:
+    if not isinstance(value, str) or not _DATE.match(value):
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 def item_key(item: Mapping[str, Any]) -> str:
@@ -222,6 +247,9 @@ class EntryItems:
 
     names: frozenset[str]  # every data item's name
     keys: dict[str, str]  # name -> item definition (item_key), for the items that are not the subject's identifier
+    dates: tuple[str, ...] = ()  # the items of type date, whose values are dates written YYYY-MM-DD
+    subject_item: str | None = None  # the item that names the subject, e.g. 公民身份号码
+    subject_kind: str | None = None  # resident | organisation, when its name says which
 
 
 _ENTRY_ITEMS: dict[int, tuple[Mapping[str, Any], EntryItems]] = {}
@@ -234,8 +262,11 @@ def entry_items(entry: Mapping[str, Any]) -> EntryItems:
     if hit is not None and hit[0] is entry:
         return hit[1]
     items = entry["entry"]["data_items"]
+    subject = next((i["name"] for i in items if i.get("subject_id")), None)
     made = EntryItems(frozenset(i["name"] for i in items),
-                      {i["name"]: item_key(i) for i in items if not i.get("subject_id")})
+                      {i["name"]: item_key(i) for i in items if not i.get("subject_id")},
+                      tuple(i["name"] for i in items if i.get("type") == "date" and not i.get("subject_id")),
+                      subject, subject_kind(subject))
     if len(_ENTRY_ITEMS) >= 4096:
         _ENTRY_ITEMS.clear()
     _ENTRY_ITEMS[id(entry)] = (entry, made)

@@ -143,3 +143,24 @@ def subject_problem(value: str, today: date | None = None) -> str | None:
         return f"taken as a resident identity number (17 digits then a digit or X): {problem}{note}"
     problem = uscc_problem(value)
     return None if problem is None else f"taken as a unified social credit code: {problem}"
+
+
+def subject_kind(item_name: str | None) -> str | None:
+    """What a catalog entry's subject item names, as its name says (R-17.2): `resident` (公民身份号码, 身份证号...),
+    `organisation` (统一社会信用代码), or None when the name does not say."""
+    if not item_name:
+        return None
+    if "信用代码" in item_name:
+        return "organisation"
+    if "身份" in item_name:
+        return "resident"
+    return None
+
+
+def subject_kind_problem(value: str, kind: str) -> str | None:
+    """None when `value` (a valid subject identifier) is of `kind`, else what it is instead."""
+    if kind == "resident" and not _looks_like_resident_id(value):
+        return f"{value} is a unified social credit code, an organisation's, not a resident identity number"
+    if kind == "organisation" and uscc_problem(value) is not None:
+        return f"{value} is a resident identity number, not an organisation's unified social credit code"
+    return None

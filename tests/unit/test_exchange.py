@@ -150,6 +150,31 @@ def test_deliveries_are_held_against_the_catalog():
     assert extra.code == "items_mismatch" and "血型" in extra.reason
 
 
+@pytest.mark.rule("R-17.2")
+@pytest.mark.rule("R-11.1")
+def test_a_publication_is_about_the_kind_of_subject_and_has_the_dates_its_entry_defines():
+    company = "91350100M000100Y43"  # a valid unified social credit code
+    assert subject_problem(company) is None
+    kind = check_against_catalog(delivery(subject=company, items={"姓名": "公司"}), GA, subject_problem)
+    assert kind.code == "invalid_identifier" and kind.rule_ids == ("R-17.2",)
+    assert kind.reason == (f"{company} is a unified social credit code, an organisation's, not a resident identity "
+                           "number: the subject of GA-RK-001 is its 公民身份号码")
+    for bad in ("1980-13-45", "1980/01/01", "19800101", 19800101):
+        wrong = check_against_catalog(delivery(subject=ID1, items={"出生日期": bad}), GA, subject_problem)
+        assert wrong.code == "items_mismatch" and wrong.rule_ids == ("R-11.1",), bad
+        assert f"出生日期 is {bad!r}, not a date written YYYY-MM-DD" in wrong.reason
+    for fine in ("1980-01-01", None):  # an empty cell is no value
+        assert check_against_catalog(delivery(subject=ID1, items={"出生日期": fine}), GA, subject_problem) is None
+    # an organisations' resource takes codes, not identity numbers
+    firms = approved_entry("ga-population.yaml", resource_code="SC-QY-001", data_items=[
+        {"name": "统一社会信用代码", "type": "identifier", "subject_id": True}, {"name": "名称", "type": "string"}])
+    assert check_against_catalog(delivery(resource="SC-QY-001", subject=company, items={"名称": "公司"}), firms,
+                                 subject_problem) is None
+    person = check_against_catalog(delivery(resource="SC-QY-001", subject=ID1, items={"名称": "x"}), firms,
+                                   subject_problem)
+    assert person.code == "invalid_identifier" and "not an organisation's unified social credit code" in person.reason
+
+
 MZ = approved_entry("wy-subsidy.yaml", resource_code="MZ-JZ-001", provider="NJ-MZ", system_code="MZ-JZ",
                     data_items=[{"name": "公民身份号码", "type": "identifier", "subject_id": True},
                                 {"name": "姓名", "type": "string"}, {"name": "户籍地址", "type": "string"},
