@@ -223,11 +223,9 @@ def check_against_catalog(d: Mapping[str, Any], entry: Mapping[str, Any] | None,
     return None
 
 
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
 def _is_date(value: Any) -> bool:
-    if not isinstance(value, str) or not _DATE.match(value):
+    """YYYY-MM-DD and a day of the calendar (date.fromisoformat alone takes 19800101 and week dates too)."""
+    if type(value) is not str or len(value) != 10 or value[4] != "-" or value[7] != "-":
         return False
     try:
         date.fromisoformat(value)

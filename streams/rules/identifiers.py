@@ -145,6 +145,9 @@ def subject_problem(value: str, today: date | None = None) -> str | None:
     return None if problem is None else f"taken as a unified social credit code: {problem}"
 
 
+_RESIDENT_LAST = frozenset("0123456789Xx")
+
+
 def subject_kind(item_name: str | None) -> str | None:
     """What a catalog entry's subject item names, as its name says (R-17.2): `resident` (公民身份号码, 身份证号...),
     `organisation` (统一社会信用代码), or None when the name does not say."""
@@ -158,9 +161,11 @@ def subject_kind(item_name: str | None) -> str | None:
 
 
 def subject_kind_problem(value: str, kind: str) -> str | None:
-    """None when `value` (a valid subject identifier) is of `kind`, else what it is instead."""
-    if kind == "resident" and not _looks_like_resident_id(value):
+    """None when `value` (a valid subject identifier, `subject_problem` says so) is of `kind`, else what it is
+    instead. Valid, it is ASCII: 17 digits and a digit or X is a resident identity number, as there."""
+    resident = value[:17].isdigit() and value[17:] in _RESIDENT_LAST
+    if kind == "resident" and not resident:
         return f"{value} is a unified social credit code, an organisation's, not a resident identity number"
-    if kind == "organisation" and uscc_problem(value) is not None:
+    if kind == "organisation" and resident and uscc_problem(value) is not None:  # a few codes are all digits
         return f"{value} is a resident identity number, not an organisation's unified social credit code"
     return None
