@@ -468,13 +468,15 @@ class LocalKafka:
             await asyncio.sleep(0.5)
         raise StackError(f"Kafka did not answer on {node.bootstrap} within {timeout:.0f}s; see {node.logfile}")
 
-    async def stop(self, timeout: float = 30.0) -> None:
+    async def stop(self, timeout: float = 30.0) -> bool:
+        """Stop every node; False when none was running."""
         if not any(n.pid() for n in self.nodes):
             for n in self.nodes:
                 n.pidfile.unlink(missing_ok=True)
-            return
+            return False
         await asyncio.gather(*(n.stop(timeout) for n in self.nodes))
         log.info("Kafka stopped")
+        return True
 
     async def quorum(self, timeout: float = 60.0) -> dict:
         """The metadata quorum as the cluster describes it: {"leader": node id, "epoch": n, "voters": [ids]}."""
@@ -608,14 +610,17 @@ class LocalPostgres:
         finally:
             await conn.close()
 
-    async def stop(self) -> None:
+    async def stop(self) -> bool:
+        """Stop the cluster; False when it was not running."""
         bindir = pg_bindir()
         if bindir is None:
-            return
+            return False
         self._layout()
-        if self.running(bindir):
-            _run([*self._as_owner(), str(bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"])
-            log.info("PostgreSQL stopped")
+        if not self.running(bindir):
+            return False
+        _run([*self._as_owner(), str(bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"])
+        log.info("PostgreSQL stopped")
+        return True
 
 
 # --------------------------------------------------------------------------- the stack
@@ -675,8 +680,11 @@ def _written(path: Path) -> KafkaSecurity | None:
         return None
 
 
-async def down(settings: Settings) -> None:
-    if settings.local_kafka:
-        await LocalKafka(settings).stop()
-    if settings.local_postgres:
-        await LocalPostgres(settings).stop()
+async def down(settings: Settings) -> list[str]:
+    """Stop the local Kafka and PostgreSQL; what was running and is stopped now."""
+    stopped = []
+    if settings.local_kafka and await LocalKafka(settings).stop():
+        stopped.append("Kafka")
+    if settings.local_postgres and await LocalPostgres(settings).stop():
+        stopped.append("PostgreSQL")
+    return stopped

@@ -45,11 +45,15 @@ def down() -> None:
     from ops import stack
 
     s = settings()
-    common.run(stack.down(s))
+    stopped = common.run(stack.down(s))
     parts = [what for what, local in (("Kafka", s.local_kafka), ("PostgreSQL", s.local_postgres)) if local]
-    click.echo(f"stopped: the local {' and '.join(parts)} of {s.state_dir}" if parts
-               else "nothing local to stop: Kafka and PostgreSQL are the ones GOVBUS_KAFKA_BOOTSTRAP and "
-                    "GOVBUS_DATABASE_URL name")
+    if not parts:
+        click.echo("nothing local to stop: Kafka and PostgreSQL are the ones GOVBUS_KAFKA_BOOTSTRAP and "
+                   "GOVBUS_DATABASE_URL name")
+    elif stopped:
+        click.echo(f"stopped: the local {' and '.join(stopped)} of {s.state_dir}")
+    else:
+        click.echo(f"nothing was running: the local {' and '.join(parts)} of {s.state_dir} were already stopped")
 
 
 @click.command()

@@ -24,3 +24,16 @@ def test_up_with_another_number_of_brokers_refuses_before_starting_anything(tmp_
         asyncio.run(up(s))
     assert not (tmp_path / "postgres").exists()  # PostgreSQL was not started for a stack that cannot come up
     assert not (tmp_path / "kafka-2").exists()
+
+
+def test_down_says_when_nothing_was_running(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from ops.cli import main
+
+    for name in ("GOVBUS_KAFKA_BOOTSTRAP", "GOVBUS_DATABASE_URL", "GOVBUS_KAFKA_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GOVBUS_STATE_DIR", str(tmp_path))
+    out = CliRunner().invoke(main, ["down"])
+    assert out.exit_code == 0, out.output
+    assert out.output == f"nothing was running: the local Kafka and PostgreSQL of {tmp_path} were already stopped\n"
