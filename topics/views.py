@@ -26,9 +26,12 @@ async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPar
         cluster = await consumer._client.fetch_all_metadata()  # noqa: SLF001
         parts = cluster.partitions_for_topic(topic)
     if not parts:  # the broker names no topic a client may not describe: either may be so
-        raise TopicMissing(f"topic {topic} does not exist, or these credentials may not read it: run `govbus topics "
-                           "apply` if it was never created; `govbus acls list --principal NAME` shows what a principal "
-                           "may read")
+        from topics.settings import settings
+
+        user = settings().kafka_security.username or "NAME"
+        raise TopicMissing(f"topic {topic} does not exist, or {user} may not read it: run `govbus topics apply` if it "
+                           f"was never created; `govbus acls list --principal {user}` shows what {user} may read "
+                           "(the operators' commands take the operators' credentials)")
     return [TopicPartition(topic, p) for p in sorted(parts)]
 
 

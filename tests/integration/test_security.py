@@ -245,6 +245,7 @@ async def test_the_cli_with_credentials_the_broker_refuses_says_who_may_not_do_w
         "another department's group": govbus("feed", "tail", "NJ-YB", "--group", f"{bus.prefix}NJ-MZ.x"),
         "another department's inbound topic": govbus("publish", "--as", "NJ-GA", "--resource", "GA-RK-001",
                                                      str(rows)),
+        "an operators' command": govbus("party", "register", "511002198001011239", "--name", "测试", "--wait", "1"),
         "a password that is no longer": govbus("subscribe", "NJ-YB", "GA-RK-001", config=properties_file(
             replace(yb, kafka_security=replace(yb.kafka_security, password="old")), tmp_path / "old.properties")),
     }
@@ -257,6 +258,8 @@ async def test_the_cli_with_credentials_the_broker_refuses_says_who_may_not_do_w
     assert (f"the broker refuses {user} the topic {publish_name('NJ-GA', bus.prefix)}"
             in said["another department's inbound topic"].stderr)
     assert f"answers but did not let {user} in: check the credentials" in said["a password that is no longer"].stderr
+    assert (f"or {user} may not read it" in said["an operators' command"].stderr
+            and f"`govbus acls list --principal {user}`" in said["an operators' command"].stderr)
 
     # its own feed it reads, from the start, and a look at it leaves no consumer group behind (none to show lagging)
     await produce_keyed(bus.settings.bootstrap, bus.feed("NJ-YB"), feed_records(1, "NJ-YB"))
