@@ -208,11 +208,12 @@ def check_against_catalog(d: Mapping[str, Any], entry: Mapping[str, Any] | None,
         if problem is not None:
             return Refusal(f"{problem}: the subject of {d['resource_code']} is its {made.subject_item}",
                            ("R-17.2",), code="invalid_identifier")
-    for name in made.dates:
-        value = d["items"].get(name)
-        if value is not None and not _is_date(value):
-            return Refusal(f"{name} is {value!r}, not a date written YYYY-MM-DD, as {d['resource_code']}'s catalog "
-                           "entry defines it", ("R-11.1",), code="items_mismatch")
+    items = d["items"]
+    for name, kind in made.typed:
+        value = items.get(name)
+        if value is not None and not VALUE_FITS[kind](value):
+            return Refusal(f"{name} is {value!r}, not {VALUE_WORDS[kind]}, as {d['resource_code']}'s catalog entry "
+                           f"defines it ({kind})", ("R-11.1",), code="items_mismatch")
     defined = made.names
     if defined.issuperset(d["items"]):
         return None
@@ -234,6 +235,34 @@ def _is_date(value: Any) -> bool:
     return True
 
 
+def _is_datetime(value: Any) -> bool:
+    if type(value) is not str or len(value) < 16 or not _is_date(value[:10]) or value[10] not in "T ":
+        return False
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+_INTEGER = re.compile(r"^[+-]?[0-9]+$")  # ASCII digits: \d takes ６ and ٣ too
+_DECIMAL = re.compile(r"^[+-]?[0-9]+(\.[0-9]+)?$")
+_BOOLEAN_WORDS = frozenset({"true", "false", "True", "False", "TRUE", "FALSE", "是", "否", "1", "0"})
+# the catalog's item types (streams.rules.catalog.ITEM_TYPES) a value is checked against; a CSV cell is text, so
+# numbers and truth values may come written as text
+VALUE_FITS: dict[str, Callable[[Any], bool]] = {
+    "date": _is_date,
+    "datetime": _is_datetime,
+    "integer": lambda v: type(v) is int or (type(v) is str and _INTEGER.match(v) is not None),
+    "decimal": lambda v: (type(v) is float and math.isfinite(v)) or type(v) is int
+    or (type(v) is str and _DECIMAL.match(v) is not None),
+    "boolean": lambda v: type(v) is bool or (type(v) is str and v in _BOOLEAN_WORDS),
+}
+VALUE_WORDS = {"date": "a date written YYYY-MM-DD", "datetime": "a date and time written YYYY-MM-DDTHH:MM[:SS]",
+               "integer": "a whole number", "decimal": "a number (digits, a point and digits)",
+               "boolean": "true or false (是 or 否, 1 or 0)"}
+
+
 def item_key(item: Mapping[str, Any]) -> str:
     """Data items are the same when their catalog definitions are: name and type, whatever the resource."""
     return f"{item['name']}:{item['type']}"
@@ -245,7 +274,7 @@ class EntryItems:
 
     names: frozenset[str]  # every data item's name
     keys: dict[str, str]  # name -> item definition (item_key), for the items that are not the subject's identifier
-    dates: tuple[str, ...] = ()  # the items of type date, whose values are dates written YYYY-MM-DD
+    typed: tuple[tuple[str, str], ...] = ()  # (name, type) of the items whose values are checked (VALUE_FITS)
     subject_item: str | None = None  # the item that names the subject, e.g. 公民身份号码
     subject_kind: str | None = None  # resident | organisation, when its name says which
 
@@ -263,7 +292,8 @@ def entry_items(entry: Mapping[str, Any]) -> EntryItems:
     subject = next((i["name"] for i in items if i.get("subject_id")), None)
     made = EntryItems(frozenset(i["name"] for i in items),
                       {i["name"]: item_key(i) for i in items if not i.get("subject_id")},
-                      tuple(i["name"] for i in items if i.get("type") == "date" and not i.get("subject_id")),
+                      tuple((i["name"], i["type"]) for i in items
+                            if i.get("type") in VALUE_FITS and not i.get("subject_id")),
                       subject, subject_kind(subject))
     if len(_ENTRY_ITEMS) >= 4096:
         _ENTRY_ITEMS.clear()

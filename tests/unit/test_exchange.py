@@ -152,7 +152,7 @@ def test_deliveries_are_held_against_the_catalog():
 
 @pytest.mark.rule("R-17.2")
 @pytest.mark.rule("R-11.1")
-def test_a_publication_is_about_the_kind_of_subject_and_has_the_dates_its_entry_defines():
+def test_a_publication_is_about_the_kind_of_subject_and_has_values_of_the_types_its_entry_defines():
     company = "91350100M000100Y43"  # a valid unified social credit code
     assert subject_problem(company) is None
     kind = check_against_catalog(delivery(subject=company, items={"姓名": "公司"}), GA, subject_problem)
@@ -165,6 +165,21 @@ def test_a_publication_is_about_the_kind_of_subject_and_has_the_dates_its_entry_
         assert f"出生日期 is {bad!r}, not a date written YYYY-MM-DD" in wrong.reason
     for fine in ("1980-01-01", None):  # an empty cell is no value
         assert check_against_catalog(delivery(subject=ID1, items={"出生日期": fine}), GA, subject_problem) is None
+    typed = approved_entry("ga-population.yaml", data_items=[
+        {"name": "公民身份号码", "type": "identifier", "subject_id": True}, {"name": "人数", "type": "integer"},
+        {"name": "金额", "type": "decimal"}, {"name": "在册", "type": "boolean"},
+        {"name": "登记时间", "type": "datetime"}])
+    fits = {"人数": (3, "3", "-2"), "金额": (650, 650.5, "650", "650.50"), "在册": (True, "true", "是", "0"),
+            "登记时间": ("2026-12-07T10:00", "2026-12-07 10:00:05+08:00")}
+    misfits = {"人数": ("3.5", 3.5, "三", True, "٣"), "金额": ("1e3", "６５０", float("inf"), False),
+               "在册": ("yes", 1, "Y"), "登记时间": ("2026-12-07", "2026-13-07T10:00", "10:00")}
+    for name, values in fits.items():
+        for v in values:
+            assert check_against_catalog(delivery(subject=ID1, items={name: v}), typed, subject_problem) is None, v
+    for name, values in misfits.items():
+        for v in values:
+            wrong = check_against_catalog(delivery(subject=ID1, items={name: v}), typed, subject_problem)
+            assert wrong is not None and wrong.code == "items_mismatch" and f"{name} is {v!r}, not " in wrong.reason
     # an organisations' resource takes codes, not identity numbers
     firms = approved_entry("ga-population.yaml", resource_code="SC-QY-001", data_items=[
         {"name": "统一社会信用代码", "type": "identifier", "subject_id": True}, {"name": "名称", "type": "string"}])
