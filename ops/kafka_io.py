@@ -35,8 +35,8 @@ async def send_events(spec: TopicSpec, events: list[tuple[bytes, str, dict]]) ->
     s = settings()
     codec = default_codec()
     departments = load()
-    user = s.kafka_security.username if s.kafka_security else None
-    as_department = bool(user) and user.startswith(s.topic_prefix) and user[len(s.topic_prefix):] in departments
+    user = s.kafka_security.username or ""
+    as_department = user.startswith(s.topic_prefix) and user[len(s.topic_prefix):] in departments
     values = []
     for key, schema, rec in events:  # all encoded before any is sent: one refused, none sent
         actor = acting(schema, rec)

@@ -119,29 +119,30 @@ async def seed_catalog(bus, *entries: dict) -> None:
 async def as_process(s, process: str):
     """The settings of bus process `process` (worker, ledger, deadlines) of the deployment `s` names, as its own
     principal with only the rights the registry gives it (a password just issued), as `govbus run` starts it."""
-    from dataclasses import replace
-
-    from topics.access import apply_acls, issue_passwords
+    from topics.access import apply_acls
     from topics.acls import process_principal
 
     await apply_acls(s)
-    name = process_principal(process, s.topic_prefix)
-    password = (await issue_passwords(s, [name]))[name]
-    return replace(s, kafka_security=replace(s.kafka_security, username=name, password=password))  # its TLS too
+    return await as_principal(s, process_principal(process, s.topic_prefix))
 
 
 async def department(bus, code: str, password: str | None = None):
     """The settings of department `code` of this deployment, with a password just issued (or the one given)."""
+    from topics.acls import department_principal
+
+    return await as_principal(bus.settings, department_principal(code, bus.prefix), password)
+
+
+async def as_principal(s, name: str, password: str | None = None):
+    """The settings `s` as principal `name`, with a password just issued (or the one given), keeping the protocol,
+    mechanism and CA of `s` (TLS too)."""
     from dataclasses import replace
 
     from topics.access import issue_passwords
-    from topics.acls import department_principal
-    from topics.settings import KafkaSecurity
 
-    name = department_principal(code, bus.prefix)
     if password is None:
-        password = (await issue_passwords(bus.settings, [name]))[name]
-    return replace(bus.settings, kafka_security=KafkaSecurity("SASL_PLAINTEXT", username=name, password=password))
+        password = (await issue_passwords(s, [name]))[name]
+    return replace(s, kafka_security=replace(s.kafka_security, username=name, password=password))
 
 
 def properties_file(s, path: Path) -> Path:

@@ -10,6 +10,7 @@ from functools import lru_cache
 
 _ID_CHECK = "10X98765432"
 _DIGITS = frozenset("0123456789")  # str.isdigit() would also let full-width and other Unicode digits in
+_RESIDENT_LAST = frozenset("0123456789Xx")  # the last character of a resident identity number, as written
 # GB 11643's own example 440524188001010014 was born in 1880; the floor only catches a mistyped
 # century (1098, 0198), so it sits well below anyone alive when the numbers were first issued (1984).
 _EARLIEST_BIRTH = date(1850, 1, 1)
@@ -119,7 +120,8 @@ def uscc_problem(value: str) -> str | None:
 
 def _looks_like_resident_id(value: str) -> bool:
     # a lowercase x still counts, so the officer hears "X must be uppercase" about the right kind
-    return len(value) == 18 and set(value[:17]) <= _DIGITS and (value[17] in _DIGITS or value[17] in "Xx")
+    first = value[:17]
+    return len(value) == 18 and first.isascii() and first.isdigit() and value[17] in _RESIDENT_LAST
 
 
 def subject_problem(value: str, today: date | None = None) -> str | None:
@@ -145,9 +147,6 @@ def subject_problem(value: str, today: date | None = None) -> str | None:
     return None if problem is None else f"taken as a unified social credit code: {problem}"
 
 
-_RESIDENT_LAST = frozenset("0123456789Xx")
-
-
 def subject_kind(item_name: str | None) -> str | None:
     """What a catalog entry's subject item names, as its name says (R-17.2): `resident` (公民身份号码, 身份证号...),
     `organisation` (统一社会信用代码), or None when the name does not say."""
@@ -162,8 +161,8 @@ def subject_kind(item_name: str | None) -> str | None:
 
 def subject_kind_problem(value: str, kind: str) -> str | None:
     """None when `value` (a valid subject identifier, `subject_problem` says so) is of `kind`, else what it is
-    instead. Valid, it is ASCII: 17 digits and a digit or X is a resident identity number, as there."""
-    resident = value[:17].isdigit() and value[17:] in _RESIDENT_LAST
+    instead, judged by shape as `subject_problem` judges it."""
+    resident = _looks_like_resident_id(value)
     if kind == "resident" and not resident:
         return f"{value} is a unified social credit code, an organisation's, not a resident identity number"
     if kind == "organisation" and resident and uscc_problem(value) is not None:  # a few codes are all digits
